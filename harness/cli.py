@@ -1,0 +1,277 @@
+"""Command line: `sft-harness demo | run | validate | suites | report | gate | history`.
+
+Exit codes: 0 success, 1 a gate found a regression, 2 bad input or usage (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import HarnessError, SuiteError
+
+DEMO_SUITE = "support-faq"
+DEMO_STRATEGIES = "prompt,rag,sft,sft+rag"
+
+err = Console(stderr=True)
+out = Console()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+        err.print(f"[red]error:[/] {message} (see `{self.prog} --help`)", highlight=False)
+        raise SystemExit(2)
+
+
+def _quiet_libraries() -> None:
+    """Our progress bars are the only ones: library bars and warnings would bury them."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        import transformers
+
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_suites(args: argparse.Namespace) -> int:
+    from .suites import builtin_suite_names, builtin_suites_dir, validate
+
+    table = Table(title=f"built-in suites ({builtin_suites_dir()})")
+    for col in ("name", "task", "train", "test", "validation", "corpus", "metrics", "description"):
+        table.add_column(col, justify="right" if col in ("train", "test", "validation", "corpus") else "left")
+    for name in builtin_suite_names():
+        suite, problems = validate(name)
+        if suite is None:
+            table.add_row(name, "[red]invalid[/]", "", "", "", "", "", problems[0])
+            continue
+        s = suite.sizes()
+        table.add_row(name, suite.task, str(s["train"]), str(s["test"]), str(s["validation"]), str(s["corpus"]),
+                      ", ".join(suite.metrics), suite.description)
+    out.print(table)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .suites import validate
+
+    suite, problems = validate(args.suite)
+    if problems:
+        for p in problems:
+            out.print(p, highlight=False, soft_wrap=True)
+        err.print(f"[red]{len(problems)} problem(s)[/] in suite {args.suite}")
+        return 2
+    assert suite is not None
+    s = suite.sizes()
+    out.print(f"[green]ok[/] {suite.name}: {suite.task}, train {s['train']}, test {s['test']}, "
+              f"validation {s['validation']}, corpus {s['corpus']}, sha256 {suite.sha256[:12]}")
+    return 0
+
+
+def _load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"{p}: config file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise HarnessError(f"{p}: bad TOML: {e}") from None
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    from .runner import RunOptions
+
+    conf = _load_config(getattr(args, "config", None))
+    known = {"suite", "strategies", "model", "embedder", "out", "limit", "seed", "slice_by", "batch_size",
+             "gpu_hour_usd", "device", "trust_remote_code"}
+    unknown = sorted(set(conf) - known)
+    if unknown:
+        from strategies.base import did_you_mean
+
+        raise HarnessError(f"{args.config}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], sorted(known))}")
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(args, name, None)
+        return value if value is not None else conf.get(name, default)
+
+    suite = args.suite or conf.get("suite")
+    if not suite:
+        raise HarnessError("no suite given: `sft-harness run SUITE` (or `suite = ...` in --config)")
+    strategy_params: list[tuple[str, str | None, dict[str, Any]]] = []
+    spec = args.strategies
+    if spec is None and isinstance(conf.get("strategies"), list):  # [[strategies]] kind = "prompt" ...
+        for i, table in enumerate(conf["strategies"]):
+            table = dict(table)
+            if "kind" not in table:
+                raise HarnessError(f"{args.config}: [[strategies]] entry {i + 1} needs a 'kind'")
+            strategy_params.append((table.pop("kind"), table.pop("name", None), table))
+    elif spec is None:
+        spec = conf.get("strategies", "prompt")
+    slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])
+    if isinstance(slice_by, str):
+        slice_by = [s for s in slice_by.split(",") if s]
+    return RunOptions(
+        suite=suite,
+        strategies=spec or "",
+        model=pick("model", "smollm2-135m-instruct"),
+        embedder=pick("embedder", "all-minilm-l6-v2"),
+        out=Path(pick("out", "reports")),
+        limit=pick("limit", None),
+        seed=pick("seed", 0),
+        slice_by=tuple(slice_by),
+        batch_size=pick("batch_size", 16),
+        usd_per_hour=pick("gpu_hour_usd", None),
+        device=pick("device", None),
+        trust_remote_code=bool(args.trust_remote_code or conf.get("trust_remote_code", False)),
+        strategy_params=strategy_params,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    opts = _run_options(args)
+    run(opts, err)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .runner import RunOptions, run
+
+    opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_id="demo",
+                      seed=0, slice_by=("source",) if args.suite == DEMO_SUITE else ())
+    run(opts, err)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import history, report
+
+    run_dir = Path(args.run_dir)
+    paths = report.render_all(run_dir, history=history.load_history(run_dir.parent, report.load_run(run_dir).results["suite"]["name"]))
+    for p in paths:
+        out.print(f"wrote {p}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from . import gate
+
+    base_dir, base_strategy = gate.parse_run_ref(args.baseline)
+    cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
+    result = gate.gate(
+        (base_dir, base_strategy),
+        (cand_dir, cand_strategy),
+        metrics=args.metric or None,
+        max_drop=args.max_drop,
+        alpha=args.alpha,
+        allow_suite_change=args.allow_suite_change,
+    )
+    gate.render_gate(result, out)
+    if args.junit:
+        gate.write_junit(result, Path(args.junit))
+    if args.json:
+        gate.write_json(result, Path(args.json))
+    return 1 if result.regressions else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import history
+
+    history.print_history(Path(args.reports), args.suite, out)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sft-harness", description="Fine-tune, prompt or retrieve? Decide with evidence.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__import__('harness').__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    d = sub.add_parser("demo", help="the built-in comparison on the default models, offline")
+    d.add_argument("--suite", default=DEMO_SUITE)
+    d.add_argument("--strategies", default=DEMO_STRATEGIES)
+    d.add_argument("--out", default="reports")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run strategies on a suite and write a run folder")
+    r.add_argument("suite", nargs="?", help="suite folder or built-in name")
+    r.add_argument("--strategies", help="e.g. prompt,prompt:k=4:select=knn,rag:k=5,sft:epochs=3")
+    r.add_argument("--model", help="HF id, local folder, .gguf file or alias (default smollm2-135m-instruct)")
+    r.add_argument("--embedder", help="sentence-transformers model (default all-minilm-l6-v2)")
+    r.add_argument("--out", help="folder for run folders (default reports)")
+    r.add_argument("--limit", type=int, help="score only the first N test examples")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--config", help="run.toml with any of these options and [[strategies]] tables")
+    r.add_argument("--slice-by", dest="slice_by", type=lambda s: [x for x in s.split(",") if x], help="meta fields, e.g. source")
+    r.add_argument("--batch-size", dest="batch_size", type=int)
+    r.add_argument("--gpu-hour-usd", dest="gpu_hour_usd", type=float, help="price per device hour for cost figures")
+    r.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    r.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a suite; every problem with file:line")
+    v.add_argument("suite")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("suites", help="list the built-in suites")
+    s.set_defaults(func=cmd_suites)
+
+    rep = sub.add_parser("report", help="re-render reports of a run folder (no model)")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=cmd_report)
+
+    g = sub.add_parser("gate", help="baseline vs candidate run: exit 1 on a regression")
+    g.add_argument("baseline", help="RUN_DIR or RUN_DIR:STRATEGY")
+    g.add_argument("candidate", help="RUN_DIR or RUN_DIR:STRATEGY")
+    g.add_argument("--metric", action="append", help="metric to gate on (repeatable; default: the suite's)")
+    g.add_argument("--max-drop", dest="max_drop", type=float, default=0.0, help="tolerated absolute drop")
+    g.add_argument("--alpha", type=float, default=0.05)
+    g.add_argument("--junit", help="write JUnit XML here")
+    g.add_argument("--json", help="write the verdicts as JSON here")
+    g.add_argument("--allow-suite-change", action="store_true")
+    g.set_defaults(func=cmd_gate)
+
+    h = sub.add_parser("history", help="metric trends across runs (reports/index.jsonl)")
+    h.add_argument("suite", nargs="?")
+    h.add_argument("--reports", default="reports")
+    h.set_defaults(func=cmd_history)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return int(args.func(args))
+    except SuiteError as e:
+        for problem in e.problems:
+            err.print(problem, highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] suite has {len(e.problems)} problem(s); nothing was run", highlight=False)
+        return 2
+    except HarnessError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: decoded predictions are cached; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

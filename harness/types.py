@@ -1,0 +1,150 @@
+"""Core types shared by every part of the harness.
+
+Frozen dataclasses: a suite, an example, a prediction never change once built, so they can be
+hashed, cached and passed between strategies without defensive copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+Task = Literal["classification", "extraction", "qa", "generation"]
+TASKS: tuple[str, ...] = ("classification", "extraction", "qa", "generation")
+METRIC_NAMES: tuple[str, ...] = ("accuracy", "f1", "bleu", "rouge_l", "chrf", "exact_match")
+
+# A target is one reference string, several references, or a dict of fields (extraction).
+Target = Union[str, tuple[str, ...], dict[str, Any]]
+# A chat is what a chat template consumes: [{"role": "system"|"user"|"assistant", "content": str}].
+Message = dict[str, str]
+Chat = list[Message]
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    input: str
+    target: Target
+    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    doc_ids: tuple[str, ...] = ()
+
+    def references(self) -> tuple[str, ...]:
+        """The target as a tuple of reference strings (dict targets are serialised as JSON)."""
+        if isinstance(self.target, str):
+            return (self.target,)
+        if isinstance(self.target, tuple):
+            return self.target
+        import json
+
+        return (json.dumps(self.target, ensure_ascii=False, sort_keys=True),)
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop), "decoding": "greedy"}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    task: Task
+    instruction: str
+    labels: tuple[str, ...]  # classification: the label set
+    metrics: tuple[str, ...]  # the first one is the primary metric
+    generation: GenerationConfig
+    train: tuple[Example, ...]
+    test: tuple[Example, ...]
+    validation: tuple[Example, ...] = ()
+    corpus: tuple[Document, ...] = ()
+    description: str = ""
+    fields: tuple[str, ...] = ()  # extraction: the field names the JSON answer may use
+    path: Path | None = None
+    sha256: str = ""
+    # Hash of each part on its own, so caches can key on exactly what they depend on.
+    part_sha256: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def primary_metric(self) -> str:
+        return self.metrics[0]
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train": len(self.train),
+            "test": len(self.test),
+            "validation": len(self.validation),
+            "corpus": len(self.corpus),
+        }
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a strategy asks the shared engine to decode for one example.
+
+    `retrieved` carries the corpus document ids the strategy put into the prompt, so retrieval
+    is recorded on every prediction (DESIGN.md had `prompts()` return bare chats, which loses it).
+    """
+
+    messages: Chat
+    retrieved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One decoded output with its cost figures, as the engine returns it."""
+
+    text: str
+    latency_s: float
+    prompt_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    strategy: str
+    example_id: str
+    output: str
+    answer: Any  # what the metrics see: a label, a string, a dict, or None when unparseable
+    latency_s: float
+    prompt_tokens: int
+    output_tokens: int
+    retrieved: tuple[str, ...] = ()
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "example_id": self.example_id,
+            "output": self.output,
+            "answer": self.answer,
+            "latency_s": self.latency_s,
+            "prompt_tokens": self.prompt_tokens,
+            "output_tokens": self.output_tokens,
+            "retrieved": list(self.retrieved),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Prediction":
+        return cls(
+            strategy=d["strategy"],
+            example_id=d["example_id"],
+            output=d["output"],
+            answer=d.get("answer"),
+            latency_s=float(d.get("latency_s", 0.0)),
+            prompt_tokens=int(d.get("prompt_tokens", 0)),
+            output_tokens=int(d.get("output_tokens", 0)),
+            retrieved=tuple(d.get("retrieved") or ()),
+            error=d.get("error"),
+        )

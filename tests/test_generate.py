@@ -1,0 +1,80 @@
+"""The shared decoding engine on a tiny random model: batching must not change greedy output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.generate import Engine, truncate_at_stop
+from harness.models import load_generator
+from harness.types import GenerationConfig
+
+CHATS = [
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]
+    for q in [
+        "hi",
+        "What is the capital of France and why is it famous?",
+        "Name three colours.",
+        "A much longer question that goes on and on about many different things, to force padding in the batch.",
+        "ok",
+    ]
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    return load_generator(str(tiny_model_dir), device="cpu")
+
+
+def test_batched_equals_one_at_a_time(tiny) -> None:
+    config = GenerationConfig(max_new_tokens=12)
+    batched = Engine(tiny, batch_size=4).generate(CHATS, config)
+    single = Engine(tiny, batch_size=1).generate(CHATS, config)
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.output_tokens for g in batched] == [g.output_tokens for g in single]
+    assert all(g.output_tokens > 0 for g in batched)
+
+
+def test_results_keep_caller_order_and_count_prompt_tokens(tiny) -> None:
+    engine = Engine(tiny, batch_size=2)
+    gens = engine.generate(CHATS, GenerationConfig(max_new_tokens=4))
+    assert [g.prompt_tokens for g in gens] == [len(engine.encode(c)) for c in CHATS]
+    assert all(g.output_tokens <= 4 and g.latency_s > 0 for g in gens)
+
+
+def test_batches_sorted_by_length_and_capped() -> None:
+    from harness.generate import EncodedPrompt
+
+    class Fake:  # only the batching arithmetic is under test here
+        pass
+
+    engine = Engine.__new__(Engine)
+    engine.batch_size, engine.max_batch_tokens = 3, 10
+    items = [EncodedPrompt(i, [0] * n) for i, n in enumerate([1, 5, 2, 4, 3, 1])]
+    batches = engine.batches(items)
+    lengths = [[len(e.ids) for e in b] for b in batches]
+    assert lengths == [[5, 4], [3, 2, 1], [1]]  # 5*3 > 10 tokens, so the first batch stops at two
+
+
+def test_on_batch_reports_every_example_once(tiny) -> None:
+    seen: list[int] = []
+    Engine(tiny, batch_size=2).generate(CHATS, GenerationConfig(max_new_tokens=3), on_batch=lambda idx, gens: seen.extend(idx))
+    assert sorted(seen) == list(range(len(CHATS)))
+
+
+def test_stop_strings() -> None:
+    assert truncate_at_stop("an answer\nQuestion: next", ["\nQuestion:"]) == "an answer"
+    assert truncate_at_stop("abc", ["x", ""]) == "abc"
+    assert truncate_at_stop("a.b.c", [".", "b"]) == "a"
+
+
+def test_engine_stops_at_stop_string(tiny) -> None:
+    engine = Engine(tiny, batch_size=2)
+    free = engine.generate(CHATS[:2], GenerationConfig(max_new_tokens=12))
+    # Stop at the second character of each free output: the text must end before it.
+    stops = tuple(g.text[1:3] for g in free if len(g.text) > 3)
+    stopped = engine.generate(CHATS[:2], GenerationConfig(max_new_tokens=12, stop=stops))
+    for f, s in zip(free, stopped, strict=True):
+        assert len(s.text) <= len(f.text)
+        assert not any(stop in s.text for stop in stops if stop)

