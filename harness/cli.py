@@ -78,7 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     assert suite is not None
     s = suite.sizes()
     out.print(f"[green]ok[/] {suite.name}: {suite.task}, train {s['train']}, test {s['test']}, "
-              f"validation {s['validation']}, corpus {s['corpus']}, sha256 {suite.sha256[:12]}")
+              f"validation {s['validation']}, corpus {s['corpus']}, sha256 {suite.sha256[:12]}", soft_wrap=True)
     return 0
 
 
@@ -155,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .runner import RunOptions, run
 
     opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_id="demo",
-                      seed=0, slice_by=("source",) if args.suite == DEMO_SUITE else ())
+                      seed=0, slice_by=("category",) if args.suite == DEMO_SUITE else ())
     run(opts, err)
     return 0
 
