@@ -1,0 +1,474 @@
+"""Answer extraction and metrics, defined once for the whole harness.
+
+Two steps, kept apart:
+
+1. `extract_answer` turns a raw model output into what the metrics see (a label, a dict of
+   fields, a string), or None when the output is unusable. None is "invalid": it is scored as
+   a wrong answer, never a crash.
+2. Every metric is a pair of pure functions: `metric_stats` gives one row of sufficient
+   statistics per example, and `aggregate` turns any subset or resample of those rows into the
+   corpus value. The bootstrap and the slices then only index rows, which is both cheap and
+   exact (corpus BLEU of a resample is BLEU of the resample, not a mean of sentence BLEUs).
+
+Scales: accuracy, f1, rouge_l, exact_match lie in [0, 1]; bleu and chrf in [0, 100] as in
+sacrebleu. Every metric is higher-is-better. Aggregating zero rows gives NaN (undefined).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from typing import Any
+
+import numpy as np
+
+from harness.types import METRIC_NAMES, Example
+
+METRIC_SCALE: dict[str, float] = {
+    "accuracy": 1.0,
+    "f1": 1.0,
+    "bleu": 100.0,
+    "rouge_l": 1.0,
+    "chrf": 100.0,
+    "exact_match": 1.0,
+}
+HIGHER_IS_BETTER: dict[str, bool] = {name: True for name in METRIC_NAMES}
+
+# Column meaning of the classification rows used by macro-F1: gold and predicted label index,
+# -1 for "not in the label set" (an invalid answer, or a gold label the suite does not list).
+_NO_LABEL = -1
+
+
+def _check_metric(name: str) -> None:
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}")
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def normalize_label(text: str) -> str:
+    """Case-, whitespace-, punctuation- and underscore-insensitive form of a label."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("_", " ").replace("-", " ")
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return " ".join(text.split())
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1 normalisation: lower, drop punctuation and articles, collapse whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCT)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+_PUNCT = frozenset(string.punctuation)
+
+
+def _normalize_value(value: Any) -> str:
+    """A field value as a comparable string: casefolded, whitespace collapsed, numbers canonical."""
+    text = " ".join(_value_to_str(value).casefold().split())
+    # "42", "42.0" and 42 are the same number; leave anything that is not a plain number alone.
+    if re.fullmatch(r"[-+]?\d+(\.\d+)?", text):
+        number = float(text)
+        if math.isfinite(number):
+            text = str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
+    return text
+
+
+def _normalize_field(name: str) -> str:
+    return " ".join(str(name).casefold().replace("_", " ").replace("-", " ").split())
+
+
+def _value_to_str(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    # Nested values compare by their canonical JSON text.
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _as_text(answer: Any) -> str:
+    """What text metrics (BLEU, chrF, ROUGE-L, token F1) see for an answer; invalid is ''."""
+    if answer is None:
+        return ""
+    if isinstance(answer, str):
+        return answer
+    if isinstance(answer, dict):
+        return json.dumps(answer, ensure_ascii=False, sort_keys=True)
+    return str(answer)
+
+
+def _references(example: Example) -> tuple[str, ...]:
+    refs = tuple(r for r in example.references() if r is not None)
+    return refs or ("",)  # no reference at all scores like an empty one instead of crashing
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def extract_answer(
+    output: str | None, task: str, labels: Sequence[str] = (), fields: Sequence[str] = ()
+) -> Any | None:
+    """What the metrics see for one raw output; None when the output is invalid.
+
+    classification: the label the output names (see `_find_label`).
+    extraction: the first JSON object in the output, values as strings (see `parse_json_object`);
+        when `fields` is given, keys are matched to those names case-insensitively and other
+        keys are dropped (the suite's fields define what is scored).
+    qa / generation: the stripped output ('' is invalid).
+    """
+    if output is None:
+        return None
+    if task == "classification":
+        if not labels:
+            return output.strip() or None
+        return _find_label(output, labels)
+    if task == "extraction":
+        obj = parse_json_object(output)
+        if obj is None:
+            return None
+        return _restrict_fields(obj, fields)
+    if task in ("qa", "generation"):
+        return output.strip() or None
+    raise ValueError(f"unknown task {task!r}")
+
+
+def _find_label(output: str, labels: Sequence[str]) -> str | None:
+    """The label an output names.
+
+    1. The whole normalised output equals a normalised label.
+    2. Otherwise the labels that occur as whole words in the output; a match lying inside a
+       longer matching label ("positive" inside "very positive", "spam" inside "not spam") is
+       dropped; of the rest, the earliest wins (models state the answer first and explain
+       after), and at the same position the longest.
+    """
+    norm_out = normalize_label(output)
+    norm_labels = [(normalize_label(label), label) for label in labels]
+    for norm, label in norm_labels:
+        if norm and norm == norm_out:
+            return label
+    spans: list[tuple[int, int, str]] = []  # (start, end, label) of every whole-word occurrence
+    for norm, label in norm_labels:
+        if not norm:
+            continue
+        for m in re.finditer(r"(?<!\S)" + re.escape(norm) + r"(?!\S)", norm_out):
+            spans.append((m.start(), m.end(), label))
+    kept = [
+        s
+        for s in spans
+        if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)
+    ]
+    if not kept:
+        return None
+    kept.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    return kept[0][2]
+
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+
+
+def parse_json_object(text: str) -> dict[str, str] | None:
+    """The first JSON object in `text` (inside ```json fences or among prose), values as strings.
+
+    A single trailing comma before a closing bracket is tolerated. None when no object parses.
+    """
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    for chunk in candidates:
+        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
+            obj = _decode_at(decoder, chunk, start)
+            if isinstance(obj, dict):
+                return {str(k): _value_to_str(v) for k, v in obj.items()}
+    return None
+
+
+def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> Any:
+    try:
+        return decoder.raw_decode(text, start)[0]
+    except json.JSONDecodeError:
+        pass
+    # Retry with trailing commas removed, up to the first closing brace that makes it parse.
+    for end in (i for i, ch in enumerate(text) if ch == "}" and i > start):
+        fixed = _TRAILING_COMMA.sub(r"\1", text[start : end + 1])
+        try:
+            return json.loads(fixed)
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def _restrict_fields(obj: dict[str, str], fields: Sequence[str]) -> dict[str, str]:
+    if not fields:
+        return obj
+    by_norm = {_normalize_field(f): f for f in fields}
+    out: dict[str, str] = {}
+    for key, value in obj.items():
+        name = by_norm.get(_normalize_field(key))
+        if name is not None and name not in out:
+            out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- per-example scores
+
+
+def squad_f1(prediction: str, ground_truth: str) -> float:
+    """SQuAD v1.1 token F1."""
+    pred_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(ground_truth).split()
+    num_same = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred_tokens)
+    recall = num_same / len(gold_tokens)
+    return (2 * precision * recall) / (precision + recall)
+
+
+def _rouge_tokens(text: str) -> list[str]:
+    # rouge-score's default tokenizer (lowercase, alphanumeric runs, no stemming), but
+    # Unicode-aware so non-English words are kept instead of dropped.
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    if len(a) < len(b):
+        a, b = b, a
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure (beta = 1) on tokens, as rouge-score's `rougeL` fmeasure."""
+    pred, ref = _rouge_tokens(prediction), _rouge_tokens(reference)
+    if not pred or not ref:
+        return 0.0
+    lcs = _lcs_length(pred, ref)
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(pred), lcs / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _pairs(d: Any) -> set[tuple[str, str]]:
+    """(field, value) pairs of an extraction answer or target; empty values are absent fields."""
+    if isinstance(d, str):
+        try:
+            d = json.loads(d)
+        except json.JSONDecodeError:
+            return set()
+    if not isinstance(d, dict):
+        return set()
+    pairs = {(_normalize_field(k), _normalize_value(v)) for k, v in d.items()}
+    return {p for p in pairs if p[1] != ""}
+
+
+def _label_index(labels: Sequence[str]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        index.setdefault(normalize_label(label), i)
+    return index
+
+
+def _gold_label(example: Example) -> str:
+    target = example.target
+    if isinstance(target, tuple):
+        return target[0] if target else ""
+    return str(target)
+
+
+def _classification_rows(
+    answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str]
+) -> np.ndarray:
+    index = _label_index(labels)
+    rows = np.full((len(examples), 2), _NO_LABEL, dtype=np.float64)
+    for i, (answer, example) in enumerate(zip(answers, examples, strict=True)):
+        rows[i, 0] = index.get(normalize_label(_gold_label(example)), _NO_LABEL)
+        if isinstance(answer, str):
+            rows[i, 1] = index.get(normalize_label(answer), _NO_LABEL)
+    return rows
+
+
+def _correct(task: str, answer: Any, example: Example) -> bool:
+    """Exact match, the per-example notion of 'correct' shared by accuracy and McNemar."""
+    if answer is None:
+        return False
+    if task == "classification":
+        return isinstance(answer, str) and normalize_label(answer) == normalize_label(_gold_label(example))
+    if task == "extraction":
+        return isinstance(answer, (dict, str)) and _pairs(answer) == _pairs(example.target)
+    norm = normalize_answer(_as_text(answer))
+    return any(norm == normalize_answer(ref) for ref in _references(example))
+
+
+# --------------------------------------------------------------------------- sacrebleu
+
+
+@lru_cache(maxsize=1)
+def _bleu() -> Any:
+    from sacrebleu.metrics import BLEU
+
+    return BLEU()  # the settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4
+
+
+@lru_cache(maxsize=1)
+def _chrf() -> Any:
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()  # the settings of sacrebleu.corpus_chrf: char order 6, beta 2, no words
+
+
+def _sacrebleu_rows(metric: Any, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
+    """sacrebleu's own per-segment sufficient statistics (the ones its corpus score sums)."""
+    hyps = [_as_text(a) for a in answers]
+    refs = [_references(e) for e in examples]
+    if not hyps:
+        return np.zeros((0, len(metric._extract_corpus_statistics([""], [[""]])[0])))
+    # sacrebleu takes reference streams; a missing reference in a stream is None.
+    width = max(len(r) for r in refs)
+    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
+    stats = metric._extract_corpus_statistics(hyps, streams)
+    return np.asarray(stats, dtype=np.float64)
+
+
+def _sacrebleu_score(metric: Any, stats: np.ndarray) -> float:
+    # Integer counts, as sacrebleu sums them, so the score is bit-identical to its corpus score.
+    summed = [int(round(x)) for x in stats.sum(axis=0)]
+    return float(metric._compute_score_from_stats(summed).score)
+
+
+# --------------------------------------------------------------------------- the two halves
+
+
+def metric_stats(
+    name: str,
+    task: str,
+    answers: Sequence[Any],
+    examples: Sequence[Example],
+    labels: Sequence[str] = (),
+) -> np.ndarray:
+    """Per-example sufficient statistics, shape (n_examples, d).
+
+    accuracy, exact_match: [correct]; f1 (qa/generation): [token F1]; rouge_l: [ROUGE-L F];
+    f1 (classification): [gold index, predicted index] (-1 = not a label: invalid answer);
+    f1 (extraction): [tp, fp, fn] of (field, value) pairs;
+    bleu, chrf: sacrebleu's segment statistics.
+    """
+    _check_metric(name)
+    if len(answers) != len(examples):
+        raise ValueError(f"{len(answers)} answers for {len(examples)} examples")
+    if name in ("accuracy", "exact_match"):
+        return np.array(
+            [[_correct(task, a, e)] for a, e in zip(answers, examples, strict=True)], dtype=np.float64
+        ).reshape(-1, 1)
+    if name == "f1":
+        if task == "classification":
+            if not labels:
+                raise ValueError("macro-F1 for classification needs the suite's label set")
+            return _classification_rows(answers, examples, labels)
+        if task == "extraction":
+            rows = []
+            for a, e in zip(answers, examples, strict=True):
+                pred = _pairs(a) if a is not None else set()
+                gold = _pairs(e.target)
+                rows.append([len(pred & gold), len(pred - gold), len(gold - pred)])
+            return np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return np.array(
+            [
+                max(squad_f1(_as_text(a), r) for r in _references(e)) if a is not None else 0.0
+                for a, e in zip(answers, examples, strict=True)
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 1)
+    if name == "rouge_l":
+        return np.array(
+            [
+                max(rouge_l(_as_text(a), r) for r in _references(e)) if a is not None else 0.0
+                for a, e in zip(answers, examples, strict=True)
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 1)
+    if name == "bleu":
+        return _sacrebleu_rows(_bleu(), answers, examples)
+    return _sacrebleu_rows(_chrf(), answers, examples)  # chrf
+
+
+def aggregate(name: str, task: str, stats: np.ndarray, labels: Sequence[str] = ()) -> float:
+    """The corpus value of `name` from rows of `metric_stats` (any subset or resample)."""
+    _check_metric(name)
+    stats = np.asarray(stats, dtype=np.float64)
+    if stats.shape[0] == 0:
+        return math.nan
+    if name == "f1" and task == "classification":
+        return _macro_f1(stats, len(labels))
+    if name == "f1" and task == "extraction":
+        tp, fp, fn = stats.sum(axis=0)
+        denom = 2 * tp + fp + fn
+        return float(2 * tp / denom) if denom > 0 else 0.0  # nothing gold, nothing predicted: 0
+    if name == "bleu":
+        return _sacrebleu_score(_bleu(), stats)
+    if name == "chrf":
+        return _sacrebleu_score(_chrf(), stats)
+    return float(stats[:, 0].mean())
+
+
+def _macro_f1(stats: np.ndarray, n_labels: int) -> float:
+    """Macro-F1 over the whole label set, as sklearn's f1_score(average="macro", labels=...,
+    zero_division=0): a label never predicted and never gold has F1 0 and still counts in the
+    average; an invalid answer (-1) is a false negative for its gold label and a false positive
+    for none; a gold label outside the set (-1) is no class's true positive or false negative
+    (the label predicted for it still gets a false positive)."""
+    if n_labels == 0:
+        raise ValueError("macro-F1 for classification needs the suite's label set")
+    gold = stats[:, 0].astype(np.int64)
+    pred = stats[:, 1].astype(np.int64)
+    valid_gold, valid_pred = gold[gold >= 0], pred[pred >= 0]
+    true_sum = np.bincount(valid_gold, minlength=n_labels)[:n_labels]
+    pred_sum = np.bincount(valid_pred, minlength=n_labels)[:n_labels]
+    hit = gold[(gold == pred) & (gold >= 0)]
+    tp = np.bincount(hit, minlength=n_labels)[:n_labels]
+    denom = (true_sum + pred_sum).astype(np.float64)
+    f = np.divide(2.0 * tp, denom, out=np.zeros(n_labels), where=denom > 0)
+    return float(f.mean())
+
+
+def aggregator(name: str, task: str, labels: Sequence[str] = ()) -> Callable[[np.ndarray], float]:
+    """`aggregate` with the metric fixed: the callable the bootstrap resamples."""
+    _check_metric(name)
+    return partial(aggregate, name, task, labels=tuple(labels))
+
+
+def compute(
+    name: str,
+    task: str,
+    answers: Sequence[Any],
+    examples: Sequence[Example],
+    labels: Sequence[str] = (),
+) -> float:
+    """The corpus value of one metric."""
+    return aggregate(name, task, metric_stats(name, task, answers, examples, labels), labels)
+
+
+def correct_vector(
+    task: str, answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str] = ()
+) -> np.ndarray:
+    """Per-example correctness (exact match; for classification the gold label) as bools."""
+    del labels  # correctness compares with the gold label itself; kept for a uniform signature
+    return np.array([_correct(task, a, e) for a, e in zip(answers, examples, strict=True)], dtype=bool)

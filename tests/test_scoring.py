@@ -1,0 +1,275 @@
+"""harness.scoring on small synthetic suites: per-strategy scores, comparisons, cost, recommendation."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from harness import metrics as M
+from harness.scoring import compare_strategies, cost_summary, recommend, score_strategy
+from harness.stats import holm, mcnemar_exact
+from harness.types import Example, GenerationConfig, Prediction, Suite
+
+LABELS = ("billing", "bug", "feature", "other")
+
+
+def _suite(task: str = "classification", metrics: tuple[str, ...] = ("accuracy", "f1")) -> Suite:
+    return Suite(
+        name="synthetic",
+        task=task,  # type: ignore[arg-type]
+        instruction="",
+        labels=LABELS if task == "classification" else (),
+        metrics=metrics,
+        generation=GenerationConfig(),
+        train=(),
+        test=(),
+    )
+
+
+def _examples(n: int = 120, seed: int = 0) -> list[Example]:
+    rng = random.Random(seed)
+    return [
+        Example(
+            id=f"t{i}",
+            input=f"ticket {i}",
+            target=rng.choice(LABELS),
+            meta={"source": "web" if i % 3 else "mail", "tier": i % 2},
+        )
+        for i in range(n)
+    ]
+
+
+def _predict(strategy: str, examples: list[Example], p_correct: float, seed: int) -> list[Prediction]:
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        answer = e.target if rng.random() < p_correct else rng.choice([x for x in LABELS if x != e.target])
+        out.append(
+            Prediction(
+                strategy=strategy,
+                example_id=e.id,
+                output=str(answer),
+                answer=answer,
+                latency_s=0.1 + rng.random(),
+                prompt_tokens=50,
+                output_tokens=3,
+            )
+        )
+    return out
+
+
+def test_score_strategy_values_intervals_invalid_and_slices() -> None:
+    suite, examples = _suite(), _examples()
+    preds = _predict("prompt", examples, 0.6, 1)
+    preds[0] = Prediction(
+        strategy="prompt",
+        example_id=examples[0].id,
+        output="",
+        answer=None,
+        latency_s=0.0,
+        prompt_tokens=0,
+        output_tokens=0,
+        error="CUDA out of memory",
+    )
+    preds[1] = Prediction(**{**preds[1].to_json(), "answer": None, "retrieved": ()})  # unparseable
+    del preds[2]  # missing
+
+    res = score_strategy(suite, examples, preds, seed=0, slice_by=("source", "tier", "absent"))
+    json.dumps(res, allow_nan=False)  # strict JSON
+
+    answers = [None, None, None] + [p.answer for p in preds[2:]]
+    assert res["n"] == 120
+    assert res["errors"] == 2
+    assert res["invalid_rate"] == pytest.approx(3 / 120)
+    for m in ("accuracy", "f1"):
+        want = M.compute(m, "classification", answers, examples, LABELS)
+        assert res["metrics"][m]["value"] == want
+        lo, hi = res["metrics"][m]["ci"]
+        assert lo <= want <= hi and lo < hi
+    assert res == score_strategy(suite, examples, preds, seed=0, slice_by=("source", "tier", "absent"))
+
+    web = [i for i, e in enumerate(examples) if e.meta["source"] == "web"]
+    assert res["slices"]["source"]["web"]["n"] == len(web)
+    assert res["slices"]["source"]["mail"]["n"] + len(web) == 120
+    assert res["slices"]["source"]["web"]["metrics"]["f1"] == pytest.approx(
+        M.compute("f1", "classification", [answers[i] for i in web], [examples[i] for i in web], LABELS)
+    )
+    assert set(res["slices"]["tier"]) == {"0", "1"}
+    assert res["slices"]["absent"] == {
+        "(missing)": {
+            "n": 120,
+            "metrics": {"accuracy": res["metrics"]["accuracy"]["value"], "f1": res["metrics"]["f1"]["value"]},
+        }
+    }
+
+
+def test_score_strategy_bleu_slices_are_corpus_bleu_of_the_slice() -> None:
+    import sacrebleu
+
+    suite = _suite("generation", ("bleu", "rouge_l"))
+    examples = [
+        Example(id=str(i), input="", target=f"the answer is number {i} today", meta={"half": i < 10})
+        for i in range(20)
+    ]
+    preds = [
+        Prediction(
+            strategy="s",
+            example_id=str(i),
+            output="",
+            answer=f"the answer is {i} today",
+            latency_s=0.1,
+            prompt_tokens=1,
+            output_tokens=1,
+        )
+        for i in range(20)
+    ]
+    res = score_strategy(suite, examples, preds, seed=0, slice_by=("half",))
+    first = sacrebleu.corpus_bleu(
+        [f"the answer is {i} today" for i in range(10)],
+        [[f"the answer is number {i} today" for i in range(10)]],
+    ).score
+    assert res["slices"]["half"]["true"]["metrics"]["bleu"] == first
+
+
+def test_compare_strategies_pairs_metrics_holm_and_mcnemar() -> None:
+    suite, examples = _suite(), _examples(150)
+    by = {
+        "prompt": _predict("prompt", examples, 0.45, 1),
+        "rag": _predict("rag", examples, 0.55, 2),
+        "sft": _predict("sft", examples, 0.9, 3),
+    }
+    by["rag"] = by["rag"][:-10]  # rag lacks 10 examples: its pairs use the 140 both have
+    rows = compare_strategies(suite, examples, by, seed=0, n_resamples=500)
+    json.dumps(rows, allow_nan=False)
+    assert [(r["a"], r["b"], r["metric"]) for r in rows] == [
+        (a, b, m)
+        for a, b in (("prompt", "rag"), ("prompt", "sft"), ("rag", "sft"))
+        for m in ("accuracy", "f1")
+    ]
+    by_key = {(r["a"], r["b"], r["metric"]): r for r in rows}
+    assert by_key[("prompt", "rag", "f1")]["n"] == 140
+    assert by_key[("prompt", "sft", "f1")]["n"] == 150
+
+    ps = by_key[("prompt", "sft", "accuracy")]
+    correct = {
+        s: M.correct_vector("classification", [p.answer for p in by[s]], examples[: len(by[s])]) for s in by
+    }
+    assert ps["diff"] == pytest.approx(correct["prompt"].mean() - correct["sft"].mean())
+    assert ps["mcnemar_p"] == ps["p_value"] == mcnemar_exact(correct["prompt"], correct["sft"])
+    assert ps["test"] == "mcnemar_exact"
+    assert ps["ci"][1] < 0 and ps["significant"]
+    for m in ("accuracy", "f1"):
+        group = [r for r in rows if r["metric"] == m]
+        assert [r["p_holm"] for r in group] == holm([r["p_value"] for r in group])
+        assert all(r["significant"] == (r["p_holm"] < 0.05) for r in group)
+    assert by_key[("prompt", "sft", "f1")]["test"] == "paired_bootstrap"
+    assert "mcnemar_p" not in by_key[("prompt", "sft", "f1")]
+
+
+def test_cost_summary() -> None:
+    preds = [
+        Prediction(
+            strategy="s",
+            example_id=str(i),
+            output="",
+            answer=None,
+            latency_s=float(i),
+            prompt_tokens=10 * i,
+            output_tokens=i,
+        )
+        for i in range(1, 11)
+    ]
+    c = cost_summary(
+        preds, prepare_s=3600.0, predict_s=20.0, training_tokens=5000, usd_per_hour=2.0, n_correct=4
+    )
+    assert c["examples_per_s"] == 0.5
+    assert c["latency_p50_s"] == pytest.approx(5.5)
+    assert c["latency_p95_s"] == pytest.approx(float(np.percentile(np.arange(1, 11), 95)))
+    assert c["prompt_tokens_per_example"] == 55.0 and c["output_tokens_per_example"] == 5.5
+    assert c["training_usd"] == pytest.approx(2.0)
+    assert c["usd_per_1k_requests"] == pytest.approx(2.0 * 20 / 3600 / 10 * 1000)
+    assert c["usd_per_correct"] == pytest.approx((2.0 + 2.0 * 20 / 3600) / 4)
+    free = cost_summary(preds, prepare_s=0.0, predict_s=20.0)
+    assert (
+        free["usd_per_1k_requests"] is None
+        and free["training_usd"] is None
+        and free["usd_per_correct"] is None
+    )
+    assert free["training_tokens"] == 0
+    assert set(c) == {
+        "prepare_s",
+        "predict_s",
+        "examples_per_s",
+        "latency_p50_s",
+        "latency_p95_s",
+        "prompt_tokens_per_example",
+        "output_tokens_per_example",
+        "training_tokens",
+        "usd_per_1k_requests",
+        "training_usd",
+        "usd_per_correct",
+    }
+
+
+def _scored(
+    suite: Suite,
+    examples: list[Example],
+    by: dict[str, list[Prediction]],
+    seconds: dict[str, tuple[float, float]],
+) -> tuple[dict, list]:
+    strategies = {}
+    for s, preds in by.items():
+        strategies[s] = score_strategy(suite, examples, preds, seed=0, n_resamples=300)
+        strategies[s]["cost"] = cost_summary(preds, prepare_s=seconds[s][0], predict_s=seconds[s][1])
+    return strategies, compare_strategies(suite, examples, by, seed=0, n_resamples=300)
+
+
+def test_recommend_a_significantly_better_strategy() -> None:
+    suite, examples = _suite("classification", ("f1", "accuracy")), _examples(150)
+    by = {"prompt": _predict("prompt", examples, 0.4, 1), "sft": _predict("sft", examples, 0.9, 2)}
+    strategies, comps = _scored(suite, examples, by, {"prompt": (0.0, 30.0), "sft": (900.0, 30.0)})
+    rec = recommend(strategies, comps, "f1")
+    assert rec["winner"] == "sft" and rec["runner_up"] == "prompt" and rec["metric"] == "f1"
+    assert rec["significant"] is True
+    assert rec["margin"] == pytest.approx(
+        strategies["sft"]["metrics"]["f1"]["value"] - strategies["prompt"]["metrics"]["f1"]["value"]
+    )
+    assert rec["text"].startswith("Use sft") and "significant difference" in rec["text"]
+    assert "900 s to prepare" in rec["text"]
+
+
+def test_recommend_the_cheaper_strategy_when_there_is_no_significant_difference() -> None:
+    suite, examples = _suite(), _examples(80)
+    base = _predict("sft", examples, 0.7, 1)
+    # rag: the same answers except three more correct; far from significant, but higher.
+    rag = [Prediction(**{**p.to_json(), "strategy": "rag", "retrieved": ()}) for p in base]
+    fixed = 0
+    for i, (p, e) in enumerate(zip(rag, examples, strict=True)):
+        if p.answer != e.target and fixed < 3:
+            rag[i] = Prediction(**{**p.to_json(), "answer": e.target, "retrieved": ()})
+            fixed += 1
+    by = {"rag": rag, "prompt": base}
+    strategies, comps = _scored(suite, examples, by, {"rag": (120.0, 60.0), "prompt": (0.0, 40.0)})
+    assert strategies["rag"]["metrics"]["f1"]["value"] > strategies["prompt"]["metrics"]["f1"]["value"]
+    rec = recommend(strategies, comps, "f1")
+    assert rec["winner"] == "prompt" and rec["runner_up"] == "rag"
+    assert rec["significant"] is False and rec["margin"] < 0
+    assert "no significant difference" in rec["text"] and rec["text"].startswith("Use prompt")
+
+    # The same scores with the top scorer also the cheapest: it wins, said to be not significant.
+    strategies["rag"]["cost"] = cost_summary(rag, prepare_s=0.0, predict_s=10.0)
+    rec = recommend(strategies, comps, "f1")
+    assert rec["winner"] == "rag" and rec["significant"] is False and rec["margin"] > 0
+    assert "no significant difference" in rec["text"]
+
+
+def test_recommend_edge_cases() -> None:
+    assert recommend({}, [], "f1")["winner"] is None
+    one = {"prompt": {"metrics": {"f1": {"value": 0.5, "ci": [0.4, 0.6]}}}}
+    rec = recommend(one, [], "f1")
+    assert rec["winner"] == "prompt" and rec["runner_up"] is None and rec["significant"] is False
+    none_scored = {"prompt": {"metrics": {"f1": {"value": None, "ci": [None, None]}}}}
+    assert recommend(none_scored, [], "f1")["winner"] is None
