@@ -52,16 +52,21 @@ def cmd_suites(args: argparse.Namespace) -> int:
     from .suites import builtin_suite_names, builtin_suites_dir, validate
 
     table = Table(title=f"built-in suites ({builtin_suites_dir()})")
-    for col in ("name", "task", "train", "test", "validation", "corpus", "metrics", "description"):
-        table.add_column(col, justify="right" if col in ("train", "test", "validation", "corpus") else "left")
+    # Names and numbers never wrap (scripts grep them); the description folds on narrow terminals.
+    for col in ("name", "task", "train", "test", "valid", "corpus"):
+        table.add_column(col, no_wrap=True, justify="right" if col in ("train", "test", "valid", "corpus") else "left")
+    table.add_column("metrics", no_wrap=True)
+    wide = out.width >= 120  # the description only fits on a wide terminal
+    if wide:
+        table.add_column("description", overflow="fold", ratio=1)
     for name in builtin_suite_names():
         suite, problems = validate(name)
         if suite is None:
-            table.add_row(name, "[red]invalid[/]", "", "", "", "", "", problems[0])
+            table.add_row(name, "[red]invalid[/]", "", "", "", "", problems[0], *([""] if wide else []))
             continue
         s = suite.sizes()
         table.add_row(name, suite.task, str(s["train"]), str(s["test"]), str(s["validation"]), str(s["corpus"]),
-                      ", ".join(suite.metrics), suite.description)
+                      ",".join(suite.metrics), *([suite.description] if wide else []))
     out.print(table)
     return 0
 

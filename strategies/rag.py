@@ -1,0 +1,138 @@
+"""`rag`: the base model with passages retrieved from the suite's corpus.
+
+The retrieval part is a reusable `Retriever`, so `sft+rag` gets exactly the same passages:
+
+    retriever = Retriever()
+    fp = retriever.prepare(suite, ctx, k=3, chunk_tokens=128, overlap=32, budget_tokens=768,
+                           hnsw_threshold=20000)        # builds or loads the cached index;
+                                                        # raises HarnessError without a corpus
+    self._artifacts["index"] = fp                       # so predictions re-key when the index changes
+    for ex, (passages, doc_ids) in zip(examples, retriever.passages_for([ex.input for ex in examples])):
+        Prompt(build_messages(suite, ex.input, passages=passages), retrieved=doc_ids)
+    retriever.details()   # {"retrieval": {"k", "recall_at_k", "index": {...}}} for results.json
+
+`passages_for` searches all texts in one batch and fits the top-k passages into `budget_tokens`
+of the GENERATOR's tokens (ctx.generator.tokenizer); `doc_ids` are the documents actually put in
+the prompt. `recall_at_k` is measured on the suite's test examples that carry gold `doc_ids`
+(None when none do), over the top-k retrieved before the budget cut, so it rates the retriever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from harness.context import RunContext
+from harness.errors import HarnessError
+from harness.prompting import Passage, build_messages
+from harness.retrieval import Hit, RetrievalIndex, build_index, fit_passages, recall_at_k
+from harness.types import Example, Prompt, Suite
+
+from .base import Strategy
+
+
+class Retriever:
+    """Index a suite's corpus once; then turn inputs into budgeted passages."""
+
+    def __init__(self) -> None:
+        self.index: RetrievalIndex | None = None
+        self.k = 0
+        self.budget_tokens = 0
+        self.recall: float | None = None
+        self._count_tokens: Any = None
+        self._hits: dict[str, list[Hit]] = {}  # query text -> hits: prepare's recall search is reused
+
+    def prepare(
+        self,
+        suite: Suite,
+        ctx: RunContext,
+        *,
+        k: int,
+        chunk_tokens: int,
+        overlap: int,
+        budget_tokens: int,
+        hnsw_threshold: int,
+    ) -> str:
+        """Build (or load) the index, measure recall@k on the test split; returns the index fingerprint."""
+        if not suite.corpus:
+            raise HarnessError(f"suite {suite.name} has no corpus: rag needs [corpus] in suite.toml")
+        if k < 1:
+            raise HarnessError(f"rag: k must be at least 1, got {k}")
+        if budget_tokens < 1:
+            raise HarnessError(f"rag: budget must be at least 1 token, got {budget_tokens}")
+        self.k, self.budget_tokens = k, budget_tokens
+        tokenizer = ctx.generator.tokenizer
+        self._count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+        with ctx.progress() as progress:
+            self.index = build_index(
+                suite.corpus,
+                ctx.embedder(),
+                embedder_name=ctx.embedder_name,
+                chunk_tokens=chunk_tokens,
+                overlap=overlap,
+                hnsw_threshold=hnsw_threshold,
+                cache_dir=ctx.cache_dir / "indexes",
+                progress=progress,
+            )
+        gold = [ex for ex in suite.test if ex.doc_ids]
+        if gold:
+            hits = self.search([ex.input for ex in gold])
+            self.recall = recall_at_k(hits, [ex.doc_ids for ex in gold], k)
+        return self.index.fingerprint
+
+    def search(self, texts: Sequence[str]) -> list[list[Hit]]:
+        """Top-k distinct documents per text; texts already searched are not embedded again."""
+        if self.index is None:
+            raise RuntimeError("Retriever.prepare() must run before search()")
+        new = list(dict.fromkeys(t for t in texts if t not in self._hits))
+        if new:
+            self._hits.update(zip(new, self.index.search(new, self.k), strict=True))
+        return [self._hits[t] for t in texts]
+
+    def passages_for(self, texts: Sequence[str]) -> list[tuple[list[Passage], tuple[str, ...]]]:
+        out = []
+        for hits in self.search(texts):
+            passages = fit_passages(hits, self._count_tokens, self.budget_tokens)
+            out.append((passages, tuple(p.doc_id for p in passages)))
+        return out
+
+    def details(self) -> dict[str, Any]:
+        info = self.index.info() if self.index is not None else {}
+        return {"retrieval": {"k": self.k, "recall_at_k": self.recall, "index": info}}
+
+
+class RagStrategy(Strategy):
+    kind = "rag"
+    options: ClassVar[dict[str, Any]] = {
+        "k": 3,
+        "chunk_tokens": 128,
+        "overlap": 32,
+        "budget": 768,
+        "hnsw_threshold": 20000,
+    }
+
+    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+        self.suite = suite
+        self.retriever = Retriever()
+        p = self.params
+        fp = self.retriever.prepare(
+            suite,
+            ctx,
+            k=int(p["k"]),
+            chunk_tokens=int(p["chunk_tokens"]),
+            overlap=int(p["overlap"]),
+            budget_tokens=int(p["budget"]),
+            hnsw_threshold=int(p["hnsw_threshold"]),
+        )
+        self._artifacts = {"index": fp}
+
+    def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
+        found = self.retriever.passages_for([ex.input for ex in examples])
+        return [
+            Prompt(build_messages(self.suite, ex.input, passages=passages), retrieved=doc_ids)
+            for ex, (passages, doc_ids) in zip(examples, found, strict=True)
+        ]
+
+    def details(self) -> dict[str, Any]:
+        retriever = getattr(self, "retriever", None)  # None before prepare()
+        return retriever.details() if retriever is not None else {}

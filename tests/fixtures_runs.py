@@ -1,0 +1,200 @@
+"""Small but realistic run folders (results.json + predictions.jsonl) for the report, gate and
+history tests.
+
+The numbers in results.json are computed from the predictions with harness.scoring (the same
+functions the runner uses), so a report or a gate that recomputes them must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import metrics, scoring
+from harness.types import Example, GenerationConfig, Prediction, Suite
+
+PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea>")
+LABELS = ("billing", "bug", "account")
+
+
+def make_suite(
+    examples: Sequence[Example],
+    *,
+    name: str = "ticket-triage",
+    task: str = "classification",
+    labels: Sequence[str] = LABELS,
+    metrics_: Sequence[str] = ("accuracy", "f1"),
+    sha256: str = "a" * 64,
+) -> Suite:
+    return Suite(
+        name=name, task=task, instruction="Route the ticket.", labels=tuple(labels), metrics=tuple(metrics_),
+        generation=GenerationConfig(max_new_tokens=16), train=(), test=tuple(examples), sha256=sha256,
+    )
+
+
+def write_run(
+    run_dir: Path,
+    suite: Suite,
+    answers: dict[str, Sequence[Any]],
+    *,
+    outputs: dict[str, Sequence[str]] | None = None,
+    errors: dict[str, dict[int, str]] | None = None,
+    run_id: str | None = None,
+    created: str = "2026-11-22T10:15:00+00:00",
+    model: str = "smollm2-135m-instruct",
+    slice_by: Sequence[str] = (),
+    extras: dict[str, dict[str, Any]] | None = None,
+    usd_per_hour: float | None = None,
+    n_resamples: int = 200,
+) -> Path:
+    """Write a run folder where strategy `s` answered `answers[s][i]` on `suite.test[i]`.
+
+    `answers[s]` may be shorter than the test split: the remaining examples get no prediction
+    (an interrupted strategy). `extras[s]` may set "training" / "retrieval" blocks.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    examples = list(suite.test)
+    outputs, errors, extras = outputs or {}, errors or {}, extras or {}
+    preds: dict[str, list[Prediction]] = {}
+    lines: list[dict[str, Any]] = []
+    for s_i, (name, ans) in enumerate(answers.items()):
+        preds[name] = []
+        for i, (example, answer) in enumerate(zip(examples, ans, strict=False)):  # short = interrupted
+            text = outputs.get(name, [None] * len(ans))[i]
+            err = errors.get(name, {}).get(i)
+            p = Prediction(
+                strategy=name, example_id=example.id,
+                output=text if text is not None else ("" if answer is None else json.dumps(answer) if isinstance(answer, dict) else str(answer)),
+                answer=None if err else answer, latency_s=0.05 + 0.01 * s_i + 0.001 * (i % 7),
+                prompt_tokens=40 + 20 * s_i + i % 5, output_tokens=3 + i % 3,
+                retrieved=("doc-1", "doc-2") if "retrieval" in extras.get(name, {}) else (), error=err,
+            )
+            preds[name].append(p)
+            target = example.target
+            lines.append({**p.to_json(), "input": example.input,
+                          "target": list(target) if isinstance(target, tuple) else target, "meta": example.meta})
+
+    strategies: dict[str, Any] = {}
+    for s_i, (name, ps) in enumerate(preds.items()):
+        scored = scoring.score_strategy(suite, examples, ps, seed=0, slice_by=slice_by, n_resamples=n_resamples)
+        by_id = {p.example_id: p for p in ps}
+        ans = [by_id[e.id].answer if e.id in by_id else None for e in examples]
+        n_correct = int(metrics.correct_vector(suite.task, ans, examples, suite.labels).sum())
+        extra = extras.get(name, {})
+        training = extra.get("training")
+        cost = scoring.cost_summary(
+            ps, prepare_s=12.0 * s_i, predict_s=sum(p.latency_s for p in ps),
+            training_tokens=int((training or {}).get("train_tokens") or 0),
+            usd_per_hour=usd_per_hour, n_correct=n_correct,
+        )
+        strategies[name] = {"name": name, "kind": name.split(":")[0], "params": {"k": s_i}, **scored, "cost": cost,
+                            "retrieval": extra.get("retrieval"), "training": training}
+    comparisons = scoring.compare_strategies(suite, examples, preds, seed=0, n_resamples=n_resamples)
+    results = {
+        "schema": "sft-harness/results/v1",
+        "run_id": run_id or run_dir.name,
+        "created": created,
+        "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": f"suites/{suite.name}",
+                  "sizes": {**suite.sizes(), "scored": len(examples)}, "labels": list(suite.labels),
+                  "fields": [], "metrics": list(suite.metrics), "primary_metric": suite.primary_metric,
+                  "instruction": suite.instruction},
+        "model": {"name": model, "resolved": "/models/x", "sha256": "b" * 64, "embedder": "all-minilm-l6-v2",
+                  "dtype": "float32", "device": "cpu"},
+        "decoding": {"max_new_tokens": 16, "stop": [], "decoding": "greedy", "batch_size": 8},
+        "seed": 0,
+        "limit": None,
+        "versions": {"sft-harness": "0.1.0", "python": "3.11.7"},
+        "device": {"type": "cpu", "name": "test cpu", "threads": 2},
+        "strategies": strategies,
+        "comparisons": comparisons,
+        "recommendation": scoring.recommend(strategies, comparisons, suite.primary_metric),
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return run_dir
+
+
+# --------------------------------------------------------------------------- ready-made runs
+
+
+def triage_examples(n: int = 60, labels: Sequence[str] = LABELS) -> list[Example]:
+    channels = ("email", "chat", "phone")
+    return [
+        Example(id=f"t{i:03d}", input=f"Ticket {i}: customer writes about issue #{i}.", target=labels[i % len(labels)],
+                meta={"channel": channels[i % 3]})
+        for i in range(n)
+    ]
+
+
+def answers_with_accuracy(examples: Sequence[Example], accuracy: float, *, seed: int, labels: Sequence[str] = LABELS,
+                          wrong_first: Sequence[int] = ()) -> list[str]:
+    """Labels that are right on round(accuracy * n) examples chosen by `seed`, wrong elsewhere.
+
+    `wrong_first`: examples forced wrong (so a test can control which examples two runs share)."""
+    n = len(examples)
+    order = [i for i in random.Random(seed).sample(range(n), n) if i not in set(wrong_first)]
+    right = set(order[: round(accuracy * n)])
+    out = []
+    for i, e in enumerate(examples):
+        gold = str(e.target)
+        out.append(gold if i in right else labels[(labels.index(gold) + 1) % len(labels)])
+    return out
+
+
+def triage_run(run_dir: Path, accuracies: dict[str, float], *, n: int = 60, sha256: str = "a" * 64,
+               run_id: str | None = None, created: str = "2026-11-22T10:15:00+00:00", seed: int = 0) -> Path:
+    examples = triage_examples(n)
+    suite = make_suite(examples, sha256=sha256)
+    answers = {name: answers_with_accuracy(examples, acc, seed=seed + k) for k, (name, acc) in enumerate(accuracies.items())}
+    return write_run(run_dir, suite, answers, run_id=run_id, created=created, slice_by=("channel",))
+
+
+def qa_run(run_dir: Path) -> Path:
+    """A qa run with f1/bleu/rouge_l, a retrieval strategy, a trained one and an error."""
+    facts = [("When is the office open?", "From 9 to 5 on weekdays."),
+             ("How do I reset my password?", "Use the reset link on the login page."),
+             ("Where do I send invoices?", "Send them to the billing address."),
+             ("Can I get a refund?", "Yes, within 30 days of purchase.")]
+    examples = [Example(id=f"q{i}", input=facts[i % 4][0] + f" ({i})", target=(facts[i % 4][1], "See the FAQ."),
+                        meta={"source": "faq" if i % 2 else "forum"}) for i in range(24)]
+    suite = make_suite(examples, name="support-faq", task="qa", labels=(), metrics_=("f1", "bleu", "rouge_l"))
+    gold = [e.target[0] for e in examples]
+    answers = {
+        "prompt": [g if i % 3 == 0 else "I am not sure, please contact support." for i, g in enumerate(gold)],
+        "rag": [g if i % 4 else g.split(",")[0] for i, g in enumerate(gold)],
+        "sft": [g if i % 2 == 0 else g.replace("the", "a") for i, g in enumerate(gold)],
+    }
+    extras = {
+        "rag": {"retrieval": {"k": 3, "recall_at_k": 0.875, "index": "flat"}},
+        "sft": {"training": {"loss_curve": [[s, 2.5 / (1 + 0.1 * s)] for s in range(0, 60, 5)],
+                             "val_loss": [[1, 1.2], [2, 0.9]], "tokens_per_s": 812.0, "padding_share": 0.02,
+                             "train_tokens": 21000, "adapter_path": "adapters/sft", "epochs": 2}},
+    }
+    return write_run(run_dir, suite, answers, errors={"prompt": {5: "CUDA out of memory"}}, slice_by=("source",),
+                     extras=extras, usd_per_hour=2.5)
+
+
+def payload_run(run_dir: Path) -> Path:
+    """Every string a suite or a model controls carries an HTML/JS payload."""
+    p0, p1, p2 = PAYLOADS
+    labels = (p0, p1, p2)
+    examples = [
+        Example(id=f"x{i}{p1 if i == 0 else ''}", input=f"{PAYLOADS[i % 3]} input {i}", target=labels[i % 3],
+                meta={f"src{p0}": PAYLOADS[(i + 1) % 3], "plain": "ok"})
+        for i in range(12)
+    ]
+    suite = make_suite(examples, name=f"suite{p0}", labels=labels, sha256="c" * 64)
+    gold = [str(e.target) for e in examples]
+    answers = {
+        f"sft{p1}": gold,
+        f"prompt{p2}": [g if i % 2 else labels[(labels.index(g) + 1) % 3] for i, g in enumerate(gold)],
+    }
+    outputs = {f"prompt{p2}": [f"{PAYLOADS[i % 3]} says {gold[i]}" for i in range(len(gold))]}
+    return write_run(run_dir, suite, answers, outputs=outputs, model=f"model{p1}", slice_by=(f"src{p0}",),
+                     errors={f"prompt{p2}": {3: f"failed {p0}"}},
+                     extras={f"sft{p1}": {"training": {"loss_curve": [[0, 2.0], [10, 1.0]], "epochs": 1}}})

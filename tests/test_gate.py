@@ -1,0 +1,186 @@
+"""The regression gate: verdicts, tolerance, suite checks, strategy pairing, JUnit and JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness import gate as G
+from harness.errors import HarnessError
+from tests.fixtures_runs import (
+    answers_with_accuracy,
+    make_suite,
+    qa_run,
+    triage_examples,
+    triage_run,
+    write_run,
+)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return triage_run(tmp_path_factory.mktemp("g") / "base", {"prompt": 0.5, "sft": 0.9})
+
+
+def results_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def drop_runs(root: Path, n: int, base_acc: float, extra_wrong: int) -> tuple[Path, Path]:
+    """Baseline right on base_acc * n examples; the candidate is the baseline with `extra_wrong`
+    of its right answers made wrong and nothing else changed."""
+    examples = triage_examples(n)
+    suite = make_suite(examples, metrics_=("accuracy",))
+    b = answers_with_accuracy(examples, base_acc, seed=3)
+    c = list(b)
+    flipped = 0
+    for i, e in enumerate(examples):
+        if flipped < extra_wrong and c[i] == e.target:
+            c[i] = "bug" if e.target != "bug" else "billing"
+            flipped += 1
+    return (write_run(root / "b", suite, {"sft": b}, n_resamples=100),
+            write_run(root / "c", suite, {"sft": c}, n_resamples=100))
+
+
+def test_identical_runs_pass(tmp_path: Path, base: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    report = G.gate(str(base), str(copy))
+    assert report.passed and not report.regressions and not report.improvements
+    assert [(c.pair, c.metric) for c in report.checks] == [
+        ("prompt", "accuracy"), ("prompt", "f1"), ("sft", "accuracy"), ("sft", "f1")]
+    assert all(c.diff == 0 and c.p_value == 1.0 and c.verdict == "ok" for c in report.checks)
+    # The recomputed values are the ones results.json reports.
+    results = results_of(base)
+    for c in report.checks:
+        assert c.baseline == pytest.approx(results["strategies"][c.baseline_strategy]["metrics"][c.metric]["value"])
+    assert [p.n_shared for p in report.pairings] == [60, 60]
+
+
+def test_clearly_worse_candidate_is_a_regression(tmp_path: Path, base: Path) -> None:
+    worse = triage_run(tmp_path / "worse", {"prompt": 0.5, "sft": 0.4})
+    report = G.gate(base, worse)
+    assert not report.passed
+    failing = {(c.pair, c.metric) for c in report.regressions}
+    assert failing == {("sft", "accuracy"), ("sft", "f1")}
+    acc = next(c for c in report.checks if c.pair == "sft" and c.metric == "accuracy")
+    assert acc.test == "mcnemar_exact" and acc.p_value < 0.001
+    assert acc.diff == pytest.approx(-0.5) and acc.ci[1] < 0
+    f1 = next(c for c in report.checks if c.pair == "sft" and c.metric == "f1")
+    assert f1.test == "paired_bootstrap" and f1.verdict == "REGRESSION"
+    # the other way round it is an improvement, and improvements never fail the gate
+    back = G.gate(worse, base)
+    assert back.passed and {(c.pair, c.metric) for c in back.improvements} == failing
+
+
+def test_max_drop_tolerates_a_small_significant_drop(tmp_path: Path) -> None:
+    b, c = drop_runs(tmp_path, 200, 0.9, extra_wrong=20)  # accuracy 0.90 -> 0.80, McNemar p ~ 2e-6
+    strict = G.gate(b, c)
+    [check] = strict.checks
+    assert check.diff == pytest.approx(-0.1) and check.p_value < 1e-5 and check.verdict == "REGRESSION"
+    assert not G.gate(b, c, max_drop=0.15).regressions
+    assert not G.gate(b, c, max_drop=0.1).regressions  # a drop of exactly max_drop is tolerated
+    assert G.gate(b, c, max_drop=0.05).regressions
+
+
+def test_a_drop_that_is_not_significant_passes(tmp_path: Path) -> None:
+    b, c = drop_runs(tmp_path, 40, 0.8, extra_wrong=2)  # 2 discordant pairs: McNemar p = 0.5
+    [check] = G.gate(b, c).checks
+    assert check.diff < 0 and check.p_value == pytest.approx(0.5) and check.verdict == "ok"
+    assert G.gate(b, c, alpha=0.6).regressions  # with a lax enough alpha it counts
+
+
+def test_different_suites_are_refused_unless_allowed(tmp_path: Path, base: Path) -> None:
+    other = triage_run(tmp_path / "other", {"prompt": 0.5, "sft": 0.9}, sha256="f" * 64)
+    with pytest.raises(HarnessError, match="--allow-suite-change"):
+        G.gate(base, other)
+    report = G.gate(base, other, allow_suite_change=True)
+    assert report.suite_changed and any("suites differ" in n for n in report.notes)
+    assert report.passed
+
+
+def test_different_tasks_are_refused_even_when_allowed(tmp_path: Path, base: Path) -> None:
+    qa = qa_run(tmp_path / "qa")
+    with pytest.raises(HarnessError, match="cannot compare a classification run"):
+        G.gate(base, qa, allow_suite_change=True)
+
+
+def test_strategy_references(tmp_path: Path, base: Path) -> None:
+    report = G.gate(f"{base}:sft", f"{base}:prompt")
+    assert {c.pair for c in report.checks} == {"sft → prompt"}
+    assert {c.verdict for c in report.checks} == {"REGRESSION"}  # prompt is far worse than sft
+    one_side = G.gate(f"{base}:prompt", str(base))  # the other side defaults to the same name
+    assert {c.pair for c in one_side.checks} == {"prompt"}
+    with pytest.raises(HarnessError, match="did you mean 'sft'"):
+        G.gate(f"{base}:sfft", str(base))
+    lone = write_run(tmp_path / "lone", make_suite(triage_examples(60)), {"rag": ["bug"] * 60})
+    with pytest.raises(HarnessError, match="share no strategy"):
+        G.gate(base, lone)
+
+
+def test_parse_run_ref(tmp_path: Path) -> None:
+    assert G.parse_run_ref("reports/r1:sft") == (Path("reports/r1"), "sft")
+    assert G.parse_run_ref("reports/r1") == (Path("reports/r1"), None)
+    odd = tmp_path / "run:with:colons"
+    odd.mkdir()
+    assert G.parse_run_ref(str(odd)) == (odd, None)  # an existing path wins
+    assert G.parse_run_ref(f"{odd}:sft+rag") == (odd, "sft+rag")
+    for bad in ("reports/r1:", ":sft", ""):
+        with pytest.raises(HarnessError, match="RUN_DIR:STRATEGY"):
+            G.parse_run_ref(bad)
+
+
+def test_examples_only_one_run_scored_are_dropped_and_counted(tmp_path: Path) -> None:
+    examples = triage_examples(60)
+    suite = make_suite(examples)
+    answers = answers_with_accuracy(examples, 0.8, seed=1)
+    b = write_run(tmp_path / "b", suite, {"sft": answers})
+    c = write_run(tmp_path / "c", suite, {"sft": answers[:45]})  # interrupted: 15 never predicted
+    report = G.gate(b, c)
+    [pairing] = report.pairings
+    assert (pairing.n_shared, pairing.only_baseline, pairing.only_candidate) == (45, 15, 0)
+    assert all(ch.n == 45 and ch.diff == 0 for ch in report.checks)
+    assert any("dropped 15" in n for n in report.notes)
+
+
+def test_metric_selection(base: Path) -> None:
+    report = G.gate(base, base, metrics=["accuracy"])
+    assert {c.metric for c in report.checks} == {"accuracy"}
+    with pytest.raises(HarnessError, match="unknown metric 'acuracy'.*did you mean 'accuracy'"):
+        G.gate(base, base, metrics=["acuracy"])
+    with pytest.raises(HarnessError, match="max-drop"):
+        G.gate(base, base, max_drop=-1)
+
+
+def test_junit_json_and_console(tmp_path: Path, base: Path) -> None:
+    worse = triage_run(tmp_path / "worse", {"prompt": 0.5, "sft": 0.4})
+    report = G.gate(base, worse)
+    G.write_junit(report, tmp_path / "gate.xml")
+    root = ET.parse(tmp_path / "gate.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests")) == int(root.get("tests")) == 4
+    assert int(suite.get("failures")) == int(root.get("failures")) == 2
+    failed = {(c.get("classname").rsplit(".", 1)[-1], c.get("name")) for c in cases if c.find("failure") is not None}
+    assert failed == {("sft", "accuracy"), ("sft", "f1")}
+
+    G.write_json(report, tmp_path / "gate.json")
+    data = json.loads((tmp_path / "gate.json").read_text())
+    assert data["schema"] == "sft-harness/gate/v1" and data["passed"] is False and data["regressions"] == 2
+    assert len(data["checks"]) == 4 and data["pairings"][0]["n_shared"] == 60
+
+    console = Console(record=True, width=160)
+    G.render_gate(report, console)
+    out = console.export_text()
+    assert "REGRESSION: 2 of 4 checks failed" in out
+    for col in ("strategy", "metric", "baseline", "candidate", "diff [95% CI]", "p", "verdict"):
+        assert col in out
+    console = Console(record=True, width=160)
+    G.render_gate(G.gate(base, base), console)
+    assert "OK: no regression in 4 checks" in console.export_text()
