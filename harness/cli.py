@@ -51,23 +51,20 @@ def _quiet_libraries() -> None:
 def cmd_suites(args: argparse.Namespace) -> int:
     from .suites import builtin_suite_names, builtin_suites_dir, validate
 
-    table = Table(title=f"built-in suites ({builtin_suites_dir()})")
-    # Names and numbers never wrap (scripts grep them); the description folds on narrow terminals.
-    for col in ("name", "task", "train", "test", "valid", "corpus"):
-        table.add_column(col, no_wrap=True, justify="right" if col in ("train", "test", "valid", "corpus") else "left")
-    table.add_column("metrics", no_wrap=True)
-    wide = out.width >= 120  # the description only fits on a wide terminal
-    if wide:
-        table.add_column("description", overflow="fold", ratio=1)
+    # Plain aligned lines, not a rich table: names must never be truncated (scripts grep them).
+    out.print(f"built-in suites in {builtin_suites_dir()}", highlight=False)
+    head = f"{'name':<16} {'task':<14} {'train':>5} {'test':>5} {'valid':>5} {'corpus':>6}  metrics"
+    out.print(f"[bold]{head}[/]", highlight=False)
     for name in builtin_suite_names():
         suite, problems = validate(name)
         if suite is None:
-            table.add_row(name, "[red]invalid[/]", "", "", "", "", problems[0], *([""] if wide else []))
+            out.print(f"{name:<16} [red]invalid[/]: {problems[0]}", highlight=False, soft_wrap=True)
             continue
-        s = suite.sizes()
-        table.add_row(name, suite.task, str(s["train"]), str(s["test"]), str(s["validation"]), str(s["corpus"]),
-                      ",".join(suite.metrics), *([suite.description] if wide else []))
-    out.print(table)
+        n = suite.sizes()
+        out.print(f"{name:<16} {suite.task:<14} {n['train']:>5} {n['test']:>5} {n['validation']:>5} {n['corpus']:>6}  "
+                  f"{', '.join(suite.metrics)}", highlight=False, soft_wrap=True)
+        if suite.description:
+            out.print(f"  [dim]{suite.description}[/]", highlight=False)
     return 0
 
 
