@@ -50,7 +50,10 @@ def user_message(text: str, passages: Sequence[Passage] = ()) -> str:
     context = "\n\n".join(
         f"[{i}] {p.title}\n{p.text}" if p.title else f"[{i}] {p.text}" for i, p in enumerate(passages, 1)
     )
-    return f"Use these passages if they help.\n\n{context}\n\nQuestion: {text}"
+    # Passages first, the question last and an explicit "use their words": a small model
+    # (SmolLM2-135M) ignored passages placed after a vague "use these if they help" and wandered
+    # off; with this layout token F1 on support-faq rose from 0.15 to 0.20 (README, demo section).
+    return f"Passages:\n{context}\n\nQuestion: {text}\nAnswer the question using the passages' own words."
 
 
 def build_messages(

@@ -65,7 +65,8 @@ def test_rag_prompts_carry_the_gold_passage(tmp_path: Path, generator: LoadedMod
     for ex, prompt in zip(suite.test, prompts, strict=True):
         assert len(prompt.retrieved) == 2 and len(set(prompt.retrieved)) == 2
         user = prompt.messages[-1]
-        assert user["role"] == "user" and user["content"].endswith(f"Question: {ex.input}")
+        assert user["role"] == "user" and user["content"].startswith("Passages:\n")
+        assert f"\n\nQuestion: {ex.input}\nAnswer the question using the passages' own words." in user["content"]
         for doc_id in prompt.retrieved:  # every named document is really in the prompt
             assert by_id[doc_id].text in user["content"]
         if ex.doc_ids and ex.doc_ids[0] == prompt.retrieved[0]:
