@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import LoadedModel
-from .types import Chat, GenerationConfig, Generation
+from .types import Chat, Generation, GenerationConfig
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +164,7 @@ def _build_strategies(opts: RunOptions) -> list[Any]:
 
 def run(opts: RunOptions, console: Console | None = None) -> Path:
     """Run a comparison and write the run folder. Returns the folder."""
-    from . import history, report, scoring
+    from . import history, report
 
     console = console or Console(stderr=True)
     suite = load_suite(opts.suite)  # raises SuiteError with file:line before any model work
@@ -209,7 +209,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     results.update(
         schema=RESULTS_SCHEMA,
         run_id=run_id,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         model={**loaded.info(), "embedder": opts.embedder},
         decoding={**suite.generation.fingerprint(), "batch_size": opts.batch_size},
         seed=opts.seed,

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Task = Literal["classification", "extraction", "qa", "generation"]
 TASKS: tuple[str, ...] = ("classification", "extraction", "qa", "generation")
 METRIC_NAMES: tuple[str, ...] = ("accuracy", "f1", "bleu", "rouge_l", "chrf", "exact_match")
 
 # A target is one reference string, several references, or a dict of fields (extraction).
-Target = Union[str, tuple[str, ...], dict[str, Any]]
+Target = str | tuple[str, ...] | dict[str, Any]
 # A chat is what a chat template consumes: [{"role": "system"|"user"|"assistant", "content": str}].
 Message = dict[str, str]
 Chat = list[Message]
@@ -136,7 +136,7 @@ class Prediction:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Prediction":
+    def from_json(cls, d: dict[str, Any]) -> Prediction:
         return cls(
             strategy=d["strategy"],
             example_id=d["example_id"],
