@@ -1,0 +1,109 @@
+"""`adapter`: evaluate an existing PEFT adapter (trained elsewhere) without training.
+
+`adapter:path=/models/ticket-lora` decodes the zero-shot prompt with that adapter on the base
+model, so a production adapter can be compared with the strategies trained here, or gated.
+Weights must be safetensors (untrusted input stays data: no pickles).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.cache import sha256_file
+from harness.context import RunContext
+from harness.errors import HarnessError
+from harness.prompting import build_messages
+from harness.types import Example, Prompt, Suite
+
+from .base import Strategy
+
+WEIGHTS = "adapter_model.safetensors"
+
+
+def read_adapter_config(folder: Path) -> dict[str, Any]:
+    """adapter_config.json of a PEFT adapter folder, or a HarnessError that says what is wrong."""
+    if not folder.is_dir():
+        raise HarnessError(f"adapter: {folder} is not a folder")
+    cfg_file = folder / "adapter_config.json"
+    if not cfg_file.is_file():
+        raise HarnessError(f"adapter: {folder} is not a PEFT adapter folder (no adapter_config.json)")
+    try:
+        config = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HarnessError(f"adapter: {cfg_file} is not valid JSON: {e}") from e
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise HarnessError(f"adapter: {cfg_file} has no peft_type: not a PEFT adapter config")
+    if not (folder / WEIGHTS).is_file():
+        hint = (
+            " (only adapter_model.bin: convert it to safetensors)"
+            if (folder / "adapter_model.bin").exists()
+            else ""
+        )
+        raise HarnessError(f"adapter: {folder} has no {WEIGHTS}{hint}")
+    return config
+
+
+def check_fits(weights: Path, model: Any) -> None:
+    """LoRA only: every adapted layer must exist in the base model with the same width."""
+    from safetensors import safe_open
+
+    modules = dict(model.named_modules())
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            if ".lora_A." not in key:
+                continue
+            layer = key.split(".lora_A.")[0].removeprefix("base_model.model.")
+            module = modules.get(layer)
+            width = f.get_slice(key).get_shape()[-1]
+            in_features = getattr(module, "in_features", None)
+            if module is None or (in_features is not None and in_features != width):
+                what = "has no layer" if module is None else f"has {in_features} inputs, not {width}, at"
+                raise HarnessError(
+                    f"adapter: {weights.parent} does not fit this base model: it {what} '{layer}'"
+                )
+
+
+class AdapterStrategy(Strategy):
+    kind = "adapter"
+    options: ClassVar[dict[str, Any]] = {"path": ""}
+
+    def __init__(self, name: str | None = None, **params: Any):
+        super().__init__(name, **params)
+        if not self.params["path"]:
+            raise HarnessError("strategy 'adapter' needs path=FOLDER (a PEFT adapter folder)")
+        self.path = Path(str(self.params["path"])).expanduser().resolve()
+        self.config = read_adapter_config(self.path)  # fail before any model loads
+        self.sha256 = ""
+
+    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+        self.suite = suite
+        self.config = read_adapter_config(self.path)
+        if self.config.get("peft_type") == "LORA":
+            check_fits(self.path / WEIGHTS, ctx.generator.model)
+        self.sha256 = sha256_file(self.path / WEIGHTS)
+        self.adapter = self.path
+        # The weights' hash re-keys predictions when the adapter is retrained in place.
+        self._artifacts = {
+            "adapter_sha256": self.sha256,
+            "config_sha256": sha256_file(self.path / "adapter_config.json"),
+        }
+
+    def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
+        return [Prompt(build_messages(self.suite, ex.input)) for ex in examples]
+
+    def details(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "adapter": {
+                "path": str(self.path),
+                "sha256": self.sha256,
+                "peft_type": c.get("peft_type"),
+                "base_model_name_or_path": c.get("base_model_name_or_path"),
+                "r": c.get("r"),
+                "lora_alpha": c.get("lora_alpha"),
+                "target_modules": c.get("target_modules"),
+            }
+        }
