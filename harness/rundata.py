@@ -336,8 +336,16 @@ def retrieval_line(name: str, retrieval: dict[str, Any]) -> str:
     k = retrieval.get("k")
     recall = retrieval.get("recall_at_k")
     text = f"recall@{k} = {fmt_num(recall, 3)}" if recall is not None else f"k = {k}, no gold documents to score recall"
-    if retrieval.get("index"):
-        text += f" (index {retrieval['index']})"
+    index = retrieval.get("index")
+    if isinstance(index, dict):
+        parts = [f"{index.get('kind', '?')} index", f"{index.get('chunks', '?')} chunks of {index.get('documents', '?')} documents"]
+        if index.get("embedder"):
+            parts.append(f"embedder {index['embedder']}")
+        if index.get("recall_vs_flat") is not None:
+            parts.append(f"recall vs flat search {fmt_num(index['recall_vs_flat'], 3)}")
+        text += f" ({', '.join(parts)})"
+    elif index:
+        text += f" (index {index})"
     return f"{name}: {text}"
 
 

@@ -221,7 +221,8 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     write_json_atomic(run_dir / "results.json", results)
     history.append_run(Path(opts.out), results)
     report.render_all(run_dir, history=history.load_history(Path(opts.out), suite.name))
-    report.print_summary(results, Console())
+    # Logs (not a terminal) do not wrap: give the table room instead of rich's 80-column guess.
+    report.print_summary(results, Console() if sys.stdout.isatty() else Console(width=140))
     console.print(f"[green]wrote[/] {run_dir}/report.html, report.md, summary.csv, results.json, predictions.jsonl")
     return run_dir
 
