@@ -152,7 +152,11 @@ def parse_run_ref(text: str) -> RunRef:
         raise HarnessError("empty run reference: give RUN_DIR or RUN_DIR:STRATEGY")
     if Path(text).exists() or ":" not in text:
         return Path(text), None
-    path, strategy = text.rsplit(":", 1)
+    # Strategy names may hold ':' themselves (`sft:epochs=3`): split at the first ':' whose left
+    # side is an existing folder, else at the first ':' (the error then names the missing folder).
+    splits = [i for i, ch in enumerate(text) if ch == ":"]
+    at = next((i for i in splits if Path(text[:i]).is_dir()), splits[0])
+    path, strategy = text[:at], text[at + 1 :]
     if not path or not strategy:
         raise HarnessError(f"bad run reference {text!r}: give RUN_DIR or RUN_DIR:STRATEGY")
     return Path(path), strategy

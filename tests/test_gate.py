@@ -184,3 +184,13 @@ def test_junit_json_and_console(tmp_path: Path, base: Path) -> None:
     console = Console(record=True, width=160)
     G.render_gate(G.gate(base, base), console)
     assert "OK: no regression in 4 checks" in console.export_text()
+
+
+def test_strategy_names_with_colons_parse(tmp_path) -> None:
+    from harness.gate import parse_run_ref
+
+    run = tmp_path / "run1"
+    run.mkdir()
+    assert parse_run_ref(f"{run}:sft:epochs=3") == (run, "sft:epochs=3")
+    assert parse_run_ref(f"{run}:prompt") == (run, "prompt")
+    assert parse_run_ref(str(run)) == (run, None)
