@@ -101,6 +101,35 @@ class Retriever:
         return {"retrieval": {"k": self.k, "recall_at_k": self.recall, "index": info}}
 
 
+# -- shared by `rag` and `sft+rag`, so both retrieve and prompt in exactly the same way ---------
+def require_corpus(suite: Suite, kind: str) -> None:
+    if not suite.corpus:
+        raise HarnessError(f"suite {suite.name} has no corpus: {kind} needs [corpus] in suite.toml")
+
+
+def retriever_from_options(suite: Suite, ctx: RunContext, options: dict[str, Any]) -> tuple[Retriever, str]:
+    """A prepared Retriever from a strategy's k / chunk_tokens / overlap / budget / hnsw_threshold."""
+    retriever = Retriever()
+    fingerprint = retriever.prepare(
+        suite,
+        ctx,
+        k=int(options["k"]),
+        chunk_tokens=int(options["chunk_tokens"]),
+        overlap=int(options["overlap"]),
+        budget_tokens=int(options["budget"]),
+        hnsw_threshold=int(options["hnsw_threshold"]),
+    )
+    return retriever, fingerprint
+
+
+def prompts_with_passages(suite: Suite, retriever: Retriever, examples: Sequence[Example]) -> list[Prompt]:
+    found = retriever.passages_for([ex.input for ex in examples])
+    return [
+        Prompt(build_messages(suite, ex.input, passages=passages), retrieved=doc_ids)
+        for ex, (passages, doc_ids) in zip(examples, found, strict=True)
+    ]
+
+
 class RagStrategy(Strategy):
     kind = "rag"
     # k=2 in 400 generator tokens: on support-faq the 135M default read two passages as well as
@@ -114,30 +143,15 @@ class RagStrategy(Strategy):
     }
 
     def check(self, suite: Suite) -> None:
-        if not suite.corpus:
-            raise HarnessError(f"suite {suite.name} has no corpus: {self.kind} needs [corpus] in suite.toml")
+        require_corpus(suite, self.kind)
 
     def prepare(self, suite: Suite, ctx: RunContext) -> None:
         self.suite = suite
-        self.retriever = Retriever()
-        p = self.params
-        fp = self.retriever.prepare(
-            suite,
-            ctx,
-            k=int(p["k"]),
-            chunk_tokens=int(p["chunk_tokens"]),
-            overlap=int(p["overlap"]),
-            budget_tokens=int(p["budget"]),
-            hnsw_threshold=int(p["hnsw_threshold"]),
-        )
+        self.retriever, fp = retriever_from_options(suite, ctx, self.params)
         self._artifacts = {"index": fp}
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
-        found = self.retriever.passages_for([ex.input for ex in examples])
-        return [
-            Prompt(build_messages(self.suite, ex.input, passages=passages), retrieved=doc_ids)
-            for ex, (passages, doc_ids) in zip(examples, found, strict=True)
-        ]
+        return prompts_with_passages(self.suite, self.retriever, examples)
 
     def details(self) -> dict[str, Any]:
         retriever = getattr(self, "retriever", None)  # None before prepare()

@@ -197,32 +197,21 @@ class SftRagStrategy(SftStrategy):
     }
 
     def check(self, suite: Suite) -> None:
+        from .rag import require_corpus
+
         super().check(suite)
-        if not suite.corpus:
-            raise HarnessError(f"strategy '{self.name}': suite '{suite.name}' has no corpus to retrieve from")
+        require_corpus(suite, self.kind)
 
     def _setup(self, suite: Suite, ctx: RunContext) -> None:
-        from .rag import Retriever
+        from .rag import retriever_from_options
 
-        self.retriever = Retriever()
-        p = self.params
-        fp = self.retriever.prepare(
-            suite,
-            ctx,
-            k=int(p["k"]),
-            chunk_tokens=int(p["chunk_tokens"]),
-            overlap=int(p["overlap"]),
-            budget_tokens=int(p["budget"]),
-            hnsw_threshold=int(p["hnsw_threshold"]),
-        )
+        self.retriever, fp = retriever_from_options(suite, ctx, self.params)
         self._artifacts = {"index": fp}
 
     def _chats(self, examples: Sequence[Example]) -> list[Prompt]:
-        found = self.retriever.passages_for([ex.input for ex in examples])
-        return [
-            Prompt(build_messages(self.suite, ex.input, passages=passages), retrieved=doc_ids)
-            for ex, (passages, doc_ids) in zip(examples, found, strict=True)
-        ]
+        from .rag import prompts_with_passages
+
+        return prompts_with_passages(self.suite, self.retriever, examples)
 
     def details(self) -> dict[str, Any]:
         out = super().details()
