@@ -140,7 +140,8 @@ def bench_trl(
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=data, processing_class=tok, peft_config=lora
         )
-        tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"]) * config.epochs
+        prepared: Any = trainer.train_dataset  # TRL's tokenised rows: what it really trains on
+        tokens = sum(len(ids) for ids in prepared["input_ids"]) * config.epochs
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start

@@ -135,7 +135,9 @@ def test_sft_rag_trains_on_retrieved_passages(tmp_path: Path, tiny: LoadedModel,
     s.prepare(suite, ctx)
     # Every train prompt carries the passage retrieved for its own input (here the gold one).
     for (chat, answer), ex, (_, gold) in zip(seen["train_pairs"], suite.train, QUERIES, strict=False):
-        assert chat[-1]["content"].startswith("Passages:\n") and f"Question: {ex.input}\n" in chat[-1]["content"]
+        assert (
+            chat[-1]["content"].startswith("Passages:\n") and f"Question: {ex.input}\n" in chat[-1]["content"]
+        )
         assert answer == ex.target
         gold_doc = next(d for d in DOCS if d.id == gold)
         assert gold_doc.text[:40] in chat[-1]["content"]
