@@ -10,7 +10,7 @@ import os
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -28,7 +28,7 @@ out = Console()
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # usage errors: one line, exit 2
         err.print(f"[red]error:[/] {message} (see `{self.prog} --help`)", highlight=False)
         raise SystemExit(2)
 

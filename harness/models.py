@@ -114,8 +114,8 @@ def materialize(resolved: ResolvedModel) -> str:
     tok = AutoTokenizer.from_pretrained(resolved.source, gguf_file=resolved.gguf_file)
     model = AutoModelForCausalLM.from_pretrained(resolved.source, gguf_file=resolved.gguf_file, dtype=torch.float32)
     # The dequantised model still carries the GGUF quantizer marker, which save_pretrained refuses.
-    model.hf_quantizer = None
-    model.is_quantized = False
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     with atomic_dir(target) as tmp:
@@ -191,7 +191,7 @@ def load_generator(
     except OSError as e:  # hub id not reachable, missing files: say what to do, not a traceback
         hint = " (no network? use a local folder or an alias)" if not resolved.is_local else ""
         raise HarnessError(f"cannot load model '{name}' from {path}{hint}: {str(e).splitlines()[0]}") from e
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers stubs type .to() for tensors only
     model.eval()
     if device == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -202,8 +202,10 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
                                                    "decoding": suite.generation.fingerprint()})
             preds = decode_strategy(s, suite, examples, engine, cache, pred_file, console)
             predictions[s.name] = preds
+            # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
+            # retrieval and training are always present so readers can test them against null.
             per_strategy[s.name] = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
-                                    "retrieval": details.get("retrieval"), "training": training}
+                                    "retrieval": None, "training": None, **details}
 
     results = score_run(suite, examples, predictions, per_strategy, opts)
     results.update(
@@ -252,8 +254,8 @@ def score_run(
             usd_per_hour=opts.usd_per_hour,
             n_correct=n_correct,
         )
-        strategies_out[name] = {"name": name, "kind": info["kind"], "params": info["params"], **scored, "cost": cost,
-                                "retrieval": info["retrieval"], "training": info["training"]}
+        sections = {k: v for k, v in info.items() if k != "prepare_s"}  # retrieval, training, adapter, ...
+        strategies_out[name] = {**sections, **scored, "cost": cost}
     comparisons = scoring.compare_strategies(suite, examples, predictions, seed=opts.seed)
     recommendation = scoring.recommend(strategies_out, comparisons, suite.primary_metric)
     return {

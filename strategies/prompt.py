@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.context import RunContext
 from harness.errors import HarnessError
@@ -20,8 +20,8 @@ from .base import Strategy
 
 class PromptStrategy(Strategy):
     kind = "prompt"
-    options: dict[str, Any] = {"k": 0, "select": "random"}
-    choices = {"select": ("random", "knn")}
+    options: ClassVar[dict[str, Any]] = {"k": 0, "select": "random"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"select": ("random", "knn")}
 
     def prepare(self, suite: Suite, ctx: RunContext) -> None:
         self.suite = suite

@@ -205,3 +205,19 @@ def test_adapter_for_another_base_model_is_refused(tmp_path: Path, tiny: LoadedM
     a = build("adapter", {"path": str(tmp_path / "lora")})
     with pytest.raises(HarnessError, match="does not fit"):
         a.prepare(make_suite(), make_ctx(tmp_path, tiny))
+
+
+def test_run_records_the_adapter_section(tmp_path: Path, tiny_model_dir: Path, tiny: LoadedModel) -> None:
+    """`run` with `adapter:path=...` keeps the strategy's adapter details in results.json."""
+    from harness.runner import RunOptions, run
+    from tests.test_suites import write_suite
+
+    sft = build("sft", dict(FAST))
+    sft.prepare(make_suite(), make_ctx(tmp_path, tiny))
+    suite_dir = write_suite(tmp_path / "suite")
+    run_dir = run(RunOptions(suite=str(suite_dir), strategies=f"adapter:path={sft.adapter}:name=mine", model=str(tiny_model_dir),
+                             out=tmp_path / "runs", device="cpu"))
+    entry = json.loads((run_dir / "results.json").read_text())["strategies"]["mine"]
+    assert entry["adapter"]["r"] == 4 and entry["adapter"]["peft_type"] == "LORA"
+    assert len(entry["adapter"]["sha256"]) == 64 and entry["adapter"]["path"] == str(sft.adapter.resolve())
+    assert entry["retrieval"] is None and entry["training"] is None
