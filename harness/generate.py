@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .models import LoadedModel
+from .prompting import render_chat
 from .types import Chat, Generation, GenerationConfig
 
 
@@ -54,10 +55,7 @@ class Engine:
 
     # -- prompts -------------------------------------------------------------------------------
     def render(self, chat: Chat) -> str:
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-        # A base model without a template: plain text turns, so it still works.
-        return "\n\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\n\nassistant:"
+        return render_chat(self.tokenizer, chat)
 
     def encode(self, chat: Chat) -> list[int]:
         return self.tokenizer(self.render(chat), add_special_tokens=False)["input_ids"]

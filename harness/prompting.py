@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .types import Chat, Example, Suite
 
@@ -76,3 +77,14 @@ def build_messages(
     if answer is not None:
         chat.append({"role": "assistant", "content": answer})
     return chat
+
+
+def render_chat(tokenizer: Any, chat: Chat) -> str:
+    """The prompt text the model sees: its chat template with the generation prompt.
+
+    Decoding and training both call this, so an adapter is trained on exactly the prompt it is
+    later evaluated on. A base model without a template gets plain text turns, so it still works.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\n\nassistant:"

@@ -32,6 +32,7 @@ from typing import Any
 
 from .cache import atomic_dir, cache_root, fingerprint, write_json_atomic
 from .errors import HarnessError
+from .prompting import render_chat
 from .types import Chat
 
 log = logging.getLogger(__name__)
@@ -131,18 +132,6 @@ def end_token_ids(tokenizer: Any, generation_eos: Any = None) -> list[int]:
     return sorted(ids)
 
 
-def _plain_render(chat: Chat) -> str:
-    # Same plain-text fallback as harness.generate.Engine.render for models without a template.
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\n\nassistant:"
-
-
-def render_prompt(tokenizer: Any, chat: Chat) -> str:
-    """The prompt text exactly as the decoding engine renders it."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    return _plain_render(chat)
-
-
 _warned_prefix = False
 
 
@@ -175,7 +164,7 @@ def encode_pair(tokenizer: Any, chat: Chat, answer: str, end_ids: Sequence[int])
     where a tokenizer would merge across it. The completion is cut after its first end token
     (trailing newlines after `<|im_end|>` are never generated), and gets one if it has none.
     """
-    prompt_text = render_prompt(tokenizer, chat)
+    prompt_text = render_chat(tokenizer, chat)
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     comp_ids = tokenizer(completion_text(tokenizer, chat, answer, prompt_text), add_special_tokens=False)[
         "input_ids"
