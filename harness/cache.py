@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,14 +58,47 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def _owner_tag() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_tmp(final: Path) -> list[Path]:
+    """Remove temp folders for `final` left by a process that died (SIGKILL, power loss).
+
+    Only folders this host's dead processes own are touched: a live writer, or one on another
+    machine sharing the cache, keeps its folder.
+    """
+    host = socket.gethostname()
+    removed = []
+    for tmp in final.parent.glob(f".{final.name}.*.tmp"):
+        tag = tmp.name[len(final.name) + 2 :].rsplit(".", 2)[0]  # "<host>-<pid>" from "<host>-<pid>.<random>.tmp"
+        owner_host, _, pid = tag.rpartition("-")
+        if tmp.is_dir() and owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temp folder beside `final`; on success it is renamed into place, on error removed.
 
     If another process finished the same entry first, its copy wins and ours is discarded.
+    The temp name carries host and pid, so a later writer can clear what a killed one left.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    sweep_stale_tmp(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{_owner_tag()}.", suffix=".tmp"))
     try:
         yield tmp
     except BaseException:
