@@ -15,13 +15,14 @@ from typing import Any
 
 from . import svg
 from .history import created_time
+from .metrics import EXAMPLE_SCORE_NAME, graded
 from .rundata import (
     SIGNIFICANCE_LEGEND,
     Run,
     best_strategies,
-    correctness,
     cost_columns,
     describe_test,
+    example_scores,
     fmt_metric,
     fmt_num,
     fmt_p,
@@ -46,17 +47,17 @@ def e(value: Any) -> str:
 def render_html(run: Run, history: list[dict[str, Any]] | None = None) -> str:
     results = run.results
     colors = {name: svg.color(i) for i, name in enumerate(run.strategies)}
-    correct = correctness(run)
+    scores = example_scores(run)
     sections = [
         _recommendation(results),
         _comparison(results, colors),
         _training(results, colors),
-        _winloss(run.strategies, correct),
+        _winloss(run, scores),
         _cost(results),
         _slices(results),
         _comparisons(results),
         _history(results, history or [], colors),
-        _examples(run, correct),
+        _examples(run, scores),
     ]
     body = "\n".join(s for s in sections if s)
     nav = "".join(
@@ -214,15 +215,18 @@ def _training(results: dict[str, Any], colors: dict[str, str]) -> str:
     return _section("training", "Retrieval and training", inner)
 
 
-def _winloss(strategies: list[str], correct: dict[str, dict[str, bool]]) -> str:
+def _winloss(run: Run, scores: dict[str, dict[str, float]]) -> str:
+    strategies = run.strategies
     if len(strategies) < 2:
         return ""
+    is_graded = graded(run.task)
+    score_name = EXAMPLE_SCORE_NAME.get(run.task, "score")
     counts: dict[tuple[str, str], tuple[int, int]] = {}
     for a in strategies:
         for b in strategies:
             if a != b:
-                shared = correct[a].keys() & correct[b].keys()
-                wins = sum(1 for i in shared if correct[a][i] and not correct[b][i])
+                shared = scores[a].keys() & scores[b].keys()
+                wins = sum(1 for i in shared if scores[a][i] > scores[b][i])
                 counts[(a, b)] = (wins, len(shared))
     top = max((w for w, _ in counts.values()), default=0) or 1
     rows = []
@@ -234,16 +238,20 @@ def _winloss(strategies: list[str], correct: dict[str, dict[str, bool]]) -> str:
                 continue
             wins, n = counts[(a, b)]
             alpha = 0.08 + 0.5 * wins / top
+            title = (f"{a} scored higher than {b} on {wins} of {n} shared examples" if is_graded
+                     else f"{a} right, {b} wrong on {wins} of {n} shared examples")
             cells.append(
-                f'<td class="num wl" style="background:rgba(37,99,235,{alpha:.2f})" '
-                f'title="{e(a)} right, {e(b)} wrong on {wins} of {n} shared examples">{wins}</td>'
+                f'<td class="num wl" style="background:rgba(37,99,235,{alpha:.2f})" title="{e(title)}">{wins}</td>'
             )
         rows.append(cells)
-    head = ["right ↓ / wrong →", *strategies]
-    note = (
-        "Cell (row, column): examples the row strategy got right and the column strategy got wrong "
-        "(exact match on the stored answers). Compare a cell with its mirror across the diagonal."
-    )
+    if is_graded:
+        head = ["higher ↓ / lower →", *strategies]
+        note = (f"Cell (row, column): examples where the row strategy's {score_name} is higher than the column "
+                "strategy's. Compare a cell with its mirror across the diagonal; the rest are ties.")
+    else:
+        head = ["right ↓ / wrong →", *strategies]
+        note = ("Cell (row, column): examples the row strategy got right and the column strategy got wrong "
+                "(the stored answer against the target). Compare a cell with its mirror across the diagonal.")
     return _section("winloss", "Win/loss matrix", _table(head, rows, "winloss"), e(note))
 
 
@@ -357,17 +365,19 @@ def _short_date(created: str) -> str:
         return ""
 
 
-def _examples(run: Run, correct: dict[str, dict[str, bool]]) -> str:
+def _examples(run: Run, scores: dict[str, dict[str, float]]) -> str:
     names = run.strategies
     by_strategy = {n: {str(ln["example_id"]): ln for ln in run.predictions_for(n)} for n in names}
     ids = list(dict.fromkeys(i for n in names for i in by_strategy[n]))
     show_answer = run.task in ("classification", "extraction")
+    is_graded = graded(run.task)
+    score_name = EXAMPLE_SCORE_NAME.get(run.task, "score")
     rows = []
     n_disagree = 0
     for i in ids:
         first = next(by_strategy[n][i] for n in names if i in by_strategy[n])
-        verdicts = {correct[n][i] for n in names if i in correct[n]}
-        disagree = len(verdicts) > 1
+        here = [scores[n][i] for n in names if i in scores[n]]
+        disagree = bool(here) and max(here) - min(here) >= DISAGREE_SPREAD
         n_disagree += disagree
         meta = first.get("meta") or {}
         meta_html = "".join(f'<span class="meta">{e(k)}: {e(v)}</span>' for k, v in meta.items())
@@ -381,8 +391,9 @@ def _examples(run: Run, correct: dict[str, dict[str, bool]]) -> str:
             if line is None:
                 cells.append('<td class="missing">no prediction</td>')
                 continue
-            ok = correct[n].get(i, False)
-            badge = '<span class="badge yes">✓ right</span>' if ok else '<span class="badge no">✗ wrong</span>'
+            score = scores[n].get(i, 0.0)
+            verdict = "right" if score >= 1.0 else "wrong" if score <= 0.0 else "partial"
+            badge = _badge(verdict, score, score_name if is_graded else "")
             extra = ""
             if show_answer:
                 answer = line.get("answer")
@@ -390,12 +401,14 @@ def _examples(run: Run, correct: dict[str, dict[str, bool]]) -> str:
                 extra += f'<div class="answer">answer: {e(shown)}</div>'
             if line.get("error"):
                 extra += f'<div class="error">error: {e(line["error"])}</div>'
-            cells.append(f'<td class="{"right" if ok else "wrong"}">{badge}<div class="text">{e(line.get("output", ""))}</div>{extra}</td>')
+            cells.append(f'<td class="{verdict}">{badge}<div class="text">{e(line.get("output", ""))}</div>{extra}</td>')
         rows.append(f'<tr data-disagree="{int(disagree)}">' + "".join(cells) + "</tr>")
     head = "".join(f"<th>{e(h)}</th>" for h in ["example", "input", "target", *names])
+    disagree_what = (f"{score_name} differs by {DISAGREE_SPREAD:g} or more" if is_graded
+                     else "one right, another wrong")
     controls = (
         '<div class="controls"><label><input type="checkbox" id="only-disagree"> only examples where strategies '
-        f'disagree (one right, another wrong: {n_disagree})</label>'
+        f'disagree ({disagree_what}: {n_disagree})</label>'
         '<input type="search" id="example-search" placeholder="filter by text…" aria-label="filter examples by text">'
         f'<span id="example-count">{len(ids)} examples</span></div>'
     )
@@ -403,8 +416,21 @@ def _examples(run: Run, correct: dict[str, dict[str, bool]]) -> str:
         f'<div class="table-wrap"><table id="examples-table" class="examples"><thead><tr>{head}</tr></thead>'
         f'<tbody>\n{chr(10).join(rows)}\n</tbody></table></div>'
     )
-    note = "Right or wrong is exact match of the stored answer against the target. Add #disagree to the URL to open filtered."
+    note = (f"Each answer's {score_name} against the target (best over references). " if is_graded
+            else "Right or wrong is the stored answer against the target. ") + "Add #disagree to the URL to open filtered."
     return _section("examples", "Per-example results", controls + table, e(note))
+
+
+# Graded scores differ a little on almost every example; "disagree" means a difference a reader
+# would see: one answer half right or better where another is not (exact tasks: 0 vs 1).
+DISAGREE_SPREAD = 0.5
+
+
+def _badge(verdict: str, score: float, score_name: str) -> str:
+    if not score_name:  # exact tasks: right or wrong
+        return '<span class="badge yes">✓ right</span>' if verdict == "right" else '<span class="badge no">✗ wrong</span>'
+    css = {"right": "yes", "wrong": "no", "partial": "part"}[verdict]
+    return f'<span class="badge {css}">{e(score_name)} {score:.2f}</span>'
 
 
 def _target_text(target: Any) -> str:
@@ -468,6 +494,7 @@ svg .whisker line{stroke:#111827;stroke-width:1.5}
 .badge{display:inline-block;font-size:11px;font-weight:600;border-radius:10px;padding:0 8px;white-space:nowrap}
 .badge.yes{background:#dcfce7;color:var(--ok)}
 .badge.no{background:#fee2e2;color:var(--bad)}
+.badge.part{background:#fef3c7;color:#92400e}
 .controls{display:flex;flex-wrap:wrap;gap:10px 20px;align-items:center;margin-bottom:10px}
 .controls input[type=search]{padding:4px 8px;border:1px solid var(--line);border-radius:6px;min-width:220px;font:inherit}
 #example-count{color:var(--muted);font-size:12.5px}
@@ -478,6 +505,7 @@ table.examples td.id{min-width:90px;font-family:ui-monospace,SFMono-Regular,Menl
 .answer{color:var(--muted);font-size:12px;margin-top:4px;overflow-wrap:anywhere}
 .error{color:var(--bad);font-size:12px;margin-top:4px}
 td.wrong{background:#fff7f7}
+td.partial{background:#fffbeb}
 td.missing{color:var(--muted);font-style:italic}
 .facts-list{margin:0;padding-left:18px}
 footer{color:var(--muted);font-size:12px;padding-bottom:28px}

@@ -472,3 +472,27 @@ def correct_vector(
     """Per-example correctness (exact match; for classification the gold label) as bools."""
     del labels  # correctness compares with the gold label itself; kept for a uniform signature
     return np.array([_correct(task, a, e) for a, e in zip(answers, examples, strict=True)], dtype=bool)
+
+
+# The per-example score each task is judged by in the report's example views: exact for labels,
+# graded where an answer can be partly right (a long FAQ answer is almost never an exact match).
+EXAMPLE_SCORE_NAME = {"classification": "correct", "extraction": "field F1", "qa": "token F1", "generation": "token F1"}
+
+
+def graded(task: str) -> bool:
+    """Whether `example_scores` can fall between 0 and 1 for this task."""
+    return task != "classification"
+
+
+def example_scores(task: str, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
+    """One score in [0, 1] per example (see EXAMPLE_SCORE_NAME): what "better here" means."""
+    if task == "classification":
+        return correct_vector(task, answers, examples).astype(np.float64)
+    if task == "extraction":
+        out = []
+        for a, e in zip(answers, examples, strict=True):
+            pred = _pairs(a) if a is not None else set()
+            gold = _pairs(e.target)
+            out.append(1.0 if not pred and not gold else 2 * len(pred & gold) / (len(pred) + len(gold)))
+        return np.array(out, dtype=np.float64)
+    return metric_stats("f1", task, answers, examples)[:, 0]

@@ -349,13 +349,17 @@ def retrieval_line(name: str, retrieval: dict[str, Any]) -> str:
     return f"{name}: {text}"
 
 
-def correctness(run: Run) -> dict[str, dict[str, bool]]:
-    """{strategy: {example_id: right?}} from each prediction's stored answer and target."""
-    from .metrics import correct_vector  # numpy-backed; only the views that need it pay for it
+def example_scores(run: Run) -> dict[str, dict[str, float]]:
+    """{strategy: {example_id: score in [0, 1]}} from each prediction's stored answer and target.
 
-    out: dict[str, dict[str, bool]] = {}
+    The score is `metrics.example_scores`: right/wrong for labels, token or field F1 where an
+    answer can be partly right.
+    """
+    from .metrics import example_scores as scores_of  # numpy-backed; only the views that need it pay for it
+
+    out: dict[str, dict[str, float]] = {}
     for name in run.strategies:
         lines = run.predictions_for(name)
-        flags = correct_vector(run.task, [answer_of(ln) for ln in lines], [to_example(ln) for ln in lines], run.labels)
-        out[name] = {str(ln["example_id"]): bool(f) for ln, f in zip(lines, flags, strict=True)}
+        scores = scores_of(run.task, [answer_of(ln) for ln in lines], [to_example(ln) for ln in lines])
+        out[name] = {str(ln["example_id"]): float(v) for ln, v in zip(lines, scores, strict=True)}
     return out

@@ -244,7 +244,8 @@ def score_run(
         scored = scoring.score_strategy(suite, examples, preds, seed=opts.seed, slice_by=opts.slice_by)
         by_id = {p.example_id: p for p in preds}
         answers = [by_id[e.id].answer if e.id in by_id else None for e in examples]
-        n_correct = int(metrics.correct_vector(suite.task, answers, examples, suite.labels).sum())
+        # Partial credit where answers can be partly right: exact matches of free text are rare.
+        n_correct = float(metrics.example_scores(suite.task, answers, examples).sum())
         training = info["training"] or {}
         cost = scoring.cost_summary(
             preds,

@@ -161,14 +161,15 @@ def cost_summary(
     predict_s: float,
     training_tokens: int = 0,
     usd_per_hour: float | None = None,
-    n_correct: int | None = None,
+    n_correct: float | None = None,
 ) -> dict[str, Any]:
     """The "cost" block of results.json.
 
     Latency percentiles come from the per-prediction latencies; throughput and dollars from the
     wall-clock prepare/predict times (batched decoding makes per-request latency overstate the
     cost). Dollar figures are None without a rate; usd_per_correct is (training_usd + inference
-    usd) / n_correct, None when nothing is correct.
+    usd) / n_correct, None when nothing is correct. n_correct is the sum of per-example scores
+    (`metrics.example_scores`): right answers for labels, F1-weighted answers for free text.
     """
     n = len(predictions)
     latencies = np.array([p.latency_s for p in predictions], dtype=np.float64)

@@ -82,7 +82,7 @@ def write_run(
         scored = scoring.score_strategy(suite, examples, ps, seed=0, slice_by=slice_by, n_resamples=n_resamples)
         by_id = {p.example_id: p for p in ps}
         ans = [by_id[e.id].answer if e.id in by_id else None for e in examples]
-        n_correct = int(metrics.correct_vector(suite.task, ans, examples, suite.labels).sum())
+        n_correct = float(metrics.example_scores(suite.task, ans, examples).sum())
         extra = extras.get(name, {})
         training = extra.get("training")
         cost = scoring.cost_summary(
@@ -166,7 +166,7 @@ def qa_run(run_dir: Path) -> Path:
     gold = [e.target[0] for e in examples]
     answers = {
         "prompt": [g if i % 3 == 0 else "I am not sure, please contact support." for i, g in enumerate(gold)],
-        "rag": [g if i % 4 else g.split(",")[0] for i, g in enumerate(gold)],
+        "rag": [g if i % 4 else " ".join(g.split()[:3]) for i, g in enumerate(gold)],  # partly right
         "sft": [g if i % 2 == 0 else g.replace("the", "a") for i, g in enumerate(gold)],
     }
     extras = {

@@ -347,3 +347,26 @@ def test_every_metric_scores_invalid_answers_without_crashing(task: str, name: s
     assert value == 0.0
     assert 0.0 <= value <= M.METRIC_SCALE[name]
     assert np.isnan(M.aggregate(name, task, M.metric_stats(name, task, [], [], LABELS), LABELS))
+
+
+def test_example_scores_per_task() -> None:
+    """The per-example score of the report views: right/wrong for labels, F1 where partly right."""
+    from harness.metrics import example_scores, graded
+
+    cls = [Example(id="1", input="", target="a"), Example(id="2", input="", target="b")]
+    assert example_scores("classification", ["a", None], cls).tolist() == [1.0, 0.0]
+    assert not graded("classification") and graded("qa")
+
+    gold = {"city": "Paris", "date": "today", "time": ""}
+    ext = [Example(id=str(i), input="", target=gold) for i in range(4)]
+    got = example_scores("extraction", [{"city": "paris", "date": "today"}, {"city": "Paris"}, None, {}], ext)
+    assert got.tolist() == [1.0, pytest.approx(2 / 3), 0.0, 0.0]  # empty "time" is an absent field
+    assert example_scores("extraction", [{}], [Example(id="e", input="", target={})]).tolist() == [1.0]
+
+    refs = ("the cat sat on the mat", "a dog ran")
+    qa = [Example(id="q", input="", target=refs)] * 3
+    answers = ["cat sat on mat", "dog", None]
+    want = [squad_metric_max_over_ground_truths(squad_f1_score, answers[0], refs),
+            squad_metric_max_over_ground_truths(squad_f1_score, answers[1], refs), 0.0]
+    assert example_scores("qa", answers, qa).tolist() == pytest.approx(want)
+    assert want[1] == pytest.approx(2 * 1 * 0.5 / 1.5)  # "dog" against "dog ran" beats the cat reference

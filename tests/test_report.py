@@ -214,6 +214,30 @@ def test_html_win_loss_matrix_counts_from_predictions(runs: dict[str, Path]) -> 
     assert html.count('data-disagree="1"') == disagree
 
 
+def test_html_qa_views_are_graded_by_token_f1(runs: dict[str, Path]) -> None:
+    """Free-text answers are rarely exact: the qa views compare per-example token F1 instead."""
+    from harness.metrics import squad_f1
+
+    html = (runs["qa"] / "report.html").read_text()
+    lines = [json.loads(x) for x in (runs["qa"] / "predictions.jsonl").read_text().splitlines()]
+    f1: dict[str, dict[str, float]] = {}
+    for ln in lines:
+        refs = ln["target"] if isinstance(ln["target"], list) else [ln["target"]]
+        score = 0.0 if ln["answer"] is None else max(squad_f1(ln["answer"], r) for r in refs)
+        f1.setdefault(ln["strategy"], {})[ln["example_id"]] = score
+    for a in f1:
+        for b in f1:
+            if a != b:
+                wins = sum(f1[a][i] > f1[b][i] for i in f1[a])
+                title = f"{a} scored higher than {b} on {wins} of 24 shared examples"
+                assert f'title="{title}">{wins}</td>' in html
+    disagree = sum(max(f1[s][i] for s in f1) - min(f1[s][i] for s in f1) >= 0.5 for i in f1["sft"])
+    assert 0 < disagree < 24 and html.count('data-disagree="1"') == disagree
+    partial = sum(0 < f1[s][i] < 1 for s in f1 for i in f1[s])
+    assert partial > 0 and html.count('<td class="partial">') == partial
+    assert "token F1 1.00</span>" in html and "✓ right" not in html
+
+
 def test_html_history_chart(runs: dict[str, Path]) -> None:
     run = report.load_run(runs["triage"])
     history = [
