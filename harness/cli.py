@@ -180,12 +180,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     base_dir, base_strategy = gate.parse_run_ref(args.baseline)
     cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
+    max_drop, max_drop_by_metric = gate.parse_max_drops(args.max_drop or [])
     result = gate.gate(
         (base_dir, base_strategy),
         (cand_dir, cand_strategy),
         metrics=args.metric or None,
-        max_drop=args.max_drop,
+        max_drop=max_drop,
+        max_drop_by_metric=max_drop_by_metric,
         alpha=args.alpha,
+        correction=args.correction,
         allow_suite_change=args.allow_suite_change,
     )
     gate.render_gate(result, out)
@@ -246,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("baseline", help="RUN_DIR or RUN_DIR:STRATEGY")
     g.add_argument("candidate", help="RUN_DIR or RUN_DIR:STRATEGY")
     g.add_argument("--metric", action="append", help="metric to gate on (repeatable; default: the suite's)")
-    g.add_argument("--max-drop", dest="max_drop", type=float, default=0.0, help="tolerated absolute drop")
+    g.add_argument("--max-drop", dest="max_drop", action="append", metavar="[METRIC=]X",
+                   help="tolerated absolute drop, in the metric's own scale (default 0); "
+                        "repeat as METRIC=X per metric, e.g. --max-drop 0.01 --max-drop bleu=1.5")
     g.add_argument("--alpha", type=float, default=0.05)
+    g.add_argument("--correction", choices=("none", "holm"), default="none",
+                   help="holm: adjust p-values across all checks, for gates with many strategies and metrics")
     g.add_argument("--junit", help="write JUnit XML here")
     g.add_argument("--json", help="write the verdicts as JSON here")
     g.add_argument("--allow-suite-change", action="store_true")

@@ -7,7 +7,10 @@ scored, and compared paired: exact McNemar for accuracy, the paired bootstrap ot
 A regression is a drop larger than `max_drop` (absolute, in the metric's own scale: 0-1 for
 accuracy / f1 / rouge_l / exact_match, 0-100 for bleu / chrf) that is also significant
 (p < alpha). Both conditions, so noise on a small test split does not fail CI, and a
-significant but negligible drop can be tolerated on purpose.
+significant but negligible drop can be tolerated on purpose. `max_drop` can differ per metric
+(BLEU moves in points, accuracy in fractions). With `correction="holm"` the p-values are
+Holm-adjusted across all checks of the gate, so gating many strategies and metrics does not
+raise the chance of a false alarm.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import difflib
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +32,12 @@ from . import metrics as M
 from .cache import write_json_atomic, write_text_atomic
 from .errors import HarnessError
 from .rundata import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
-from .stats import mcnemar_exact, paired_bootstrap
+from .stats import holm, mcnemar_exact, paired_bootstrap
 from .types import METRIC_NAMES
 
 GATE_SCHEMA = "sft-harness/gate/v1"
 OK, REGRESSION, IMPROVED = "ok", "REGRESSION", "improved"
+CORRECTIONS = ("none", "holm")
 _EPS = 1e-9  # 0.8 - 0.7 is 0.10000000000000009: a drop of exactly max_drop is tolerated
 
 RunRef = tuple[Path, str | None]
@@ -51,9 +55,16 @@ class Check:
     candidate: float
     diff: float  # candidate - baseline
     ci: tuple[float, float]
-    p_value: float
+    p_value: float  # the test's own p-value
     test: str  # "mcnemar_exact" | "paired_bootstrap"
     verdict: str  # ok | REGRESSION | improved
+    max_drop: float  # the tolerated drop for this metric
+    p_holm: float | None = None  # Holm-adjusted across the gate's checks, with correction="holm"
+
+    @property
+    def p(self) -> float:
+        """The p-value the verdict used."""
+        return self.p_value if self.p_holm is None else self.p_holm
 
     @property
     def pair(self) -> str:
@@ -61,13 +72,14 @@ class Check:
             return self.baseline_strategy
         return f"{self.baseline_strategy} → {self.candidate_strategy}"
 
-    def describe(self, max_drop: float, alpha: float) -> str:
+    def describe(self, alpha: float) -> str:
         m = self.metric
+        p = f"p {fmt_p(self.p_value)}" + (f", {fmt_p(self.p_holm)} after Holm" if self.p_holm is not None else "")
         return (
             f"{self.pair} {m}: {fmt_metric(m, self.baseline)} → {fmt_metric(m, self.candidate)} "
             f"(diff {_signed(m, self.diff)}, 95% CI [{_signed(m, self.ci[0])}, {_signed(m, self.ci[1])}], "
-            f"p {fmt_p(self.p_value)} by {TEST_NAMES.get(self.test, self.test)}, n {self.n}; "
-            f"fails when the drop exceeds {max_drop:g} with p < {alpha:g})"
+            f"{p} by {TEST_NAMES.get(self.test, self.test)}, n {self.n}; "
+            f"fails when the drop exceeds {self.max_drop:g} with p < {alpha:g})"
         )
 
 
@@ -92,11 +104,17 @@ class GateReport:
     suite: str
     suite_changed: bool
     metrics: tuple[str, ...]
-    max_drop: float
+    max_drop: float  # the default tolerated drop
     alpha: float
     pairings: tuple[Pairing, ...]
     checks: tuple[Check, ...]
     notes: tuple[str, ...] = field(default=())
+    max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)  # overrides of the default
+    correction: str = "none"
+
+    def drop_text(self) -> str:
+        parts = [f"{self.max_drop:g}"] + [f"{m}={v:g}" for m, v in self.max_drop_by_metric.items()]
+        return ", ".join(parts)
 
     @property
     def regressions(self) -> list[Check]:
@@ -120,7 +138,9 @@ class GateReport:
             "suite_changed": self.suite_changed,
             "metrics": list(self.metrics),
             "max_drop": self.max_drop,
+            "max_drop_by_metric": dict(self.max_drop_by_metric),
             "alpha": self.alpha,
+            "correction": self.correction,
             "pairings": [vars(p) for p in self.pairings],
             "checks": [
                 {**{k: _json_num(v) for k, v in vars(c).items() if k != "ci"}, "ci": [_json_num(x) for x in c.ci],
@@ -223,16 +243,23 @@ def gate(
     *,
     metrics: Sequence[str] | None = None,
     max_drop: float = 0.0,
+    max_drop_by_metric: Mapping[str, float] | None = None,
     alpha: float = 0.05,
+    correction: str = "none",
     allow_suite_change: bool = False,
     seed: int = 0,
     n_resamples: int = 1000,
 ) -> GateReport:
     """Compare a candidate run with a baseline run; see the module docstring for the rule."""
-    if max_drop < 0:
-        raise HarnessError(f"--max-drop must be >= 0 (a tolerated drop), got {max_drop}")
+    by_metric = dict(max_drop_by_metric or {})
+    for m, v in [("", max_drop), *by_metric.items()]:
+        if v < 0:
+            raise HarnessError(f"--max-drop {m + '=' if m else ''}{v:g}: a tolerated drop must be >= 0")
+    _known_metrics(by_metric)
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must lie in (0, 1), got {alpha}")
+    if correction not in CORRECTIONS:
+        raise HarnessError(f"--correction must be one of {', '.join(CORRECTIONS)}, got '{correction}'")
     (base_dir, base_s), (cand_dir, cand_s) = _as_ref(baseline), _as_ref(candidate)
     base, cand = load_run(base_dir), load_run(cand_dir)
     suite_changed = _check_suites(base, cand, allow_suite_change)
@@ -250,26 +277,62 @@ def gate(
                 f"{pairing.only_baseline} scored only by the baseline and {pairing.only_candidate} only by the candidate"
             )
         for m in names:
-            checks.append(_check(base, b_lines, c_lines, b_name, c_name, m, max_drop, alpha, seed, n_resamples))
+            checks.append(_check(base, b_lines, c_lines, b_name, c_name, m, by_metric.get(m, max_drop), seed, n_resamples))
+    if correction == "holm" and checks:
+        checks = [replace(c, p_holm=p) for c, p in zip(checks, holm([c.p_value for c in checks]), strict=True)]
+    checks = [replace(c, verdict=_verdict(c, alpha)) for c in checks]
+    unused = sorted(set(by_metric) - set(names))
+    if unused:
+        notes.append(f"--max-drop given for {', '.join(unused)}, which this gate does not check")
     return GateReport(
         baseline_dir=base.dir, candidate_dir=cand.dir,
         baseline_run_id=str(base.results.get("run_id", base.dir.name)),
         candidate_run_id=str(cand.results.get("run_id", cand.dir.name)),
         suite=str(base.suite.get("name")), suite_changed=suite_changed, metrics=tuple(names),
         max_drop=float(max_drop), alpha=float(alpha), pairings=tuple(pairings), checks=tuple(checks),
-        notes=tuple(notes),
+        notes=tuple(notes), max_drop_by_metric=by_metric, correction=correction,
     )
+
+
+def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
+    """`--max-drop` values: "X" sets the default, "METRIC=X" one metric's (in its own scale)."""
+    default, by_metric = 0.0, {}
+    for raw in values:
+        metric, _, number = raw.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            raise HarnessError(f"--max-drop '{raw}': expected a number or METRIC=NUMBER (e.g. 0.02 or bleu=1.5)") from None
+        if metric:
+            by_metric[metric.strip()] = value
+        else:
+            default = value
+    _known_metrics(by_metric)
+    return default, by_metric
+
+
+def _known_metrics(names: Sequence[str] | Mapping[str, float]) -> None:
+    for m in names:
+        if m not in METRIC_NAMES:
+            close = difflib.get_close_matches(m, METRIC_NAMES, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise HarnessError(f"unknown metric '{m}'{hint}; metrics: {', '.join(METRIC_NAMES)}")
+
+
+def _verdict(c: Check, alpha: float) -> str:
+    if c.diff < -c.max_drop - _EPS and c.p < alpha:
+        return REGRESSION
+    if c.diff > _EPS and c.p < alpha:
+        return IMPROVED
+    return OK
 
 
 def _metric_list(base: Run, metrics: Sequence[str] | None) -> list[str]:
     names = list(dict.fromkeys(metrics)) if metrics else [str(m) for m in base.suite.get("metrics") or []]
     if not names:
         names = base.metrics
+    _known_metrics(names)
     for m in names:
-        if m not in METRIC_NAMES:
-            close = difflib.get_close_matches(m, METRIC_NAMES, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise HarnessError(f"unknown metric '{m}'{hint}; metrics: {', '.join(METRIC_NAMES)}")
         if m == "f1" and base.task == "classification" and not base.labels:
             raise HarnessError(f"{base.dir}/results.json: macro-F1 needs the suite's labels, and none are recorded")
     return names
@@ -297,10 +360,10 @@ def _check(
     c_name: str,
     metric: str,
     max_drop: float,
-    alpha: float,
     seed: int,
     n_resamples: int,
 ) -> Check:
+    """The paired comparison; the verdict is set once every check's p-value is known."""
     task, labels = base.task, base.labels
     # Each side against its own stored targets: identical unless --allow-suite-change let a
     # changed suite through, and then "the candidate's score" means against its own suite.
@@ -314,13 +377,8 @@ def _check(
     if metric == "accuracy":
         p = mcnemar_exact(M.correct_vector(task, c_ans, c_ex, labels), M.correct_vector(task, b_ans, b_ex, labels))
         test = "mcnemar_exact"
-    verdict = OK
-    if res.diff < -max_drop - _EPS and p < alpha:
-        verdict = REGRESSION
-    elif res.diff > _EPS and p < alpha:
-        verdict = IMPROVED
     return Check(b_name, c_name, metric, len(b_lines), float(agg(b_stats)), float(agg(c_stats)), res.diff,
-                 res.ci, p, test, verdict)
+                 res.ci, p, test, OK, max_drop)
 
 
 # --------------------------------------------------------------------------- output
@@ -333,7 +391,8 @@ def render_gate(report: GateReport, console: Console) -> None:
     head = Text("gate ", style="bold")
     head.append(f"baseline {report.baseline_dir} ({report.baseline_run_id}) vs candidate "
                 f"{report.candidate_dir} ({report.candidate_run_id}) · suite {report.suite} · "
-                f"max drop {report.max_drop:g} · alpha {report.alpha:g}")
+                f"max drop {report.drop_text()} · alpha {report.alpha:g}"
+                + (" (Holm across checks)" if report.correction == "holm" else ""))
     console.print(head)
     for p in report.pairings:
         pair = p.baseline_strategy if p.baseline_strategy == p.candidate_strategy else f"{p.baseline_strategy} → {p.candidate_strategy}"
@@ -353,19 +412,20 @@ def render_gate(report: GateReport, console: Console) -> None:
         m = c.metric
         table.add_row(
             Text(c.pair), Text(m), fmt_metric(m, c.baseline), fmt_metric(m, c.candidate),
-            f"{_signed(m, c.diff)} [{fmt_metric(m, c.ci[0])}, {fmt_metric(m, c.ci[1])}]", fmt_p(c.p_value),
+            f"{_signed(m, c.diff)} [{fmt_metric(m, c.ci[0])}, {fmt_metric(m, c.ci[1])}]", fmt_p(c.p),
             Text(c.verdict, style=VERDICT_STYLE[c.verdict]),
         )
     console.print(table)
-    console.print(Text("p: exact McNemar test for accuracy, paired bootstrap otherwise; diff = candidate - baseline",
-                       style="dim"))
+    holm_note = ", Holm-adjusted across the checks" if report.correction == "holm" else ""
+    console.print(Text(f"p: exact McNemar test for accuracy, paired bootstrap otherwise{holm_note}; "
+                       "diff = candidate - baseline", style="dim"))
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))
     n = len(report.checks)
     if report.regressions:
         console.print(Text(f"REGRESSION: {len(report.regressions)} of {n} checks failed", style="bold red"))
         for c in report.regressions:
-            console.print(Text(f"  {c.describe(report.max_drop, report.alpha)}", style="red"))
+            console.print(Text(f"  {c.describe(report.alpha)}", style="red"))
     else:
         console.print(Text(f"OK: no regression in {n} checks ({len(report.improvements)} improved)", style="bold green"))
 
@@ -379,15 +439,16 @@ def write_junit(report: GateReport, path: Path) -> None:
     props = ET.SubElement(suite, "properties")
     for key, value in (("baseline", report.baseline_dir), ("candidate", report.candidate_dir),
                        ("baseline_run_id", report.baseline_run_id), ("candidate_run_id", report.candidate_run_id),
-                       ("max_drop", report.max_drop), ("alpha", report.alpha)):
+                       ("max_drop", report.drop_text()), ("alpha", report.alpha),
+                       ("correction", report.correction)):
         ET.SubElement(props, "property", name=key, value=str(value))
     for c in report.checks:
         case = ET.SubElement(suite, "testcase", classname=f"sft-harness.gate.{report.suite}.{c.pair}",
                              name=c.metric, time="0")
-        detail = c.describe(report.max_drop, report.alpha)
+        detail = c.describe(report.alpha)
         if c.verdict == REGRESSION:
             failure = ET.SubElement(case, "failure", type="regression",
-                                    message=f"{c.metric} dropped by {fmt_metric(c.metric, -c.diff)} (p {fmt_p(c.p_value)})")
+                                    message=f"{c.metric} dropped by {fmt_metric(c.metric, -c.diff)} (p {fmt_p(c.p)})")
             failure.text = detail
         out = ET.SubElement(case, "system-out")
         out.text = f"{c.verdict}: {detail}"

@@ -88,6 +88,53 @@ def test_max_drop_tolerates_a_small_significant_drop(tmp_path: Path) -> None:
     assert G.gate(b, c, max_drop=0.05).regressions
 
 
+def test_max_drop_per_metric_overrides_the_default(tmp_path: Path) -> None:
+    b, c = drop_runs(tmp_path, 200, 0.9, extra_wrong=20)  # accuracy -0.10, significant
+    assert not G.gate(b, c, max_drop_by_metric={"accuracy": 0.15}).regressions
+    report = G.gate(b, c, max_drop=0.15, max_drop_by_metric={"accuracy": 0.05, "bleu": 2.0})
+    [check] = report.regressions
+    assert check.max_drop == 0.05 and "exceeds 0.05 " in check.describe(report.alpha)
+    assert report.drop_text() == "0.15, accuracy=0.05, bleu=2"
+    assert any("--max-drop given for bleu" in n for n in report.notes)  # a tolerance no check used
+    assert G.gate(b, c, max_drop_by_metric={"accuracy": 0.15}).to_json()["max_drop_by_metric"] == {"accuracy": 0.15}
+    with pytest.raises(HarnessError, match=r"--max-drop bleu=-1: a tolerated drop must be >= 0"):
+        G.gate(b, c, max_drop_by_metric={"bleu": -1})
+
+
+def test_parse_max_drops() -> None:
+    assert G.parse_max_drops([]) == (0.0, {})
+    assert G.parse_max_drops(["0.02", "bleu=1.5", "rouge_l = 0.01"]) == (0.02, {"bleu": 1.5, "rouge_l": 0.01})
+    with pytest.raises(HarnessError, match="expected a number or METRIC=NUMBER"):
+        G.parse_max_drops(["lots"])
+    with pytest.raises(HarnessError, match="unknown metric 'blue'.*did you mean 'bleu'"):
+        G.parse_max_drops(["blue=1"])
+
+
+def test_holm_correction_across_checks(tmp_path: Path) -> None:
+    """One strategy of three drops with McNemar p = 2 * 0.5**6 = 0.031: a regression on its own,
+    not once the three checks share the 5% error budget (Holm: 3 * 0.031 = 0.094)."""
+    examples = triage_examples(60)
+    suite = make_suite(examples, metrics_=("accuracy",))
+    b = answers_with_accuracy(examples, 0.8, seed=1)
+    c = list(b)
+    wrong = [i for i, e in enumerate(examples) if b[i] == e.target][:6]
+    for i in wrong:
+        c[i] = "bug" if examples[i].target != "bug" else "billing"
+    base = write_run(tmp_path / "b", suite, {"x": b, "y": b, "z": b}, n_resamples=100)
+    cand = write_run(tmp_path / "c", suite, {"x": c, "y": b, "z": b}, n_resamples=100)
+    plain = G.gate(base, cand)
+    [failed] = plain.regressions
+    assert failed.pair == "x" and failed.p_value == pytest.approx(0.03125) and failed.p_holm is None
+    corrected = G.gate(base, cand, correction="holm")
+    assert corrected.passed
+    x = next(ch for ch in corrected.checks if ch.pair == "x")
+    assert x.p_value == pytest.approx(0.03125) and x.p_holm == pytest.approx(0.09375) and x.p == x.p_holm
+    assert corrected.to_json()["correction"] == "holm"
+    assert G.gate(base, cand, correction="holm", alpha=0.1).regressions  # still caught at a laxer alpha
+    with pytest.raises(HarnessError, match="--correction must be one of none, holm"):
+        G.gate(base, cand, correction="bonferroni")
+
+
 def test_a_drop_that_is_not_significant_passes(tmp_path: Path) -> None:
     b, c = drop_runs(tmp_path, 40, 0.8, extra_wrong=2)  # 2 discordant pairs: McNemar p = 0.5
     [check] = G.gate(b, c).checks
@@ -194,3 +241,23 @@ def test_strategy_names_with_colons_parse(tmp_path) -> None:
     assert parse_run_ref(f"{run}:sft:epochs=3") == (run, "sft:epochs=3")
     assert parse_run_ref(f"{run}:prompt") == (run, "prompt")
     assert parse_run_ref(str(run)) == (run, None)
+
+
+def test_command_line_exit_codes_and_files(tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    worse = triage_run(tmp_path / "worse", {"prompt": 0.5, "sft": 0.4})
+    junit, js = tmp_path / "gate.xml", tmp_path / "gate.json"
+    assert main(["gate", str(base), str(base)]) == 0
+    assert main(["gate", str(base), str(worse), "--junit", str(junit), "--json", str(js)]) == 1
+    assert ET.parse(junit).getroot().get("failures") == "2" and json.loads(js.read_text())["passed"] is False
+    # sft's 0.5 drop tolerated on accuracy only; f1 still fails
+    assert main(["gate", f"{base}:sft", f"{worse}:sft", "--max-drop", "accuracy=0.6", "--json", str(js)]) == 1
+    assert [c["metric"] for c in json.loads(js.read_text())["checks"] if c["verdict"] == "REGRESSION"] == ["f1"]
+    assert main(["gate", f"{base}:sft", f"{worse}:sft", "--max-drop", "0.6", "--correction", "holm"]) == 0
+    capsys.readouterr()
+    assert main(["gate", str(base), str(worse), "--max-drop", "accuracy=lots"]) == 2
+    assert "expected a number or METRIC=NUMBER" in capsys.readouterr().err
+    other = triage_run(tmp_path / "other", {"prompt": 0.5, "sft": 0.9}, sha256="f" * 64)
+    assert main(["gate", str(base), str(other)]) == 2
+    assert "--allow-suite-change" in capsys.readouterr().err
