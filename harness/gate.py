@@ -32,7 +32,7 @@ from . import metrics as M
 from .cache import write_json_atomic, write_text_atomic
 from .errors import HarnessError
 from .rundata import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
-from .stats import holm, mcnemar_exact, paired_bootstrap
+from .stats import holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
 from .types import METRIC_NAMES
 
 GATE_SCHEMA = "sft-harness/gate/v1"
@@ -267,8 +267,11 @@ def gate(
     notes: list[str] = []
     if suite_changed:
         notes.append("the suites differ (sha256); compared on the examples both runs scored, each against its own targets")
+    pairs = _pairs(base, cand, base_s, cand_s)
+    if correction == "holm":  # the bootstrap's p-value floor must survive the correction
+        n_resamples = resamples_for_holm(len(pairs) * len(names), alpha, at_least=n_resamples)
     pairings, checks = [], []
-    for b_name, c_name in _pairs(base, cand, base_s, cand_s):
+    for b_name, c_name in pairs:
         pairing, b_lines, c_lines = _shared(base, cand, b_name, c_name)
         pairings.append(pairing)
         if pairing.only_baseline or pairing.only_candidate:

@@ -22,8 +22,9 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -325,7 +326,8 @@ def _correct(task: str, answer: Any, example: Example) -> bool:
 def _bleu() -> Any:
     from sacrebleu.metrics import BLEU
 
-    return BLEU()  # the settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4
+    # The settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4 (`_bleu_many` relies on them).
+    return BLEU()
 
 
 @lru_cache(maxsize=1)
@@ -449,10 +451,82 @@ def _macro_f1(stats: np.ndarray, n_labels: int) -> float:
     return float(f.mean())
 
 
-def aggregator(name: str, task: str, labels: Sequence[str] = ()) -> Callable[[np.ndarray], float]:
-    """`aggregate` with the metric fixed: the callable the bootstrap resamples."""
+@dataclass(frozen=True)
+class Aggregator:
+    """`aggregate` with the metric fixed: the callable the bootstrap resamples.
+
+    Every corpus value here is a function of column sums of the rows (means, counts, sacrebleu's
+    summed statistics; macro-F1 through one-hot label counts). So a batch of resamples, given as
+    draw counts per row, is one matrix product plus a cheap score per resample: `many`.
+    """
+
+    name: str
+    task: str
+    labels: tuple[str, ...] = ()
+
+    def __call__(self, stats: np.ndarray) -> float:
+        return aggregate(self.name, self.task, stats, self.labels)
+
+    def many(self, stats: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """The value of each resample; counts[r, i] = how often row i was drawn in resample r."""
+        stats = np.asarray(stats, dtype=np.float64)
+        counts = np.asarray(counts, dtype=np.float64)
+        n = counts.sum(axis=1)
+        if self.name == "f1" and self.task == "classification":
+            return _macro_f1_many(stats, counts, len(self.labels))
+        sums = counts @ stats  # (R, d)
+        if self.name == "f1" and self.task == "extraction":
+            tp, fp, fn = sums[:, 0], sums[:, 1], sums[:, 2]
+            denom = 2 * tp + fp + fn
+            return np.divide(2 * tp, denom, out=np.zeros(len(denom)), where=denom > 0)
+        if self.name == "bleu":
+            return _bleu_many(np.rint(sums))
+        if self.name == "chrf":
+            return np.array([_chrf()._compute_score_from_stats([int(x) for x in np.rint(row)]).score for row in sums])
+        return sums[:, 0] / n
+
+
+_LOG_ZERO = -9999999999.0  # sacrebleu.utils.my_log(0)
+
+
+def _bleu_many(sums: np.ndarray) -> np.ndarray:
+    """sacrebleu's BLEU.compute_bleu, vectorised over resamples, for the settings `_bleu()` uses
+    (exp smoothing, order 4, no effective order); rows = [sys_len, ref_len, correct_1..4, total_1..4]."""
+    sys_len, ref_len = sums[:, 0], sums[:, 1]
+    correct, total = sums[:, 2:6], sums[:, 6:10]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / sys_len), 0.0), 1.0)
+        precisions = np.zeros_like(correct)
+        smooth = np.ones(len(sums))
+        alive = np.ones(len(sums), dtype=bool)  # sacrebleu stops at the first order with no n-grams
+        for k in range(4):
+            alive &= total[:, k] != 0
+            zero = alive & (correct[:, k] == 0)
+            smooth = np.where(zero, smooth * 2, smooth)
+            precisions[:, k] = np.where(
+                ~alive, 0.0, np.where(zero, 100.0 / (smooth * total[:, k]), 100.0 * correct[:, k] / total[:, k])
+            )
+        logs = np.where(precisions == 0.0, _LOG_ZERO, np.log(np.where(precisions == 0.0, 1.0, precisions)))
+        score = bp * np.exp(logs.sum(axis=1) / 4)
+    return np.where(correct.sum(axis=1) > 0, score, 0.0)
+
+
+def _macro_f1_many(stats: np.ndarray, counts: np.ndarray, n_labels: int) -> np.ndarray:
+    gold = stats[:, 0].astype(np.int64)
+    pred = stats[:, 1].astype(np.int64)
+    eye = np.eye(n_labels + 1)[:, :n_labels]  # row n_labels (index -1: no label) is all zeros
+    true_hot, pred_hot = eye[gold], eye[pred]  # -1 picks the zero row
+    hit_hot = true_hot * ((gold == pred) & (gold >= 0))[:, None]
+    true_sum, pred_sum, tp = counts @ true_hot, counts @ pred_hot, counts @ hit_hot
+    denom = true_sum + pred_sum
+    f = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+    return f.mean(axis=1)
+
+
+def aggregator(name: str, task: str, labels: Sequence[str] = ()) -> Aggregator:
+    """`aggregate` with the metric fixed, with a vectorised path for batches of resamples."""
     _check_metric(name)
-    return partial(aggregate, name, task, labels=tuple(labels))
+    return Aggregator(name, task, tuple(labels))
 
 
 def compute(

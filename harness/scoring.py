@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as M
-from harness.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap
+from harness.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
 from harness.types import Example, Prediction, Suite
 
 ALPHA = 0.05
@@ -111,10 +111,13 @@ def compare_strategies(
     Each pair is compared on the examples both strategies have a prediction for. diff = a - b
     with a paired-bootstrap interval. p_value is the paired bootstrap's, except for accuracy,
     where it is the exact McNemar test on per-example correctness ("test": "mcnemar_exact"; the
-    bootstrap p is kept as "bootstrap_p"). Holm's correction is applied per metric across pairs.
+    bootstrap p is kept as "bootstrap_p"). Holm's correction is applied per metric across pairs;
+    the bootstrap draws enough resamples for its p-values to survive it (`resamples_for_holm`).
     """
     names = list(predictions_by_strategy)
     by_strategy = {s: _by_id(predictions_by_strategy[s]) for s in names}
+    n_pairs = len(names) * (len(names) - 1) // 2
+    resamples = resamples_for_holm(n_pairs, ALPHA, at_least=n_resamples)
     rows: list[dict[str, Any]] = []
     for a, b in itertools.combinations(names, 2):
         common = [e for e in examples if e.id in by_strategy[a] and e.id in by_strategy[b]]
@@ -126,7 +129,7 @@ def compare_strategies(
                 M.metric_stats(m, suite.task, ans_a, common, suite.labels),
                 M.metric_stats(m, suite.task, ans_b, common, suite.labels),
                 agg,
-                n_resamples=n_resamples,
+                n_resamples=resamples,
                 seed=seed,
             )
             row: dict[str, Any] = {
@@ -138,6 +141,7 @@ def compare_strategies(
                 "ci": [_num(res.ci[0]), _num(res.ci[1])],
                 "p_value": res.p_value,
                 "test": "paired_bootstrap",
+                "resamples": resamples,
             }
             if m == "accuracy":
                 mc = mcnemar_exact(

@@ -370,3 +370,18 @@ def test_example_scores_per_task() -> None:
             squad_metric_max_over_ground_truths(squad_f1_score, answers[1], refs), 0.0]
     assert example_scores("qa", answers, qa).tolist() == pytest.approx(want)
     assert want[1] == pytest.approx(2 * 1 * 0.5 / 1.5)  # "dog" against "dog ran" beats the cat reference
+
+
+def test_vectorised_bleu_equals_sacrebleu_on_edge_cases() -> None:
+    """Every branch of sacrebleu's compute_bleu: no hypothesis, no match, an order with no n-grams,
+    orders with zero matches (exp smoothing), brevity penalty on and off."""
+    rng = np.random.default_rng(0)
+    rows = [[0, 5, 0, 0, 0, 0, 0, 0, 0, 0], [4, 4, 0, 0, 0, 0, 4, 3, 2, 1], [3, 9, 2, 1, 0, 0, 3, 2, 1, 0],
+            [9, 7, 5, 0, 2, 0, 9, 8, 7, 6], [2, 2, 2, 1, 0, 0, 2, 1, 0, 0]]
+    for _ in range(300):
+        total = rng.integers(0, 12, size=4)
+        correct = np.minimum(total, rng.integers(0, 12, size=4)) * (rng.random(4) > 0.3)
+        rows.append([int(total[0]), int(rng.integers(0, 15)), *correct.tolist(), *total.tolist()])
+    sums = np.array(rows, dtype=np.float64)
+    want = [M._bleu()._compute_score_from_stats([int(x) for x in r]).score for r in rows]
+    assert np.allclose(M._bleu_many(sums), want, rtol=1e-12, atol=1e-12)

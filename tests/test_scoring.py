@@ -169,6 +169,20 @@ def test_compare_strategies_pairs_metrics_holm_and_mcnemar() -> None:
     assert "mcnemar_p" not in by_key[("prompt", "sft", "f1")]
 
 
+def test_many_strategies_can_still_be_significant_after_holm() -> None:
+    """Eight strategies give 28 pairs. A bootstrap p-value cannot go below 2 / (R + 1): with a
+    fixed 1000 resamples Holm would lift every p above 0.05 however clear the difference. The
+    resamples grow with the number of pairs, so a strategy right everywhere beats the rest."""
+    suite, examples = _suite(metrics=("f1",)), _examples(60)
+    by = {"best": _predict("best", examples, 1.0, 0)}
+    by.update({f"s{k}": _predict(f"s{k}", examples, 0.3, k + 1) for k in range(7)})
+    rows = compare_strategies(suite, examples, by, seed=0, n_resamples=1000)
+    assert len(rows) == 28 and {r["resamples"] for r in rows} == {22400}
+    best = [r for r in rows if r["a"] == "best"]
+    assert len(best) == 7 and all(r["significant"] and r["p_holm"] < 0.05 for r in best)
+    assert 28 * 2 / 1001 > 0.05  # what a fixed 1000 resamples could have reached at best
+
+
 def test_cost_summary() -> None:
     preds = [
         Prediction(
