@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
+from .config import load_config
 from .errors import HarnessError, SuiteError
 
 DEMO_SUITE = "support-faq"
@@ -29,7 +31,7 @@ out = Console()
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # usage errors: one line, exit 2
-        err.print(f"[red]error:[/] {message} (see `{self.prog} --help`)", highlight=False)
+        err.print(f"[red]error:[/] {escape(message)} (see `{self.prog} --help`)", highlight=False)
         raise SystemExit(2)
 
 
@@ -37,6 +39,9 @@ def _quiet_libraries() -> None:
     """Our progress bars are the only ones: library bars and warnings would bury them."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Raw tqdm bars inside libraries (transformers' one-time GGUF conversion) ignore the switches
+    # below; tqdm reads this when it is first imported, which is after this point.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         import transformers
 
@@ -61,13 +66,13 @@ def cmd_suites(args: argparse.Namespace) -> int:
     for name in builtin_suite_names():
         suite, problems = validate(name)
         if suite is None:
-            out.print(f"{name:<16} [red]invalid[/]: {problems[0]}", highlight=False, soft_wrap=True)
+            out.print(f"{name:<16} [red]invalid[/]: {escape(problems[0])}", highlight=False, soft_wrap=True)
             continue
         n = suite.sizes()
         out.print(f"{name:<16} {suite.task:<14} {n['train']:>5} {n['test']:>5} {n['validation']:>5} {n['corpus']:>6}  "
                   f"{', '.join(suite.metrics)}", highlight=False, soft_wrap=True)
         if suite.description:
-            out.print(f"  [dim]{suite.description}[/]", highlight=False)
+            out.print(f"  [dim]{escape(suite.description)}[/]", highlight=False)
     return 0
 
 
@@ -77,39 +82,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     suite, problems = validate(args.suite)
     if problems:
         for p in problems:
-            out.print(p, highlight=False, soft_wrap=True)
-        err.print(f"[red]{len(problems)} problem(s)[/] in suite {args.suite}")
+            out.print(p, highlight=False, soft_wrap=True, markup=False)
+        err.print(f"[red]{len(problems)} problem(s)[/] in suite {escape(args.suite)}", highlight=False)
         return 2
     assert suite is not None
     s = suite.sizes()
-    out.print(f"[green]ok[/] {suite.name}: {suite.task}, train {s['train']}, test {s['test']}, "
+    out.print(f"[green]ok[/] {escape(suite.name)}: {suite.task}, train {s['train']}, test {s['test']}, "
               f"validation {s['validation']}, corpus {s['corpus']}, sha256 {suite.sha256[:12]}", soft_wrap=True)
     return 0
 
 
-def _load_config(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    p = Path(path)
-    try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"{p}: config file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise HarnessError(f"{p}: bad TOML: {e}") from None
+def _names_option(message: str, key: str) -> bool:
+    """Whether a strategy error is about `key` ("no option 'kk'", "option k='two'", "k must ...")."""
+    if key == "kind":
+        return message.startswith("unknown strategy")
+    return re.search(rf"(?<![\w]){re.escape(key)}(?:'|=| must)", message) is not None
 
 
 def _run_options(args: argparse.Namespace) -> Any:
     from .runner import RunOptions
 
-    conf = _load_config(getattr(args, "config", None))
-    known = {"suite", "strategies", "model", "embedder", "out", "limit", "seed", "slice_by", "batch_size",
-             "gpu_hour_usd", "device", "trust_remote_code"}
-    unknown = sorted(set(conf) - known)
-    if unknown:
-        from strategies.base import did_you_mean
-
-        raise HarnessError(f"{args.config}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], sorted(known))}")
+    config = load_config(args.config) if getattr(args, "config", None) else None
+    conf = config.data if config else {}
 
     def pick(name: str, default: Any) -> Any:
         value = getattr(args, name, None)
@@ -120,12 +114,17 @@ def _run_options(args: argparse.Namespace) -> Any:
         raise HarnessError("no suite given: `sft-harness run SUITE` (or `suite = ...` in --config)")
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = []
     spec = args.strategies
-    if spec is None and isinstance(conf.get("strategies"), list):  # [[strategies]] kind = "prompt" ...
-        for i, table in enumerate(conf["strategies"]):
-            table = dict(table)
-            if "kind" not in table:
-                raise HarnessError(f"{args.config}: [[strategies]] entry {i + 1} needs a 'kind'")
-            strategy_params.append((table.pop("kind"), table.pop("name", None), table))
+    if spec is None and config and config.strategy_tables():  # [[strategies]] kind = "prompt" ...
+        import strategies as registry
+
+        for i, table in enumerate(config.strategy_tables()):
+            kind, name = table.pop("kind"), table.pop("name", None)
+            try:  # cheap (no model): a bad kind or option is reported at its line, before any work
+                registry.build(kind, dict(table), name)
+            except HarnessError as e:
+                blamed = next((k for k in ("kind", *table) if _names_option(str(e), k)), None)
+                raise HarnessError(f"{config.where(blamed, entry=i)}: {e}") from None
+            strategy_params.append((kind, name, table))
     elif spec is None:
         spec = conf.get("strategies", "prompt")
     slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])
@@ -171,7 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     paths = report.render_all(run_dir, history=history.load_history(run_dir.parent, report.load_run(run_dir).results["suite"]["name"]))
     for p in paths:
-        out.print(f"wrote {p}")
+        out.print(f"wrote {escape(str(p))}", highlight=False)
     return 0
 
 
@@ -274,11 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except SuiteError as e:
         for problem in e.problems:
-            err.print(problem, highlight=False, soft_wrap=True)
+            err.print(problem, highlight=False, soft_wrap=True, markup=False)
         err.print(f"[red]error:[/] suite has {len(e.problems)} problem(s); nothing was run", highlight=False)
         return 2
     except HarnessError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: decoded predictions are cached; run the same command again to resume")

@@ -148,7 +148,7 @@ def print_history(reports_root: Path, suite: str | None, console: Console) -> No
     path = Path(reports_root) / INDEX
     if not entries:
         where = f" for suite {suite}" if suite else ""
-        console.print(f"no runs recorded{where} in {path}")
+        console.print(f"no runs recorded{where} in {path}", markup=False)
         return
     suites = list(dict.fromkeys(e["suite"] for e in entries))
     for name in suites:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .cache import cache_root, write_json_atomic
@@ -128,7 +129,7 @@ def decode_strategy(
         flush(cached)
     if todo:
         with make_progress(console) as progress:
-            task = progress.add_task(f"decode {strategy.name}", total=len(examples), completed=len(cached), info="")
+            task = progress.add_task(f"decode {escape(strategy.name)}", total=len(examples), completed=len(cached), info="")
             tokens, seconds = 0, 0.0
 
             def on_batch(indices: list[int], gens: list[Generation]) -> None:
@@ -176,9 +177,9 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     examples = list(suite.test[: opts.limit] if opts.limit else suite.test)
 
     run_id, run_dir = new_run_dir(Path(opts.out), suite.name, opts.run_id)
-    console.print(f"[bold]run[/] {run_id}: suite [cyan]{suite.name}[/] ({suite.task}, {len(examples)} test examples), "
-                  f"strategies {', '.join(s.name for s in strategies)} -> {run_dir}")
-    with console.status(f"loading model {opts.model}"):
+    console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
+                  f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
+    with console.status(f"loading model {escape(opts.model)}"):
         loaded = load_generator(opts.model, device=opts.device, trust_remote_code=opts.trust_remote_code)
     engine = Engine(loaded, batch_size=opts.batch_size)
     ctx = RunContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
@@ -225,7 +226,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     report.render_all(run_dir, history=history.load_history(Path(opts.out), suite.name))
     # Logs (not a terminal) do not wrap: give the table room instead of rich's 80-column guess.
     report.print_summary(results, Console() if sys.stdout.isatty() else Console(width=140))
-    console.print(f"[green]wrote[/] {run_dir}/report.html, report.md, summary.csv, results.json, predictions.jsonl")
+    console.print(f"[green]wrote[/] {escape(str(run_dir))}/report.html, report.md, summary.csv, results.json, predictions.jsonl")
     return run_dir
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.markup import escape
+
 from harness.context import RunContext
 from harness.errors import HarnessError
 from harness.prompting import build_messages, target_text
@@ -139,7 +141,7 @@ class SftStrategy(Strategy):
                 generation_eos=generation_eos,
                 device=ctx.device,
                 progress=progress,
-                description=f"train {self.name}",
+                description=f"train {escape(self.name)}",
                 cache_dir=Path(ctx.cache_dir),
             )
         # A copy in the run folder: the run stays self-contained when the cache is cleared.
