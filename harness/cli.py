@@ -139,7 +139,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         limit=pick("limit", None),
         seed=pick("seed", 0),
         slice_by=tuple(slice_by),
-        batch_size=pick("batch_size", 16),
+        batch_size=pick("batch_size", None),
         usd_per_hour=pick("gpu_hour_usd", None),
         device=pick("device", None),
         trust_remote_code=bool(args.trust_remote_code or conf.get("trust_remote_code", False)),
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int)
     r.add_argument("--config", help="run.toml with any of these options and [[strategies]] tables")
     r.add_argument("--slice-by", dest="slice_by", type=lambda s: [x for x in s.split(",") if x], help="meta fields, e.g. source")
-    r.add_argument("--batch-size", dest="batch_size", type=int)
+    r.add_argument("--batch-size", dest="batch_size", type=int, help="decoding batch (default: 64 on a CPU, 16 on a GPU)")
     r.add_argument("--gpu-hour-usd", dest="gpu_hour_usd", type=float, help="price per device hour for cost figures")
     r.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     r.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")

@@ -45,7 +45,7 @@ class RunOptions:
     limit: int | None = None
     seed: int = 0
     slice_by: tuple[str, ...] = ()
-    batch_size: int = 16
+    batch_size: int | None = None  # None: default_batch_size(device)
     usd_per_hour: float | None = None
     device: str | None = None
     trust_remote_code: bool = False
@@ -73,6 +73,17 @@ def _device_info(device: str) -> dict[str, Any]:
     else:
         info["name"] = platform.processor() or platform.machine()
     return info
+
+
+def default_batch_size(device: str) -> int:
+    """Decoding batch size when the user gives none.
+
+    On a CPU a decoding step is bound by reading the weights, so 64 rows cost little more than 16
+    (support-faq on 2 cores: 62 questions in 42 s at 64 against 73 s at 16). On a GPU the key/value
+    cache of a large model is the limit, so stay at 16 there. Either way the engine also caps a
+    batch at max_batch_tokens prompt tokens.
+    """
+    return 64 if device == "cpu" else 16
 
 
 def new_run_dir(out: Path, suite_name: str, run_id: str | None) -> tuple[str, Path]:
@@ -181,7 +192,8 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
     with console.status(f"loading model {escape(opts.model)}"):
         loaded = load_generator(opts.model, device=opts.device, trust_remote_code=opts.trust_remote_code)
-    engine = Engine(loaded, batch_size=opts.batch_size)
+    batch_size = opts.batch_size or default_batch_size(loaded.device)
+    engine = Engine(loaded, batch_size=batch_size)
     ctx = RunContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
                      embedder_name=opts.embedder, console=console, trust_remote_code=opts.trust_remote_code)
     import torch
@@ -214,7 +226,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         model={**loaded.info(), "embedder": opts.embedder},
-        decoding={**suite.generation.fingerprint(), "batch_size": opts.batch_size},
+        decoding={**suite.generation.fingerprint(), "batch_size": batch_size},
         seed=opts.seed,
         limit=opts.limit,
         versions=_versions(),
