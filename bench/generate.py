@@ -19,6 +19,7 @@ from harness.cli import _quiet_libraries  # noqa: E402
 from harness.generate import Engine  # noqa: E402
 from harness.models import load_generator  # noqa: E402
 from harness.prompting import build_messages  # noqa: E402
+from harness.runner import default_batch_size  # noqa: E402
 from harness.suites import load_suite  # noqa: E402
 from harness.types import GenerationConfig  # noqa: E402
 
@@ -45,7 +46,7 @@ def main() -> None:
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--suite", default="support-faq")
     p.add_argument("--n", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="default: what `run` uses on this device")
     p.add_argument("--max-new-tokens", type=int, default=48)
     args = p.parse_args()
     _quiet_libraries()
@@ -54,7 +55,8 @@ def main() -> None:
     chats = [build_messages(suite, ex.input) for ex in suite.test[: args.n]]
     loaded = load_generator(args.model)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    engine = Engine(loaded, batch_size=args.batch_size)
+    batch_size = args.batch_size or default_batch_size(loaded.device)
+    engine = Engine(loaded, batch_size=batch_size)
     engine.generate(chats[:2], config)  # warm-up: first calls pay one-off allocation costs
 
     plain_s, plain_tokens, plain_texts = plain_loop(loaded, chats, args.max_new_tokens)
@@ -67,7 +69,7 @@ def main() -> None:
     n = len(chats)
     print(f"model {loaded.name} on {loaded.device}, {n} prompts from {suite.name}, max_new_tokens {args.max_new_tokens}")
     print(f"plain loop : {n / plain_s:7.2f} examples/s  {plain_tokens / plain_s:8.1f} tokens/s  ({plain_s:.1f} s)")
-    print(f"engine     : {n / engine_s:7.2f} examples/s  {engine_tokens / engine_s:8.1f} tokens/s  ({engine_s:.1f} s, batch {args.batch_size})")
+    print(f"engine     : {n / engine_s:7.2f} examples/s  {engine_tokens / engine_s:8.1f} tokens/s  ({engine_s:.1f} s, batch {batch_size})")
     print(f"identical outputs: {same}/{n}")
     print(f"speedup: {plain_s / engine_s:.2f}x")
 
