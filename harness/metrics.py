@@ -421,14 +421,19 @@ def aggregate(name: str, task: str, stats: np.ndarray, labels: Sequence[str] = (
     if name == "f1" and task == "classification":
         return _macro_f1(stats, len(labels))
     if name == "f1" and task == "extraction":
-        tp, fp, fn = stats.sum(axis=0)
-        denom = 2 * tp + fp + fn
-        return float(2 * tp / denom) if denom > 0 else 0.0  # nothing gold, nothing predicted: 0
+        return float(_pair_f1(stats.sum(axis=0), empty=0.0))  # nothing gold, nothing predicted: 0
     if name == "bleu":
         return _sacrebleu_score(_bleu(), stats)
     if name == "chrf":
         return _sacrebleu_score(_chrf(), stats)
     return float(stats[:, 0].mean())
+
+
+def _pair_f1(sums: np.ndarray, empty: float) -> np.ndarray:
+    """Micro-F1 from summed [tp, fp, fn] (last axis); `empty` where nothing is gold or predicted."""
+    tp, fp, fn = sums[..., 0], sums[..., 1], sums[..., 2]
+    denom = 2 * tp + fp + fn
+    return np.divide(2 * tp, denom, out=np.full(np.shape(denom), empty, dtype=np.float64), where=denom > 0)
 
 
 def _macro_f1(stats: np.ndarray, n_labels: int) -> float:
@@ -471,19 +476,16 @@ class Aggregator:
         """The value of each resample; counts[r, i] = how often row i was drawn in resample r."""
         stats = np.asarray(stats, dtype=np.float64)
         counts = np.asarray(counts, dtype=np.float64)
-        n = counts.sum(axis=1)
         if self.name == "f1" and self.task == "classification":
             return _macro_f1_many(stats, counts, len(self.labels))
         sums = counts @ stats  # (R, d)
         if self.name == "f1" and self.task == "extraction":
-            tp, fp, fn = sums[:, 0], sums[:, 1], sums[:, 2]
-            denom = 2 * tp + fp + fn
-            return np.divide(2 * tp, denom, out=np.zeros(len(denom)), where=denom > 0)
+            return _pair_f1(sums, empty=0.0)
         if self.name == "bleu":
             return _bleu_many(np.rint(sums))
         if self.name == "chrf":
             return np.array([_chrf()._compute_score_from_stats([int(x) for x in np.rint(row)]).score for row in sums])
-        return sums[:, 0] / n
+        return sums[:, 0] / counts.sum(axis=1)  # a mean: sum over the rows drawn / how many
 
 
 _LOG_ZERO = -9999999999.0  # sacrebleu.utils.my_log(0)
@@ -562,11 +564,7 @@ def example_scores(task: str, answers: Sequence[Any], examples: Sequence[Example
     """One score in [0, 1] per example (see EXAMPLE_SCORE_NAME): what "better here" means."""
     if task == "classification":
         return correct_vector(task, answers, examples).astype(np.float64)
-    if task == "extraction":
-        out = []
-        for a, e in zip(answers, examples, strict=True):
-            pred = _pairs(a) if a is not None else set()
-            gold = _pairs(e.target)
-            out.append(1.0 if not pred and not gold else 2 * len(pred & gold) / (len(pred) + len(gold)))
-        return np.array(out, dtype=np.float64)
-    return metric_stats("f1", task, answers, examples)[:, 0]
+    rows = metric_stats("f1", task, answers, examples)
+    if task == "extraction":  # rows are [tp, fp, fn]; an example with no fields, rightly predicted, is right
+        return _pair_f1(rows, empty=1.0)
+    return rows[:, 0]
