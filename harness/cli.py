@@ -114,10 +114,11 @@ def _run_options(args: argparse.Namespace) -> Any:
         raise HarnessError("no suite given: `sft-harness run SUITE` (or `suite = ...` in --config)")
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = []
     spec = args.strategies
-    if spec is None and config and config.strategy_tables():  # [[strategies]] kind = "prompt" ...
+    tables = config.strategy_tables() if config and spec is None else []  # [[strategies]] kind = "prompt" ...
+    if config and tables:
         import strategies as registry
 
-        for i, table in enumerate(config.strategy_tables()):
+        for i, table in enumerate(tables):
             kind, name = table.pop("kind"), table.pop("name", None)
             try:  # cheap (no model): a bad kind or option is reported at its line, before any work
                 registry.build(kind, dict(table), name)
