@@ -1,14 +1,17 @@
 """Command line: `sft-harness demo | run | validate | suites | report | gate | history`.
 
-Exit codes: 0 success, 1 a gate found a regression, 2 bad input or usage (one line, no traceback).
+Exit codes: 0 success, 1 a gate found a regression, 2 bad input or usage (one line, no traceback),
+3 an internal error (one line; the traceback is saved to a file named in that line).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -113,6 +116,8 @@ def _run_options(args: argparse.Namespace) -> Any:
     if not suite:
         raise HarnessError("no suite given: `sft-harness run SUITE` (or `suite = ...` in --config)")
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = []
+    # Where each value from the file sits, so a later refusal names run.toml:LINE, not a flag.
+    sources = {key: config.where(key) for key in conf if getattr(args, key, None) is None} if config else {}
     spec = args.strategies
     tables = config.strategy_tables() if config and spec is None else []  # [[strategies]] kind = "prompt" ...
     if config and tables:
@@ -126,12 +131,21 @@ def _run_options(args: argparse.Namespace) -> Any:
                 blamed = next((k for k in ("kind", *table) if _names_option(str(e), k)), None)
                 raise HarnessError(f"{config.where(blamed, entry=i)}: {e}") from None
             strategy_params.append((kind, name, table))
+            sources[f"strategy {name or kind}"] = config.where(entry=i)
     elif spec is None:
         spec = conf.get("strategies", "prompt")
+        if config and "strategies" in conf:  # a spec string in the file: blame its line
+            import strategies as registry
+
+            try:
+                registry.from_spec(str(spec))
+            except HarnessError as e:
+                raise HarnessError(f"{config.where('strategies')}: {e}") from None
     slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])
     if isinstance(slice_by, str):
         slice_by = [s for s in slice_by.split(",") if s]
     return RunOptions(
+        sources=sources,
         suite=suite,
         strategies=spec or "",
         model=pick("model", "smollm2-135m-instruct"),
@@ -157,19 +171,47 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .runner import RunOptions, run
+    from .runner import RunOptions, link_latest, run
 
-    opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_id="demo",
+    opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_label="demo",
                       seed=0, slice_by=("category",) if args.suite == DEMO_SUITE else ())
-    run(opts, err)
+    run_dir = run(opts, err)
+    # Each demo gets its own folder (two at once never share one); `reports/demo` names the latest.
+    link = link_latest(run_dir.parent, "demo", run_dir)
+    err.print(f"[green]latest demo:[/] {escape(str(link))}/report.html -> {escape(run_dir.name)}", highlight=False)
     return 0
+
+
+@contextlib.contextmanager
+def _reading(run_dirs: list[Path]) -> Iterator[None]:
+    """A results.json that passed the shape checks but holds a value of the wrong type deeper
+    down (hand-edited, another tool's) is the file's fault: one line naming it, not a traceback."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
+        where = " or ".join(str(d / "results.json") for d in run_dirs)
+        raise HarnessError(f"{where}: a value has the wrong type or shape ({type(e).__name__}: {str(e)[:200]}); "
+                           "re-run to regenerate it") from None
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise HarnessError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise HarnessError(f"{option} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HarnessError(f"{option} {path}: not writable")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from . import history, report
 
     run_dir = Path(args.run_dir)
-    paths = report.render_all(run_dir, history=history.load_history(run_dir.parent, report.load_run(run_dir).results["suite"]["name"]))
+    with _reading([run_dir]):
+        suite_name = report.load_run(run_dir).results["suite"]["name"]
+        paths = report.render_all(run_dir, history=history.load_history(run_dir.parent, suite_name))
     for p in paths:
         out.print(f"wrote {escape(str(p))}", highlight=False)
     return 0
@@ -181,21 +223,27 @@ def cmd_gate(args: argparse.Namespace) -> int:
     base_dir, base_strategy = gate.parse_run_ref(args.baseline)
     cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
     max_drop, max_drop_by_metric = gate.parse_max_drops(args.max_drop or [])
-    result = gate.gate(
-        (base_dir, base_strategy),
-        (cand_dir, cand_strategy),
-        metrics=args.metric or None,
-        max_drop=max_drop,
-        max_drop_by_metric=max_drop_by_metric,
-        alpha=args.alpha,
-        correction=args.correction,
-        allow_suite_change=args.allow_suite_change,
-    )
+    outputs = [(Path(p), opt, write) for p, opt, write in ((args.junit, "--junit", gate.write_junit),
+                                                            (args.json, "--json", gate.write_json)) if p]
+    for path, option, _ in outputs:  # a gate that cannot write its verdict must not print one first
+        _check_writable(path, option)
+    with _reading([Path(base_dir), Path(cand_dir)]):
+        result = gate.gate(
+            (base_dir, base_strategy),
+            (cand_dir, cand_strategy),
+            metrics=args.metric or None,
+            max_drop=max_drop,
+            max_drop_by_metric=max_drop_by_metric,
+            alpha=args.alpha,
+            correction=args.correction,
+            allow_suite_change=args.allow_suite_change,
+        )
+    for path, option, write in outputs:
+        try:
+            write(result, path)
+        except OSError as e:  # exit 2, never 1: CI must not read a failed write as a regression
+            raise HarnessError(f"{option} {path}: cannot write ({e.strerror})") from None
     gate.render_gate(result, out)
-    if args.junit:
-        gate.write_junit(result, Path(args.junit))
-    if args.json:
-        gate.write_json(result, Path(args.json))
     return 1 if result.regressions else 0
 
 
@@ -272,10 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         return int(args.func(args))
-    except SuiteError as e:
-        for problem in e.problems:
-            err.print(problem, highlight=False, soft_wrap=True, markup=False)
-        err.print(f"[red]error:[/] suite has {len(e.problems)} problem(s); nothing was run", highlight=False)
+    except SuiteError as e:  # one line: the first problem; `validate` lists them all
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return 2
     except HarnessError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
@@ -283,6 +329,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: decoded predictions are cached; run the same command again to resume")
         return 130
+    except OSError as e:  # disk full, permissions, a path that vanished: the machine's state, not a bug
+        where = f" {e.filename}" if e.filename else ""
+        err.print(f"[red]error:[/]{escape(where)}: {escape(e.strerror or str(e))}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception as e:  # a bug of ours: one line here, the traceback in a file to report
+        log = _save_traceback()
+        err.print(f"[red]internal error:[/] {escape(type(e).__name__)}: {escape(str(e)[:300])} "
+                  f"(traceback in {escape(str(log))}; please report it)", highlight=False, soft_wrap=True)
+        return 3
+
+
+def _save_traceback() -> Path:
+    import tempfile
+    import traceback
+
+    fd, name = tempfile.mkstemp(prefix="sft-harness-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exc(file=f)
+    return Path(name)
 
 
 if __name__ == "__main__":

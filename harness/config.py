@@ -6,6 +6,7 @@ keys come before the first table, and a `[[strategies]]` entry's keys follow its
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
+from .text import did_you_mean
 
 # key -> (accepted types, what to say when it is something else)
 TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
@@ -30,6 +32,17 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "trust_remote_code": ((bool,), "true or false"),
 }
 
+# key -> (is the value in range?, what it must be): checked after the type, blamed on the key's line.
+RANGES: dict[str, tuple[Any, str]] = {
+    "limit": (lambda v: v >= 1, "at least 1"),
+    "seed": (lambda v: 0 <= v < 2**32, f"from 0 to {2**32 - 1}"),
+    "batch_size": (lambda v: v >= 1, "at least 1"),
+    "gpu_hour_usd": (lambda v: math.isfinite(v) and v >= 0, "a price of 0 or more"),
+    "device": (lambda v: re.fullmatch(r"cpu|cuda(:\d+)?|mps", v) is not None, '"cpu", "cuda", "cuda:N" or "mps"'),
+    "slice_by": (lambda v: isinstance(v, str) or all(isinstance(x, str) and x for x in v), "meta field names"),
+    "suite": (lambda v: bool(v.strip()), "a suite name or folder"),
+}
+
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
 _STRATEGIES_HEADER = re.compile(r"^\s*\[\[\s*strategies\s*\]\]")
 
@@ -43,7 +56,7 @@ class RunConfig:
     def where(self, key: str | None = None, entry: int | None = None) -> str:
         """`path:line` of a top-level key, of a key in the entry-th [[strategies]] table, or of
         that table's header; just `path` when the line cannot be found."""
-        lines = self.text.splitlines()
+        lines = self.text.split("\n")  # TOML's line ends; splitlines() would also split on U+2028
         start = 0
         if entry is not None:
             headers = [i for i, line in enumerate(lines) if _STRATEGIES_HEADER.match(line)]
@@ -64,15 +77,23 @@ class RunConfig:
         return [dict(t) for t in tables] if isinstance(tables, list) else []
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and check a run config: every key known, every value of the right type."""
-    from strategies.base import did_you_mean
-
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise HarnessError(f"{p}: config file not found") from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise HarnessError(f"{p}:{line}: not UTF-8 text") from None
+    except OSError as e:
+        raise HarnessError(f"{p}: cannot read the config file ({e.strerror})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -87,11 +108,18 @@ def load_config(path: str | Path) -> RunConfig:
         types, wanted = TOP_LEVEL[key]
         # bool is an int in Python: `limit = true` must not pass as 1.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise HarnessError(f"{conf.where(key)}: '{key}' should be {wanted}, got {value!r}")
+            raise HarnessError(f"{conf.where(key)}: '{key}' should be {wanted}, got {_short(value)}")
+        in_range, must_be = RANGES.get(key, (None, ""))
+        if in_range is not None and not (isinstance(value, list) and key != "slice_by") and not in_range(value):
+            raise HarnessError(f"{conf.where(key)}: '{key}' must be {must_be}, got {_short(value)}")
     if isinstance(data.get("strategies"), list):
         for i, table in enumerate(data["strategies"]):
             if not isinstance(table, dict):
                 raise HarnessError(f"{conf.where('strategies')}: 'strategies' should be [[strategies]] tables")
             if "kind" not in table:
                 raise HarnessError(f"{conf.where(entry=i)}: [[strategies]] entry {i + 1} needs a 'kind'")
+            for key in ("kind", "name"):
+                if key in table and (not isinstance(table[key], str) or not table[key].strip()):
+                    raise HarnessError(f"{conf.where(key, entry=i)}: '{key}' should be a non-empty string, "
+                                       f"got {_short(table[key])}")
     return conf

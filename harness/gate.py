@@ -306,6 +306,8 @@ def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
             value = float(number)
         except ValueError:
             raise HarnessError(f"--max-drop '{raw}': expected a number or METRIC=NUMBER (e.g. 0.02 or bleu=1.5)") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise HarnessError(f"--max-drop '{raw}': the tolerated drop must be a number of 0 or more")
         if metric:
             by_metric[metric.strip()] = value
         else:

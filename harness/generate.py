@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import HarnessError
 from .models import LoadedModel
 from .prompting import render_chat
 from .types import Chat, Generation, GenerationConfig
@@ -23,6 +24,10 @@ from .types import Chat, Generation, GenerationConfig
 class EncodedPrompt:
     index: int  # position in the caller's list
     ids: list[int]
+
+
+def _with_user(chat: Chat, text: str) -> Chat:
+    return [*chat[:-1], {**chat[-1], "content": text}]
 
 
 def truncate_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -41,6 +46,7 @@ class Engine:
         # Long prompts (rag, few-shot) would make a 16-wide batch huge; cap the padded tokens too.
         self.max_batch_tokens = max_batch_tokens
         self._stop_ids = self._end_token_ids()
+        self.truncated = 0  # prompts cut to fit the context, over this engine's life
 
     def _end_token_ids(self) -> list[int]:
         ids = set()
@@ -59,6 +65,49 @@ class Engine:
 
     def encode(self, chat: Chat) -> list[int]:
         return self.tokenizer(self.render(chat), add_special_tokens=False)["input_ids"]
+
+    def context_tokens(self) -> int | None:
+        """The model's context length in tokens (None when neither the model nor the tokenizer says)."""
+        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if isinstance(n, int) and n > 0:
+            return n
+        n = getattr(self.tokenizer, "model_max_length", None)
+        return n if isinstance(n, int) and 0 < n < 10**7 else None  # transformers' "no limit" is ~1e30
+
+    def encode_fitting(self, chat: Chat, max_new_tokens: int) -> tuple[list[int], bool]:
+        """Token ids of the prompt, cut to leave room for max_new_tokens in the model's context.
+
+        What gives way is the start of the last user message: passages first, then the start
+        of the question; the instruction, the shots and the question's end stay. A prompt whose
+        fixed parts alone do not fit is refused in one line. Returns (ids, truncated).
+        """
+        context = self.context_tokens()
+        if context is None:
+            return self.encode(chat), False
+        limit = context - max_new_tokens
+        if limit < 1:
+            raise HarnessError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in the "
+                               f"model's context of {context} tokens")
+        user = chat[-1]["content"]
+        # A token spans far fewer than 32 characters: cut a huge text before tokenising it at all
+        # (a 50 MB input must not be tokenised, let alone allocated as a batch).
+        if len(user) > limit * 32:
+            user = user[-limit * 32 :]
+        ids = self.encode(_with_user(chat, user))
+        if len(ids) <= limit:
+            return ids, len(user) < len(chat[-1]["content"])
+        fixed = len(self.encode(_with_user(chat, "")))
+        if fixed >= limit:
+            raise HarnessError(f"a prompt's instruction, shots and passages frame take {fixed} tokens, more than the "
+                               f"{limit} the model's context of {context} leaves after max_new_tokens: "
+                               "use fewer shots or passages (k, budget)")
+        for _ in range(16):  # shrink in proportion; converges in one or two steps
+            keep = int(len(user) * (limit - fixed) / max(1, len(ids) - fixed) * 0.97)
+            user = user[len(user) - max(0, keep) :]
+            ids = self.encode(_with_user(chat, user))
+            if len(ids) <= limit:
+                return ids, True
+        raise HarnessError(f"could not fit a prompt into the model's context of {context} tokens")
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -131,7 +180,11 @@ class Engine:
         on_batch: Callable[[list[int], list[Generation]], None] | None = None,
     ) -> list[Generation]:
         """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
-        encoded = [EncodedPrompt(i, self.encode(c)) for i, c in enumerate(chats)]
+        encoded = []
+        for i, chat in enumerate(chats):
+            ids, cut = self.encode_fitting(chat, config.max_new_tokens)
+            self.truncated += cut
+            encoded.append(EncodedPrompt(i, ids))
         results: list[Generation | None] = [None] * len(chats)
         for batch in self.batches(encoded):
             gens = self._decode_batch(batch, config)

@@ -20,7 +20,6 @@ import json
 import math
 import re
 import string
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.text import normalize_label
 from harness.types import METRIC_NAMES, Example
 
 METRIC_SCALE: dict[str, float] = {
@@ -52,13 +52,6 @@ def _check_metric(name: str) -> None:
 
 
 # --------------------------------------------------------------------------- normalisation
-
-
-def normalize_label(text: str) -> str:
-    """Case-, whitespace-, punctuation- and underscore-insensitive form of a label."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("_", " ").replace("-", " ")
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return " ".join(text.split())
 
 
 def normalize_answer(text: str) -> str:

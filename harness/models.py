@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def _package_dir(alias: Alias) -> Path:
     return Path(spec.origin).parent
 
 
-def resolve(name: str) -> ResolvedModel:
+def resolve(name: str, option: str = "model") -> ResolvedModel:
     """An alias, a local folder (or a .gguf file), or else a Hugging Face hub id."""
     if name in ALIASES:
         alias = ALIASES[name]
@@ -69,17 +70,69 @@ def resolve(name: str) -> ResolvedModel:
         return ResolvedModel(name, str(path.parent.resolve()), gguf_file=path.name)
     if path.is_dir():
         return ResolvedModel(name, str(path.resolve()))
+    if path.exists():
+        raise HarnessError(f"{option} {name}: a file that is not a .gguf model (give a model folder or a .gguf file)")
     if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
-        raise HarnessError(f"model '{name}' is not a folder, a .gguf file, a hub id or one of: {', '.join(ALIASES)}")
+        raise HarnessError(f"{option} {name}: no such folder or .gguf file, and not a hub id or one of: {', '.join(ALIASES)}")
     return ResolvedModel(name, name, is_local=False)
 
 
-def pick_device(requested: str | None = None) -> str:
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def pick_device(requested: str | None = None, flag: str = "--device") -> str:
+    """`cpu`, `cuda`, `cuda:N` or `mps`, checked against this machine (default: cuda when present)."""
     import torch
 
-    if requested:
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not requested:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not _DEVICE.fullmatch(requested):
+        raise HarnessError(f"{flag} {requested!r}: expected cpu, cuda, cuda:N or mps")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HarnessError(f"{flag} {requested}: CUDA is not available on this machine (use cpu)")
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise HarnessError(f"{flag} {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise HarnessError(f"{flag} mps: Apple's MPS backend is not available on this machine")
+    return requested
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def check_model_ref(name: str, option: str = "--model") -> ResolvedModel:
+    """Refuse a model reference that cannot load, before anything is loaded: a folder that holds
+    no model, a hub id that is malformed or, with the hub offline, not in the local cache."""
+    resolved = resolve(name, option)
+    if resolved.gguf_file is not None:
+        return resolved
+    if resolved.is_local:
+        folder = Path(resolved.source)
+        if not any((folder / f).is_file() for f in ("config.json", "modules.json", "config_sentence_transformers.json")):
+            raise HarnessError(
+                f"{option} {name}: the folder has no config.json: not a Hugging Face model folder "
+                "(expected config.json and weights, or give a .gguf file)"
+            )
+        return resolved
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise HarnessError(f"{option} {name!r}: not a folder, a .gguf file, an alias ({', '.join(ALIASES)}) "
+                           "or a valid hub id") from None
+    if _hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise HarnessError(
+                f"{option} {name}: not in the local Hugging Face cache and the hub is offline "
+                "(HF_HUB_OFFLINE=1): download it where there is a network, or give a local folder or an alias"
+            )
+    return resolved
 
 
 def pick_dtype(device: str) -> Any:
@@ -181,16 +234,20 @@ def load_generator(
     import torch
     from transformers import AutoModelForCausalLM
 
-    resolved = resolve(name)
-    path = materialize(resolved)
+    resolved = check_model_ref(name)
     device = pick_device(device)
     dtype = pick_dtype(device)
+    # Whatever a broken model folder or file makes transformers raise (OSError, ValueError,
+    # KeyError, safetensors errors...), the cause is the model the user named: say so in one line.
     try:
+        path = materialize(resolved)
         tok = load_tokenizer(path, trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
-    except OSError as e:  # hub id not reachable, missing files: say what to do, not a traceback
+    except HarnessError:
+        raise
+    except Exception as e:
         hint = " (no network? use a local folder or an alias)" if not resolved.is_local else ""
-        raise HarnessError(f"cannot load model '{name}' from {path}{hint}: {str(e).splitlines()[0]}") from e
+        raise HarnessError(f"cannot load model '{name}'{hint}: {_first_line(e)}") from e
     model.to(device)  # type: ignore[arg-type]  # transformers stubs type .to() for tensors only
     model.eval()
     if device == "cpu":
@@ -202,8 +259,15 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | None = None, tr
     """A sentence-transformers model from an alias, folder or hub id."""
     from sentence_transformers import SentenceTransformer
 
-    resolved = resolve(name)
+    resolved = check_model_ref(name, "--embedder")
     try:
         return SentenceTransformer(resolved.source, device=pick_device(device), trust_remote_code=trust_remote_code)
-    except OSError as e:
-        raise HarnessError(f"cannot load embedder '{name}' from {resolved.source}: {str(e).splitlines()[0]}") from e
+    except HarnessError:
+        raise
+    except Exception as e:  # as for the generator: the named embedder is the cause
+        raise HarnessError(f"cannot load embedder '{name}' from {resolved.source}: {_first_line(e)}") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300] if text else ''}"

@@ -2,16 +2,16 @@
 
 One JSONL file per (strategy fingerprint, model weights, decoding config), one line per decoded
 prompt, appended and fsynced batch by batch, so an interrupted run resumes where it stopped.
-A torn last line (killed mid-write) is ignored.
+A torn last line (a writer killed mid-line) is skipped on reading and closed before the next
+append (harness.jsonl), so no entry is ever lost or glued to the fragment.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
+from . import jsonl
 from .cache import fingerprint
 from .types import Chat, Generation
 
@@ -20,34 +20,41 @@ def prompt_key(chat: Chat) -> str:
     return fingerprint(chat, length=24)
 
 
+def _generation(d: Any) -> tuple[str, Generation] | None:
+    """A cache line as (key, generation), or None when it is not a complete, well-typed entry."""
+    if not isinstance(d, dict):
+        return None
+    key, text = d.get("key"), d.get("text")
+    numbers = [d.get(k) for k in ("latency_s", "prompt_tokens", "output_tokens")]
+    if not isinstance(key, str) or not isinstance(text, str):
+        return None
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+        return None
+    return key, Generation(text, float(numbers[0]), int(numbers[1]), int(numbers[2]))  # type: ignore[arg-type]
+
+
 class PredictionCache:
     def __init__(self, root: Path, identity: dict[str, Any]):
         self.path = root / "predictions" / f"{fingerprint(identity)}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, Generation] = {}
         if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    d = json.loads(line)
-                    self.entries[d["key"]] = Generation(d["text"], d["latency_s"], d["prompt_tokens"], d["output_tokens"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue
+            for line in jsonl.read(self.path):
+                entry = _generation(line.value)
+                if entry is not None:
+                    self.entries[entry[0]] = entry[1]
 
     def get(self, key: str) -> Generation | None:
         return self.entries.get(key)
 
     def add_many(self, items: list[tuple[str, Generation]]) -> None:
-        lines = "".join(
-            json.dumps(
-                {"key": k, "text": g.text, "latency_s": g.latency_s, "prompt_tokens": g.prompt_tokens, "output_tokens": g.output_tokens},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for k, g in items
+        jsonl.append(
+            self.path,
+            (
+                {"key": k, "text": g.text, "latency_s": g.latency_s, "prompt_tokens": g.prompt_tokens,
+                 "output_tokens": g.output_tokens}
+                for k, g in items
+            ),
         )
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(lines)
-            f.flush()
-            os.fsync(f.fileno())
         for k, g in items:
             self.entries[k] = g

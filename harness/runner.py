@@ -6,7 +6,10 @@ files alone, so nothing computed is lost if a later step fails.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -24,11 +27,12 @@ from rich.markup import escape
 from . import __version__
 from .cache import cache_root, write_json_atomic
 from .context import RunContext, make_progress
-from .errors import HarnessError
+from .errors import HarnessError, SuiteError
 from .generate import Engine
-from .models import DEFAULT_EMBEDDER, DEFAULT_MODEL, load_generator
+from .models import DEFAULT_EMBEDDER, DEFAULT_MODEL, check_model_ref, load_generator, pick_device
 from .predcache import PredictionCache, prompt_key
 from .suites import load_suite
+from .text import did_you_mean
 from .types import Example, Generation, Prediction, Suite
 
 RESULTS_SCHEMA = "sft-harness/results/v1"
@@ -41,7 +45,7 @@ class RunOptions:
     model: str = DEFAULT_MODEL
     embedder: str = DEFAULT_EMBEDDER
     out: Path = Path("reports")
-    run_id: str | None = None
+    run_label: str | None = None  # e.g. "demo": part of the run folder's name
     limit: int | None = None
     seed: int = 0
     slice_by: tuple[str, ...] = ()
@@ -50,6 +54,12 @@ class RunOptions:
     device: str | None = None
     trust_remote_code: bool = False
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # from --config
+    sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
+
+    def flag(self, key: str) -> str:
+        """How an error names an option: `run.toml:7: batch_size` when the file set it, else `--batch-size`."""
+        where = self.sources.get(key)
+        return f"{where}: {key}" if where else "--" + key.replace("_", "-")
 
 
 def _versions() -> dict[str, str]:
@@ -86,18 +96,61 @@ def default_batch_size(device: str) -> int:
     return 64 if device == "cpu" else 16
 
 
-def new_run_dir(out: Path, suite_name: str, run_id: str | None) -> tuple[str, Path]:
-    if run_id is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_id = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', suite_name)}"
-        candidate, n = run_id, 1
-        while (out / candidate).exists():
-            n += 1
-            candidate = f"{run_id}-{n}"
-        run_id = candidate
-    run_dir = out / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_id, run_dir
+def run_id_base(suite_name: str, label: str | None = None) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip(".-") or "suite"
+    return f"{stamp}-{label}-{name}" if label else f"{stamp}-{name}"
+
+
+def new_run_dir(out: Path, base: str) -> tuple[str, Path]:
+    """Create a run folder that no other run shares: `mkdir` either creates it or fails, so a
+    failure means "taken" and the next name is tried (two runs started in the same second get
+    `...-suite` and `...-suite-2`)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        run_id = base if n == 1 else f"{base}-{n}"
+        try:
+            (out / run_id).mkdir()
+        except FileExistsError:
+            continue
+        return run_id, out / run_id
+    raise AssertionError("unreachable")
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> Path:
+    """The folder for run folders: created if missing, refused (one line) if it cannot hold them."""
+    if out.exists() and not out.is_dir():
+        raise HarnessError(f"{flag} {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(f"{flag} {out}: cannot create the folder ({e.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise HarnessError(f"{flag} {out}: the folder is not writable")
+    return out
+
+
+def remove_if_empty(run_dir: Path) -> None:
+    """A run that failed before decoding anything leaves no folder behind (one with predictions stays)."""
+    pred = run_dir / "predictions.jsonl"
+    if pred.is_file() and pred.stat().st_size == 0:
+        pred.unlink()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # only succeeds when nothing else is in it
+
+
+def link_latest(out: Path, name: str, run_dir: Path) -> Path:
+    """Point `out/name` at a finished run folder, atomically (a symlink renamed over the old one),
+    so concurrent demos each keep their own complete folder and the link names the last to finish."""
+    link = out / name
+    tmp = out / f".{name}.{os.getpid()}.link"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    if link.is_dir() and not link.is_symlink():  # a folder from an older version: keep it aside
+        link.rename(out / f"{name}-{datetime.fromtimestamp(link.stat().st_mtime):%Y%m%d-%H%M%S}-old")
+    os.replace(tmp, link)
+    return link
 
 
 def _prediction_line(pred: Prediction, example: Example) -> str:
@@ -154,8 +207,12 @@ def decode_strategy(
                 seconds += sum(g.latency_s for g in gens)
                 progress.update(task, advance=len(gens), info=f"{tokens / max(seconds, 1e-9):.1f} tok/s")
 
+            before = engine.truncated
             with engine.adapter(strategy.adapter):
                 engine.generate([prompts[i].messages for i in todo], suite.generation, on_batch=on_batch)
+        if engine.truncated > before:
+            console.print(f"[yellow]warning:[/] {engine.truncated - before} prompt(s) of {escape(strategy.name)} were "
+                          "longer than the model's context: cut from the start of the input to fit")
     return [to_prediction(i, g) for i, g in enumerate(generations) if g is not None]
 
 
@@ -174,24 +231,78 @@ def _build_strategies(opts: RunOptions) -> list[Any]:
     return registry.from_spec(opts.strategies)
 
 
-def run(opts: RunOptions, console: Console | None = None) -> Path:
-    """Run a comparison and write the run folder. Returns the folder."""
-    from . import history, report
+def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -> None:
+    """Every run option checked before any model loads or any folder is made."""
+    if opts.limit is not None and opts.limit <= 0:
+        raise HarnessError(f"{opts.flag('limit')} must be a positive number of test examples")
+    if opts.batch_size is not None and opts.batch_size < 1:
+        raise HarnessError(f"{opts.flag('batch_size')} must be at least 1, got {opts.batch_size}")
+    if opts.usd_per_hour is not None and not (math.isfinite(opts.usd_per_hour) and opts.usd_per_hour >= 0):
+        raise HarnessError(f"{opts.flag('gpu_hour_usd')} must be a price of 0 or more, got {opts.usd_per_hour}")
+    if not 0 <= opts.seed < 2**32:  # numpy and torch seeds
+        raise HarnessError(f"{opts.flag('seed')} must be a whole number from 0 to {2**32 - 1}, got {opts.seed}")
+    for field_name in opts.slice_by:
+        if not any(field_name in ex.meta for ex in examples):
+            known = sorted({k for ex in examples for k in ex.meta})
+            raise HarnessError(
+                f"{opts.flag('slice_by')} {field_name}: no scored example of suite '{suite.name}' has meta field "
+                f"'{field_name}'{did_you_mean(field_name, known)}; fields: {', '.join(known) or 'none'}"
+            )
 
+
+def run(opts: RunOptions, console: Console | None = None) -> Path:
+    """Run a comparison and write the run folder. Returns the folder.
+
+    Everything that can be refused is checked first (suite, strategies, options, output folder,
+    device, model references), so a refused run loads no model and leaves no folder behind.
+    """
     console = console or Console(stderr=True)
-    suite = load_suite(opts.suite)  # raises SuiteError with file:line before any model work
+    try:
+        suite = load_suite(opts.suite)  # raises SuiteError with file:line before any model work
+    except SuiteError:
+        raise
+    except HarnessError as e:  # the suite named is not there: blame the config line that named it
+        raise HarnessError(f"{opts.sources['suite']}: {e}" if "suite" in opts.sources else str(e)) from None
     strategies = _build_strategies(opts)
     for s in strategies:
-        s.check(suite)
-    if opts.limit is not None and opts.limit <= 0:
-        raise HarnessError("--limit must be a positive number of test examples")
+        try:
+            s.check(suite)
+        except HarnessError as e:  # a strategy from --config: blame its table (or its spec line)
+            where = opts.sources.get(f"strategy {s.name}") or opts.sources.get("strategies")
+            raise HarnessError(f"{where}: {e}" if where else str(e)) from None
     examples = list(suite.test[: opts.limit] if opts.limit else suite.test)
+    check_options(opts, suite, examples)
+    out = check_out_dir(Path(opts.out), opts.flag("out"))
+    device = pick_device(opts.device, opts.flag("device"))
+    check_model_ref(opts.model, opts.flag("model"))
+    check_model_ref(opts.embedder, opts.flag("embedder"))
 
-    run_id, run_dir = new_run_dir(Path(opts.out), suite.name, opts.run_id)
+    with console.status(f"loading model {escape(opts.model)}"):
+        loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)
+    run_id, run_dir = new_run_dir(out, run_id_base(suite.name, opts.run_label))
     console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
-    with console.status(f"loading model {escape(opts.model)}"):
-        loaded = load_generator(opts.model, device=opts.device, trust_remote_code=opts.trust_remote_code)
+    try:
+        _execute(opts, suite, examples, strategies, loaded, run_id, run_dir, console)
+    except BaseException:
+        remove_if_empty(run_dir)
+        raise
+    return run_dir
+
+
+def _execute(
+    opts: RunOptions,
+    suite: Suite,
+    examples: list[Example],
+    strategies: list[Any],
+    loaded: Any,
+    run_id: str,
+    run_dir: Path,
+    console: Console,
+) -> None:
+    """Prepare and decode every strategy into run_dir, then score and render the reports."""
+    from . import history, report
+
     batch_size = opts.batch_size or default_batch_size(loaded.device)
     engine = Engine(loaded, batch_size=batch_size)
     ctx = RunContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
@@ -213,8 +324,8 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
                 prepare_s += float(training.get("seconds") or 0.0)  # what the cached adapter cost to train
             cache = PredictionCache(cache_root(), {"strategy": s.fingerprint(), "model": loaded.sha256 or loaded.path,
                                                    "decoding": suite.generation.fingerprint()})
-            preds = decode_strategy(s, suite, examples, engine, cache, pred_file, console)
-            predictions[s.name] = preds
+            predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, pred_file, console)
+            details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
             # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
             # retrieval and training are always present so readers can test them against null.
             per_strategy[s.name] = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
@@ -234,12 +345,11 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
         argv=sys.argv[1:],
     )
     write_json_atomic(run_dir / "results.json", results)
-    history.append_run(Path(opts.out), results)
-    report.render_all(run_dir, history=history.load_history(Path(opts.out), suite.name))
+    history.append_run(run_dir.parent, results)
+    report.render_all(run_dir, history=history.load_history(run_dir.parent, suite.name))
     # Logs (not a terminal) do not wrap: give the table room instead of rich's 80-column guess.
     report.print_summary(results, Console() if sys.stdout.isatty() else Console(width=140))
     console.print(f"[green]wrote[/] {escape(str(run_dir))}/report.html, report.md, summary.csv, results.json, predictions.jsonl")
-    return run_dir
 
 
 def score_run(

@@ -6,7 +6,7 @@ strategy is decoded the same way and the comparison stays fair.
 
 from __future__ import annotations
 
-import difflib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,34 +14,70 @@ from typing import Any, ClassVar
 from harness.cache import fingerprint
 from harness.context import RunContext
 from harness.errors import HarnessError
+from harness.text import did_you_mean
 from harness.types import Example, Prompt, Suite
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _type_word(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "a whole number"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, (list, tuple)):
+        return 'a list of names (a+b on the command line, ["a", "b"] in TOML)'
+    return "text"
+
+
+def _from_text(raw: str, default: Any) -> Any:
+    """An option typed on the command line, as the type of its default (ValueError if it is not one)."""
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        value = float(raw)
+        if not math.isfinite(value):
+            raise ValueError(raw)
+        return value
+    if isinstance(default, (list, tuple)):
+        return tuple(s for s in raw.replace("+", ",").split(",") if s)
+    return raw
 
 
 def _coerce(strategy: str, key: str, raw: Any, default: Any) -> Any:
-    """Turn an option given as text (CLI) or TOML value into the type of its default."""
-    if not isinstance(raw, str) or isinstance(default, str) or default is None:
+    """An option given as text (CLI) or as a TOML value, checked against the type of its default.
+
+    TOML values are not converted silently: `k = 1.5` or `k = true` for a whole number, or a
+    number for a text option, is refused rather than read as 1.
+    """
+    if default is None:
         return raw
     try:
+        if isinstance(raw, str) and not isinstance(default, str):
+            return _from_text(raw, default)
         if isinstance(default, bool):
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, (list, tuple)):
-            return tuple(s for s in raw.replace("+", ",").split(",") if s)
-    except ValueError:
+            ok = isinstance(raw, bool)
+        elif isinstance(default, int):
+            ok = isinstance(raw, int) and not isinstance(raw, bool)
+        elif isinstance(default, float):
+            ok = isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw)
+            raw = float(raw) if ok else raw
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(raw, (list, tuple)) and all(isinstance(x, str) for x in raw)
+            raw = tuple(raw) if ok else raw
+        else:
+            ok = isinstance(raw, str)
+        if ok:
+            return raw
+    except (ValueError, OverflowError):
         pass
-    raise HarnessError(f"strategy '{strategy}': option {key}={raw!r} should be a {type(default).__name__}")
+    raise HarnessError(f"strategy '{strategy}': option {key}={raw!r} should be {_type_word(default)}")
 
 
 class Strategy:
@@ -67,8 +103,12 @@ class Strategy:
                     f"strategy '{self.kind}': {key}={self.params[key]!r} is not one of {', '.join(allowed)}"
                     + did_you_mean(str(self.params[key]), allowed)
                 )
+        self.check_params()  # refuse bad values now, before any model loads or folder is made
         self.adapter: Path | None = None  # set by prepare() when decoding needs a LoRA adapter
         self._artifacts: dict[str, Any] = {}  # what prepare() built: folds into the fingerprint
+
+    def check_params(self) -> None:
+        """Refuse option values out of range (HarnessError naming the option); types are already checked."""
 
     def check(self, suite: Suite) -> None:
         """Refuse a suite this strategy cannot run on (HarnessError), before any model work."""

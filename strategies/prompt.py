@@ -23,14 +23,19 @@ class PromptStrategy(Strategy):
     options: ClassVar[dict[str, Any]] = {"k": 0, "select": "random"}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"select": ("random", "knn")}
 
+    def check_params(self) -> None:
+        if int(self.params["k"]) < 0:
+            raise HarnessError(f"strategy '{self.name}': k must be 0 or more, got {self.params['k']}")
+
+    def check(self, suite: Suite) -> None:
+        k = int(self.params["k"])
+        if k and len(suite.train) < k:
+            raise HarnessError(f"strategy '{self.name}': k={k} but suite '{suite.name}' has {len(suite.train)} train examples")
+
     def prepare(self, suite: Suite, ctx: RunContext) -> None:
         self.suite = suite
         self.ctx = ctx
         k = int(self.params["k"])
-        if k < 0:
-            raise HarnessError(f"strategy '{self.name}': k must be >= 0")
-        if k and len(suite.train) < k:
-            raise HarnessError(f"strategy '{self.name}': k={k} but suite '{suite.name}' has {len(suite.train)} train examples")
         self._fixed_shots: list[Example] = random.Random(ctx.seed).sample(list(suite.train), k) if k else []
         self._train_vectors = None
         if k and self.params["select"] == "knn":

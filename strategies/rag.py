@@ -13,7 +13,7 @@ The retrieval part is a reusable `Retriever`, so `sft+rag` gets exactly the same
 
 `passages_for` searches all texts in one batch and fits the top-k passages into `budget_tokens`
 of the GENERATOR's tokens (ctx.generator.tokenizer); `doc_ids` are the documents actually put in
-the prompt. `recall_at_k` is measured on the suite's test examples that carry gold `doc_ids`
+the prompt. `recall_at_k` is measured on the scored examples (`measure_recall`) that carry gold `doc_ids`
 (None when none do), over the top-k retrieved before the budget cut, so it rates the retriever.
 """
 
@@ -53,7 +53,7 @@ class Retriever:
         budget_tokens: int,
         hnsw_threshold: int,
     ) -> str:
-        """Build (or load) the index, measure recall@k on the test split; returns the index fingerprint."""
+        """Build (or load) the index; returns its fingerprint."""
         if not suite.corpus:
             raise HarnessError(f"suite {suite.name} has no corpus: rag needs [corpus] in suite.toml")
         if k < 1:
@@ -74,11 +74,15 @@ class Retriever:
                 cache_dir=ctx.cache_dir / "indexes",
                 progress=progress,
             )
-        gold = [ex for ex in suite.test if ex.doc_ids]
+        return self.index.fingerprint
+
+    def measure_recall(self, examples: Sequence[Example]) -> None:
+        """recall@k over the examples being scored that name gold documents (None when none do).
+        Only these are searched: `--limit 2` must not embed the whole test split."""
+        gold = [ex for ex in examples if ex.doc_ids]
         if gold:
             hits = self.search([ex.input for ex in gold])
-            self.recall = recall_at_k(hits, [ex.doc_ids for ex in gold], k)
-        return self.index.fingerprint
+            self.recall = recall_at_k(hits, [ex.doc_ids for ex in gold], self.k)
 
     def search(self, texts: Sequence[str]) -> list[list[Hit]]:
         """Top-k distinct documents per text; texts already searched are not embedded again."""
@@ -105,6 +109,18 @@ class Retriever:
 def require_corpus(suite: Suite, kind: str) -> None:
     if not suite.corpus:
         raise HarnessError(f"suite {suite.name} has no corpus: {kind} needs [corpus] in suite.toml")
+
+
+def check_retrieval_params(name: str, p: dict[str, Any]) -> None:
+    """The retrieval options of rag and sft+rag, refused before any model work."""
+    problems = [f"{key} must be at least 1, got {p[key]}" for key in ("k", "chunk_tokens", "budget", "hnsw_threshold")
+                if int(p[key]) < 1]
+    if int(p["overlap"]) < 0:
+        problems.append(f"overlap must be 0 or more, got {p['overlap']}")
+    elif int(p["overlap"]) >= int(p["chunk_tokens"]) >= 1:
+        problems.append(f"overlap ({p['overlap']}) must be smaller than chunk_tokens ({p['chunk_tokens']})")
+    if problems:
+        raise HarnessError(f"strategy '{name}': " + "; ".join(problems))
 
 
 def retriever_from_options(suite: Suite, ctx: RunContext, options: dict[str, Any]) -> tuple[Retriever, str]:
@@ -142,6 +158,9 @@ class RagStrategy(Strategy):
         "hnsw_threshold": 20000,
     }
 
+    def check_params(self) -> None:
+        check_retrieval_params(self.name, self.params)
+
     def check(self, suite: Suite) -> None:
         require_corpus(suite, self.kind)
 
@@ -151,6 +170,7 @@ class RagStrategy(Strategy):
         self._artifacts = {"index": fp}
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
+        self.retriever.measure_recall(examples)
         return prompts_with_passages(self.suite, self.retriever, examples)
 
     def details(self) -> dict[str, Any]:

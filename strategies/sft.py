@@ -56,11 +56,10 @@ class SftStrategy(Strategy):
 
     def __init__(self, name: str | None = None, **params: Any):
         super().__init__(name, **params)
-        self._check_params()
         self.trained: TrainedAdapter | None = None
         self._adapter_rel = ""
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         p = self.params
         problems = [
             f"{key} must be at least {low}"
@@ -198,6 +197,12 @@ class SftRagStrategy(SftStrategy):
         "hnsw_threshold": 20000,
     }
 
+    def check_params(self) -> None:
+        from .rag import check_retrieval_params
+
+        super().check_params()
+        check_retrieval_params(self.name, self.params)
+
     def check(self, suite: Suite) -> None:
         from .rag import require_corpus
 
@@ -214,6 +219,10 @@ class SftRagStrategy(SftStrategy):
         from .rag import prompts_with_passages
 
         return prompts_with_passages(self.suite, self.retriever, examples)
+
+    def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
+        self.retriever.measure_recall(examples)  # the scored examples only, not the train inputs
+        return self._chats(examples)
 
     def details(self) -> dict[str, Any]:
         out = super().details()

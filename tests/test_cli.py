@@ -51,7 +51,7 @@ def test_validate_ok_and_broken(tmp_path: Path) -> None:
         (["run", "poem-sentiment", "--strategies", "promt"], "did you mean 'prompt'"),
         (["run", "poem-sentiment", "--strategies", "prompt:kk=3"], "has no option 'kk' (did you mean 'k'?)"),
         (["run", "poem-sentiment", "--strategies", "prompt:select=nn"], "did you mean 'knn'"),
-        (["run", "poem-sentiment", "--strategies", "prompt:k=two"], "should be a int"),
+        (["run", "poem-sentiment", "--strategies", "prompt:k=two"], "should be a whole number"),
         (["run", "poem-sentment"], "did you mean 'poem-sentiment'"),
         (["run", "poem-sentiment", "--limit", "0"], "--limit must be a positive"),
         (["gate"], "error:"),

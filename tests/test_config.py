@@ -53,7 +53,7 @@ def test_a_good_config_loads_and_locates_its_keys(tmp_path: Path) -> None:
         ('suite = "x"\n[[strategies]]\nk = 3\n', 2, "[[strategies]] entry 1 needs a 'kind'"),
         (GOOD.replace('select = "knn"', 'select = "nn"'), 14, "select='nn' is not one of random, knn"),
         (GOOD.replace("k = 2", "kk = 2"), 13, "has no option 'kk' (did you mean 'k'?)"),
-        (GOOD.replace("k = 2", 'k = "two"'), 13, "option k='two' should be a int"),
+        (GOOD.replace("k = 2", 'k = "two"'), 13, "option k='two' should be a whole number"),
         (GOOD.replace('kind = "prompt"\nname', 'kind = "promt"\nname'), 11, "unknown strategy 'promt'"),
         ('suite = "x"\n[[strategies]]\nkind = "sft"\nepochs = 0\n', 4, "epochs must be at least 1"),
     ],

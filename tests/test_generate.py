@@ -78,3 +78,31 @@ def test_engine_stops_at_stop_string(tiny) -> None:
     for f, s in zip(free, stopped, strict=True):
         assert len(s.text) <= len(f.text)
         assert not any(stop in s.text for stop in stops if stop)
+
+
+def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny) -> None:
+    engine = Engine(tiny, batch_size=2)
+    context = engine.context_tokens()
+    assert context == 1024  # the tiny model's max_position_embeddings
+    question = "QUESTION-END what is the answer?"
+    huge = "filler words here " * 3_000_000 + question  # ~54 MB: must not be tokenised whole
+    chat = [{"role": "system", "content": "INSTRUCTION stays."}, {"role": "user", "content": huge}]
+    ids, cut = engine.encode_fitting(chat, max_new_tokens=24)
+    assert cut and len(ids) <= context - 24
+    text = engine.tokenizer.decode(ids)
+    assert "INSTRUCTION stays." in text and question in text
+    [gen] = engine.generate([chat, CHATS[0]], GenerationConfig(max_new_tokens=4))[:1]
+    assert gen.prompt_tokens <= context - 4 and engine.truncated == 1
+    short, cut_short = engine.encode_fitting(CHATS[0], max_new_tokens=24)
+    assert not cut_short and short == engine.encode(CHATS[0])
+
+
+def test_a_frame_that_cannot_fit_is_refused(tiny) -> None:
+    from harness.errors import HarnessError
+
+    engine = Engine(tiny, batch_size=2)
+    chat = [{"role": "system", "content": "long instruction " * 2000}, {"role": "user", "content": "q"}]
+    with pytest.raises(HarnessError, match="use fewer shots or passages"):
+        engine.encode_fitting(chat, max_new_tokens=8)
+    with pytest.raises(HarnessError, match="leaves no room for a prompt"):
+        engine.encode_fitting(CHATS[0], max_new_tokens=5000)

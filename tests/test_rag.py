@@ -113,7 +113,37 @@ def test_retriever_api_for_sft_rag(tmp_path: Path, generator: LoadedModel, embed
     assert retriever.index is not None and fp == retriever.index.fingerprint
     [(passages, ids)] = retriever.passages_for([QUERIES[4][0]])
     assert ids == ("refund",) and passages[0].text == DOCS[4].text and passages[0].title == "Refund policy"
+    assert retriever.details()["retrieval"]["recall_at_k"] is None  # nothing scored yet
+    retriever.measure_recall(make_suite().test)
     assert retriever.details()["retrieval"]["recall_at_k"] >= 0.9
+
+
+def test_recall_covers_only_the_scored_examples(tmp_path: Path, generator: LoadedModel, embedder: Any) -> None:
+    suite = make_suite()
+    rag = RagStrategy(k=1)
+    rag.prepare(suite, make_ctx(tmp_path, generator, embedder))
+    rag.prompts(suite.test[:2])  # as with --limit 2
+    assert set(rag.retriever._hits) == {ex.input for ex in suite.test[:2]}  # nothing else was embedded
+    assert rag.details()["retrieval"]["recall_at_k"] is not None
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"k": "0"}, "k must be at least 1"),
+        ({"chunk_tokens": "0"}, "chunk_tokens must be at least 1"),
+        ({"chunk_tokens": "32", "overlap": "32"}, "overlap (32) must be smaller than chunk_tokens (32)"),
+        ({"overlap": "-1"}, "overlap must be 0 or more"),
+        ({"budget": "0"}, "budget must be at least 1"),
+    ],
+)
+def test_retrieval_options_are_refused_when_built(options: dict[str, str], message: str) -> None:
+    from strategies.sft import SftRagStrategy
+
+    for cls in (RagStrategy, SftRagStrategy):
+        with pytest.raises(HarnessError) as e:
+            cls(**options)
+        assert message in str(e.value)
 
 
 def test_no_corpus_is_a_clear_error(tmp_path: Path, generator: LoadedModel, embedder: Any) -> None:
