@@ -250,7 +250,10 @@ def cmd_gate(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from . import history
 
-    history.print_history(Path(args.reports), args.suite, out)
+    reports = Path(args.reports)
+    if not reports.is_dir():
+        raise HarnessError(f"--reports {reports}: not a folder of runs (default: reports)")
+    history.print_history(reports, args.suite, out)
     return 0
 
 

@@ -207,7 +207,10 @@ class Engine:
         from peft import PeftModel
 
         base = self.model
-        peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
+        try:
+            peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
+        except Exception as e:  # a broken or foreign adapter folder: the user's input
+            raise HarnessError(f"cannot apply adapter {path}: {type(e).__name__}: {str(e)[:200]}") from e
         peft_model.eval()
         self.model = peft_model
         try:

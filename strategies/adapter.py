@@ -43,7 +43,27 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
             else ""
         )
         raise HarnessError(f"adapter: {folder} has no {WEIGHTS}{hint}")
+    for key in ("r", "lora_alpha"):
+        if key in config and not (isinstance(config[key], int) and not isinstance(config[key], bool) and config[key] > 0):
+            raise HarnessError(f"adapter: {cfg_file}: '{key}' must be a positive whole number, got {config[key]!r}")
+    modules = config.get("target_modules")
+    if modules is not None and not isinstance(modules, str) and not (
+        isinstance(modules, list) and all(isinstance(m, str) for m in modules)
+    ):
+        raise HarnessError(f"adapter: {cfg_file}: 'target_modules' must be a name or a list of names")
+    _check_safetensors(folder / WEIGHTS)
     return config
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the weights' header now: a truncated or foreign file is the user's input, not our crash."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            list(f.keys())
+    except Exception as e:
+        raise HarnessError(f"adapter: {path} is not a readable safetensors file ({str(e)[:120]})") from None
 
 
 def check_fits(weights: Path, model: Any) -> None:

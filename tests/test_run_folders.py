@@ -126,3 +126,31 @@ def test_out_that_is_a_file_or_unwritable(tmp_path: Path, capsys: pytest.Capture
         locked.mkdir(mode=0o500)
         assert main(["run", "poem-sentiment", "--out", str(locked)]) == 2
         assert "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "config, weights, message",
+    [
+        ('{"peft_type": "LORA", "target_modules": 5}', b"", "'target_modules' must be a name or a list"),
+        ('{"peft_type": "LORA", "r": "8"}', b"", "'r' must be a positive whole number"),
+        ('{"peft_type": "LORA"}', b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage", "not a readable safetensors file"),
+        ('{"peft_type": "LORA"}', b"tiny", "not a readable safetensors file"),
+    ],
+)
+def test_a_broken_adapter_folder_is_refused_before_any_model(
+    config: str, weights: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(config)
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    assert main(["run", "poem-sentiment", "--strategies", f"adapter:path={folder}", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_history_of_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "f").write_text("x")
+    assert main(["history", "--reports", str(tmp_path / "f")]) == 2
+    assert "not a folder of runs" in capsys.readouterr().err
