@@ -120,3 +120,340 @@ def test_load_refuses_broken_suite_and_unknown_name(tmp_path: Path) -> None:
     assert f"{folder / 'test.jsonl'}:1: 'input' must be a non-empty string" in str(info.value)
     with pytest.raises(HarnessError, match="neither a folder nor a built-in suite"):
         load_suite("no-such-suite-anywhere")
+
+
+# -- hostile suites: every class of problem is a `file:line: message`, never a traceback ---------
+QA_TOML = TOML.replace('task = "classification"', 'task = "qa"').replace('labels = ["negative", "positive"]', "labels = []")
+
+
+def problems_of(folder: Path) -> list[str]:
+    suite, problems = validate(str(folder))
+    assert suite is None and problems
+    with pytest.raises(SuiteError) as info:
+        load_suite(str(folder))
+    assert info.value.problems == problems
+    return problems
+
+
+def track_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path whose bytes the loader reads."""
+    reads: list[Path] = []
+    original = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        reads.append(self.resolve())
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return reads
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "symlink", "symlinked-folder"])
+def test_split_outside_the_suite_is_refused_unopened(tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "secret" / "test.jsonl"
+    secret.parent.mkdir()
+    secret.write_text(json.dumps({"id": "e1", "input": "great", "target": "positive"}) + "\n")
+    folder = write_suite(tmp_path / "s")
+    rel = {"absolute": str(secret), "dotdot": "../secret/test.jsonl", "symlink": "link.jsonl", "symlinked-folder": "data/test.jsonl"}[how]
+    if how == "symlink":
+        (folder / "link.jsonl").symlink_to(secret)
+    if how == "symlinked-folder":
+        (folder / "data").symlink_to(secret.parent, target_is_directory=True)
+    (folder / "suite.toml").write_text(TOML.replace('test = "test.jsonl"', f"test = {json.dumps(rel)}"))
+    reads = track_reads(monkeypatch)
+    problems = problems_of(folder)
+    assert problems == [f"{folder / 'suite.toml'}:9: split 'test' points outside the suite folder ('{rel}')"]
+    assert secret.resolve() not in reads
+
+
+def test_corpus_outside_the_suite_is_refused_unopened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = tmp_path / "corpus.jsonl"
+    outside.write_text(json.dumps({"id": "d1", "text": "x"}) + "\n")
+    folder = write_suite(tmp_path / "s")
+    (folder / "corpus.jsonl").unlink()
+    (folder / "corpus.jsonl").symlink_to(outside)
+    reads = track_reads(monkeypatch)
+    problems = problems_of(folder)
+    # one problem: rows naming corpus ids are not blamed for the corpus being refused
+    assert problems == [f"{folder / 'suite.toml'}:11: corpus 'path' points outside the suite folder ('corpus.jsonl')"]
+    assert outside.resolve() not in reads
+
+
+def test_symlink_inside_the_suite_is_fine(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s")
+    (folder / "data").mkdir()
+    (folder / "test.jsonl").rename(folder / "data" / "real.jsonl")
+    (folder / "test.jsonl").symlink_to(Path("data") / "real.jsonl")
+    assert [e.id for e in load_suite(str(folder)).test] == ["e1"]
+
+
+@pytest.mark.parametrize(
+    "value", ["5", "[\"test.jsonl\"]", '""', '"."', '"nowhere.jsonl"', '"te\\u0000st"', '"' + "a" * 5000 + '"', "{a = 1}"],
+    ids=["integer", "array", "empty", "folder", "missing", "nul", "too-long", "table"],
+)
+def test_split_path_of_wrong_kind_is_one_problem_at_its_line(tmp_path: Path, value: str) -> None:
+    folder = write_suite(tmp_path / "s", toml=TOML.replace('test = "test.jsonl"', f"test = {value}"))
+    problems = problems_of(folder)
+    assert len(problems) == 1 and problems[0].startswith(f"{folder / 'suite.toml'}:9: ")
+
+
+def test_suite_toml_not_utf8_or_not_a_file(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s")
+    (folder / "suite.toml").write_bytes(TOML.encode().replace(b"tiny suite", b"tiny \xff suite"))
+    byte = TOML.encode().index(b"tiny suite") + len("tiny ") + 1
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}:3: not UTF-8 text (byte {byte} of the file)"]
+    (folder / "suite.toml").unlink()
+    (folder / "suite.toml").mkdir()
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}: is a folder, not a file"]
+
+
+@pytest.mark.parametrize("toml", ["x = " + "[" * 50_000 + "]" * 50_000, "x = " + "9" * 5000])
+def test_hostile_toml_values_are_bad_toml(tmp_path: Path, toml: str) -> None:
+    folder = write_suite(tmp_path / "s", toml=TOML + toml + "\n")
+    problems = problems_of(folder)
+    assert len(problems) == 1 and problems[0].startswith(f"{folder / 'suite.toml'}: bad TOML")
+
+
+def test_labels_as_a_string_is_one_problem(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s", toml=TOML.replace('labels = ["negative", "positive"]', 'labels = "negative, positive"'))
+    assert problems_of(folder) == [
+        f"{folder / 'suite.toml'}:5: 'labels' must be a list of strings like labels = [\"yes\", \"no\"], got a string"
+    ]
+
+
+def test_labels_that_collide_once_normalised(tmp_path: Path) -> None:
+    toml = TOML.replace('labels = ["negative", "positive"]', 'labels = ["negative", "positive", "Positive!", " negative"]')
+    problems = problems_of(write_suite(tmp_path / "s", toml=toml))
+    assert len(problems) == 2 and all(p.split(": ", 1)[0].endswith("suite.toml:5") for p in problems)
+    assert "labels 'positive' and 'Positive!' are the same answer" in problems[0]
+    assert "labels 'negative' and ' negative' are the same answer" in problems[1]
+
+
+def test_stop_as_a_string_gets_a_hint(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s", toml=TOML + 'stop = "###"\n')
+    assert problems_of(folder) == [
+        f"{folder / 'suite.toml'}:14: 'stop' must be a list of strings: write stop = [\"###\"] "
+        "(a string would stop at each of its characters)"
+    ]
+    folder = write_suite(tmp_path / "t", toml=TOML + 'stop = ["###", ""]\n')
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}:14: 'stop' must be a list of non-empty strings"]
+    assert load_suite(str(write_suite(tmp_path / "u", toml=TOML + 'stop = ["###", "\\n\\n"]\n'))).generation.stop == ("###", "\n\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [('"abc"', "a whole number of tokens, got a string"), ("1.9", "a whole number of tokens, got a float"),
+     ("true", "a whole number of tokens, got a boolean"), ("0", "positive and at most 32768, got 0"),
+     ("-3", "positive and at most 32768, got -3"), ("1_000_000", "positive and at most 32768, got 1000000")],
+)
+def test_max_new_tokens_must_be_a_sane_positive_integer(tmp_path: Path, value: str, why: str) -> None:
+    folder = write_suite(tmp_path / "s", toml=TOML.replace("max_new_tokens = 8", f"max_new_tokens = {value}"))
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}:13: max_new_tokens must be {why}"]
+
+
+@pytest.mark.parametrize("table", ["splits", "corpus", "generation"])
+def test_tables_given_as_strings(tmp_path: Path, table: str) -> None:
+    lines = TOML.split("\n")
+    start = lines.index(f"[{table}]")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    toml = "\n".join([f'{table} = "{table}.jsonl"', *lines[:start], *lines[end:]])
+    folder = write_suite(tmp_path / "s", toml=toml)
+    assert problems_of(folder) == [
+        f"{folder / 'suite.toml'}:1: '{table}' must be a table ([{table}] with one key per line), got a string"
+    ]
+
+
+def test_unknown_keys_are_named_with_a_hint(tmp_path: Path) -> None:
+    toml = (TOML.replace("metrics =", "metric = []\nmetrics =").replace('path = "corpus.jsonl"', 'path = "corpus.jsonl"\npaht = 1')
+            + "max_tokens = 3\n")
+    problems = problems_of(write_suite(tmp_path / "s", toml=toml))
+    assert [p.split("suite.toml:", 1)[1] for p in problems] == [
+        "6: unknown key 'metric' (did you mean 'metrics'?); known: " + ", ".join(
+            ["name", "task", "description", "instruction", "labels", "fields", "metrics", "primary_metric", "splits",
+             "corpus", "generation"]),
+        "16: unknown key 'max_tokens' in [generation] (did you mean 'max_new_tokens'?); known: max_new_tokens, stop",
+        "13: unknown key 'paht' in [corpus] (did you mean 'path'?); known: path",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "why"),
+    [("name", "5", "'name' must be a non-empty string, got an integer"),
+     ("task", '""', "'task' must be a non-empty string"),
+     ("description", "[1]", "'description' must be a string, got an array"),
+     ("metrics", '"accuracy"', "'metrics' must be a list of strings like metrics = [\"accuracy\", \"f1\"], got a string"),
+     ("metrics", '["accuracy", 3]', "'metrics' must be a list of non-empty strings; item 2 is an integer"),
+     ("labels", '["negative", ""]', "'labels' must be a list of non-empty strings; item 2 is an empty string")],
+)
+def test_top_level_types(tmp_path: Path, line: str, value: str, why: str) -> None:
+    lines = TOML.split("\n")
+    n = next(i for i, text in enumerate(lines) if text.startswith(f"{line} ="))
+    lines[n] = f"{line} = {value}"
+    folder = write_suite(tmp_path / "s", toml="\n".join(lines))
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}:{n + 1}: {why}"]
+
+
+def test_primary_metric(tmp_path: Path) -> None:
+    suite = load_suite(str(write_suite(tmp_path / "s", toml=TOML.replace("[splits]", 'primary_metric = "f1"\n[splits]'))))
+    assert suite.primary_metric == "f1" and suite.metrics == ("f1", "accuracy")
+    folder = write_suite(tmp_path / "t", toml=TOML.replace("[splits]", 'primary_metric = "bleu"\n[splits]'))
+    assert problems_of(folder) == [
+        f"{folder / 'suite.toml'}:7: primary_metric 'bleu' is not one of the suite's metrics; metrics: accuracy, f1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "table", "line"),
+    [('a = 1\n[ splits ]  # c\ntrain = "x"\n', "train", "splits", 3),
+     ('[ "splits" ]\n"train" = "x"\n\'test\' = "y"\n', "test", "splits", 3),
+     ('name = "x"\nsplits.test = "y"\n', "test", "splits", 2),
+     ('name = "x"\nsplits.test = "y"\n', "splits", None, 2),
+     ('name = "x"\nsplits = {test = "y"}\n', "test", "splits", 2),
+     ('[splits]\ntrain = "x"\n', "test", "splits", 1),
+     ('[generation]\r\nstop = []\r\n', "stop", "generation", 2),
+     ('description = """\n[splits]\ntest = 1\n"""\n[splits]\ntest = 2\n', "test", "splits", 6),
+     ('[splits]\ntest = 1\n', "test", None, None),
+     ('', "test", "splits", None),
+     ('[[[\n"\\\n= = =\n\'\n', "test", "splits", None)],
+)
+def test_toml_line_finds_keys(text: str, key: str, table: str | None, line: int | None) -> None:
+    from harness.suites import _toml_line
+
+    assert _toml_line(text, key, table) == line
+
+
+def test_int_ids_are_refused(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s", test=[{"id": 7, "input": "great", "target": "positive"}])
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}:1: 'id' must be a string, got a number"]
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [({"id": " ", "input": "x", "target": "positive"}, "'id' must be a non-empty string"),
+     ({"id": "e1", "input": 3, "target": "positive"}, "'input' must be a non-empty string, got a number"),
+     ({"id": "e1", "input": "x", "target": 3}, "target must be a non-empty string or a list of strings, got a number"),
+     ({"id": "e1", "input": "x", "target": ["positive", 3]}, "target must be a non-empty string or a list of strings"),
+     ({"id": "e1", "input": "x", "target": "positive", "meta": {"src": {"a": 1}}},
+      "meta 'src' must be a string, number, boolean or null (it names a slice), got an object"),
+     ({"id": "e1", "input": "x", "target": "positive", "meta": []}, "'meta' must be a JSON object, got an array"),
+     ({"id": "e1", "input": "x", "target": "positive", "doc_ids": "d1"}, "'doc_ids' must be a list of corpus ids (strings)"),
+     ({"id": "e1", "input": "x", "target": "positive", "doc_ids": [1]}, "'doc_ids' must be a list of corpus ids (strings)"),
+     ('{"id": "e1", "input": "x", "target": "positive", "meta": {"score": NaN}}', "meta 'score' must be a finite number, got nan"),
+     ([1, 2], "expected a JSON object, got an array")],
+)
+def test_row_fields_are_type_checked(tmp_path: Path, row: object, why: str) -> None:
+    folder = write_suite(tmp_path / "s", test=[row if isinstance(row, str) else json.dumps(row)])
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}:1: {why}"]
+
+
+def test_meta_scalars_are_kept(tmp_path: Path) -> None:
+    meta = {"s": "a", "i": 3, "f": 0.5, "b": True, "n": None}
+    suite = load_suite(str(write_suite(tmp_path / "s", test=[{"id": "e1", "input": "x", "target": "positive", "meta": meta}])))
+    assert suite.test[0].meta == meta
+
+
+def test_doc_ids_without_a_corpus(tmp_path: Path) -> None:
+    toml = TOML.replace('[corpus]\npath = "corpus.jsonl"\n', "")
+    folder = write_suite(tmp_path / "s", toml=toml)
+    assert problems_of(folder) == [f"{folder / 'train.jsonl'}:2: 'doc_ids' given but the suite has no [corpus]"]
+
+
+def test_extraction_values_and_fields(tmp_path: Path) -> None:
+    toml = (TOML.replace('task = "classification"', 'task = "extraction"').replace('labels = ["negative", "positive"]', "labels = []")
+            .replace("metrics =", 'fields = ["city", "date"]\nmetrics ='))
+    folder = write_suite(
+        tmp_path / "x", toml=toml,
+        train=[{"id": "a", "input": "x", "target": {"city": "Paris", "date": "today"}},
+               {"id": "b", "input": "y", "target": {"city": 75}},
+               {"id": "c", "input": "y", "target": {"city": ["Paris"], "town": "Lyon"}},
+               {"id": "d", "input": "y", "target": {"cty": "Lyon"}}],
+        test=[{"id": "e", "input": "z", "target": {}}],
+    )
+    train = folder / "train.jsonl"
+    assert problems_of(folder) == [
+        f"{train}:2: field 'city' must be a string, got a number",
+        f"{train}:3: field 'city' must be a string, got an array",
+        f"{train}:3: field 'town' is not one of the suite's fields",
+        f"{train}:4: field 'cty' is not one of the suite's fields (did you mean 'city'?)",
+    ]
+    folder = write_suite(tmp_path / "y", toml=toml.replace('["city", "date"]', '["city", "City", "da-te", "da_te"]'),
+                         train=[{"id": "a", "input": "x", "target": {"city": "Paris"}}], test=[{"id": "e", "input": "z", "target": {}}])
+    problems = problems_of(folder)
+    assert len(problems) == 2 and "fields 'city' and 'City' are the same field" in problems[0]
+
+
+def test_corpus_rows_are_type_checked(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s", corpus=[
+        {"id": "d1", "text": 42}, {"id": 5, "text": "x"}, {"id": "d3", "text": {"a": "b"}, "title": "ok"},
+        {"id": "d4", "text": "x", "title": ["no"]}, {"id": "d5", "text": " "}, {"id": "d6", "text": "x"}, {"id": "d6", "text": "y"},
+    ])
+    corpus = folder / "corpus.jsonl"
+    assert problems_of(folder) == [
+        f"{corpus}:1: corpus 'text' must be a non-empty string, got a number",
+        f"{corpus}:2: corpus 'id' must be a non-empty string, got a number",
+        f"{corpus}:3: corpus 'text' must be a non-empty string, got an object",
+        f"{corpus}:4: corpus 'title' must be a string, got an array",
+        f"{corpus}:5: corpus 'text' must be a non-empty string",
+        f"{corpus}:7: duplicate corpus id 'd6' (first at line 6)",
+    ]
+
+
+def test_non_utf8_jsonl_names_the_line_and_is_not_empty(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s")
+    (folder / "test.jsonl").write_bytes(b"\n" + json.dumps({"id": "e1", "input": "caf\xe9", "target": "positive"}, ensure_ascii=False).encode("latin-1") + b"\n")
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}:2: not UTF-8 text (byte 27 of the line)"]
+
+
+def test_only_a_file_without_lines_is_empty(tmp_path: Path) -> None:
+    folder = write_suite(tmp_path / "s", test=["", "   "])
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}: test split is empty"]
+    folder = write_suite(tmp_path / "t", test=['{"id": "e1", "input": "x", "target": "positive"'])
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}:1: bad JSON: Expecting ',' delimiter (column 48)"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['{"id": "e1", "input": ' + "[" * 200_000 + "]" * 200_000 + ', "target": "positive"}',
+     '{"id": "e1", "input": "x", "target": "positive", "meta": {"n": ' + "7" * 5000 + "}}"],
+)
+def test_hostile_json_is_a_bad_line(tmp_path: Path, line: str) -> None:
+    folder = write_suite(tmp_path / "s", test=[{"id": "e0", "input": "x", "target": "positive"}, line])
+    problems = problems_of(folder)
+    assert len(problems) == 1 and problems[0].startswith(f"{folder / 'test.jsonl'}:2: bad JSON")
+
+
+def test_line_separators_inside_strings_are_kept(tmp_path: Path) -> None:
+    text = "one\u2028two\u0085three\x1cfour\u2029five"
+    folder = write_suite(tmp_path / "s", test=[json.dumps({"id": "e1", "input": text, "target": "positive"}, ensure_ascii=False)],
+                         corpus=[json.dumps({"id": "d1", "text": text}, ensure_ascii=False)])
+    assert "\u2028" in (folder / "test.jsonl").read_text(encoding="utf-8")
+    suite = load_suite(str(folder))
+    assert suite.test[0].input == text and suite.corpus[0].text == text
+
+
+def test_jsonl_that_is_a_folder_or_has_a_huge_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.suites
+
+    folder = write_suite(tmp_path / "s")
+    (folder / "test.jsonl").unlink()
+    (folder / "test.jsonl").mkdir()
+    assert problems_of(folder) == [f"{folder / 'suite.toml'}:9: test split file 'test.jsonl' is not a regular file"]
+    monkeypatch.setattr(harness.suites, "MAX_LINE_BYTES", 1000)
+    folder = write_suite(tmp_path / "t", test=[{"id": "e1", "input": "x" * 2000, "target": "positive"},
+                                               {"id": "e2", "input": "x", "target": "positive"}])
+    assert problems_of(folder) == [f"{folder / 'test.jsonl'}:1: line is 2047 bytes, more than the 1000 bytes a line may have"]
+
+
+def test_problems_per_file_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.suites
+
+    monkeypatch.setattr(harness.suites, "MAX_PROBLEMS_PER_FILE", 3)
+    folder = write_suite(tmp_path / "s", test=["x"] * 10)
+    problems = problems_of(folder)
+    assert len(problems) == 4 and problems[-1] == f"{folder / 'test.jsonl'}: 7 more problem(s) not listed (the first 3 are)"
+
+
+@pytest.mark.parametrize("name", ["support-faq", "banking-intents", "poem-sentiment", "snips-slots", "e2e-nlg"])
+def test_builtin_suites_validate(name: str) -> None:
+    suite, problems = validate(name)
+    assert problems == [] and suite is not None and suite.name == name
