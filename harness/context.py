@@ -1,10 +1,18 @@
-"""What a strategy may use while it prepares: the loaded generator, the embedder, caches, progress."""
+"""What a strategy may use while it prepares, and what it hands back.
+
+Strategies get a `StrategyContext`: token counting on the generator's tokenizer, an embedding
+encoder, the trainer, the cache, progress bars. They never get the raw model object, so the
+runner decides when weights load (a fully cached rerun loads none) and which backend decodes.
+`prepare` returns a `Prepared`: what it built is part of the prediction-cache identity by
+construction, so a strategy cannot be served stale predictions for a changed adapter or index.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -16,7 +24,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .models import DEFAULT_EMBEDDER, LoadedModel, load_embedder
+from .models import DEFAULT_EMBEDDER, LoadedModel
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .encoder import Encoder
+    from .training import TrainConfig, TrainedAdapter
+    from .types import Chat
 
 
 def make_progress(console: Console | None = None) -> Progress:
@@ -33,26 +48,107 @@ def make_progress(console: Console | None = None) -> Progress:
     )
 
 
-@dataclass
-class RunContext:
-    seed: int
-    cache_dir: Path
-    run_dir: Path
-    generator: LoadedModel
-    embedder_name: str = DEFAULT_EMBEDDER
-    console: Console = field(default_factory=lambda: Console(stderr=True))
-    trust_remote_code: bool = False
-    _embedder: Any = None
+@dataclass(frozen=True)
+class Prepared:
+    """What `Strategy.prepare` built.
 
+    `artifacts`: fingerprints of what the predictions depend on beyond the strategy's options
+    (an index, chosen shots, an adapter's cache key). `adapter`: the LoRA adapter folder to decode
+    with; the runner adds the hash of its weights to the cache identity itself.
+    """
+
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    adapter: Path | None = None
+
+
+class StrategyContext:
+    """The run's services for strategies (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        cache_dir: Path,
+        run_dir: Path,
+        generator: LoadedModel,
+        embedder_name: str = DEFAULT_EMBEDDER,
+        encoder: Encoder | None = None,
+        console: Console | None = None,
+        trust_remote_code: bool = False,
+    ):
+        self.seed = seed
+        self.cache_dir = Path(cache_dir)
+        self.run_dir = Path(run_dir)
+        self.console = console or Console(stderr=True)
+        self.embedder_name = embedder_name
+        self.trust_remote_code = trust_remote_code
+        self._generator = generator
+        self._encoder = encoder
+
+    # -- the generator, without its weights ------------------------------------------------------
     @property
     def device(self) -> str:
-        return self.generator.device
+        return self._generator.device
 
-    def embedder(self) -> Any:
-        """The sentence-transformers embedder, loaded on first use and shared by all strategies."""
-        if self._embedder is None:
-            self._embedder = load_embedder(self.embedder_name, trust_remote_code=self.trust_remote_code)
-        return self._embedder
+    @property
+    def model_id(self) -> str:
+        """What identifies the generator's weights in cache keys."""
+        return self._generator.sha256 or self._generator.path
+
+    @property
+    def tokenizer(self) -> Any:
+        """The generator's tokenizer: prompts are rendered and counted with it."""
+        return self._generator.tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._generator.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- embeddings ------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        """The run's embedder (loaded only when a vector is not in the cache)."""
+        if self._encoder is None:
+            from .encoder import Encoder
+
+            self._encoder = Encoder(self.embedder_name, trust_remote_code=self.trust_remote_code,
+                                    cache_dir=self.cache_dir)
+        return self._encoder
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+    # -- training --------------------------------------------------------------------------------
+    def train_adapter(
+        self,
+        train_pairs: Sequence[tuple[Chat, str]],
+        validation_pairs: Sequence[tuple[Chat, str]],
+        config: TrainConfig,
+        *,
+        description: str = "train",
+    ) -> TrainedAdapter:
+        """Train (or take from the cache) a LoRA adapter of the generator on these pairs."""
+        from .training import train_adapter
+
+        with self.progress() as progress:
+            return train_adapter(
+                model_path=self._generator.path,
+                model_id=self.model_id,
+                tokenizer=self._generator.tokenizer,
+                train_pairs=train_pairs,
+                validation_pairs=validation_pairs,
+                config=config,
+                generation_eos=self._generator.end_token_ids(),
+                device=self.device,
+                progress=progress,
+                description=description,
+                cache_dir=self.cache_dir,
+            )
+
+    def check_adapter_fits(self, weights: Path) -> None:
+        """Refuse (HarnessError) a LoRA adapter whose layers the generator lacks or sizes differ."""
+        from .models import check_lora_fits
+
+        check_lora_fits(weights, self._generator)
 
     def progress(self) -> Progress:
         return make_progress(self.console)

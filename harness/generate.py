@@ -40,24 +40,19 @@ class Engine:
 
     def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, max_batch_tokens: int = 8192):
         self.loaded = loaded
-        self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.batch_size = batch_size
         # Long prompts (rag, few-shot) would make a 16-wide batch huge; cap the padded tokens too.
         self.max_batch_tokens = max_batch_tokens
-        self._stop_ids = self._end_token_ids()
+        self._stop_ids = loaded.end_token_ids()
+        self._with_adapter: Any = None  # the PEFT-wrapped model while an adapter is applied
+        self._context: int | None | bool = False  # False: not looked up yet
         self.truncated = 0  # prompts cut to fit the context, over this engine's life
 
-    def _end_token_ids(self) -> list[int]:
-        ids = set()
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, (list, tuple)):
-            ids.update(int(i) for i in gen_eos)
-        return sorted(ids)
+    @property
+    def model(self) -> Any:
+        """The model decoding now: the base weights (loaded on first use), or base + adapter."""
+        return self._with_adapter if self._with_adapter is not None else self.loaded.model
 
     # -- prompts -------------------------------------------------------------------------------
     def render(self, chat: Chat) -> str:
@@ -68,11 +63,13 @@ class Engine:
 
     def context_tokens(self) -> int | None:
         """The model's context length in tokens (None when neither the model nor the tokenizer says)."""
-        n = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        if isinstance(n, int) and n > 0:
-            return n
-        n = getattr(self.tokenizer, "model_max_length", None)
-        return n if isinstance(n, int) and 0 < n < 10**7 else None  # transformers' "no limit" is ~1e30
+        if self._context is False:
+            n = getattr(self.loaded.config, "max_position_embeddings", None)
+            if not (isinstance(n, int) and n > 0):
+                n = getattr(self.tokenizer, "model_max_length", None)
+                n = n if isinstance(n, int) and 0 < n < 10**7 else None  # transformers' "no limit" is ~1e30
+            self._context = n
+        return self._context  # type: ignore[return-value]
 
     def encode_fitting(self, chat: Chat, max_new_tokens: int) -> tuple[list[int], bool]:
         """Token ids of the prompt, cut to leave room for max_new_tokens in the model's context.
@@ -206,15 +203,15 @@ class Engine:
             return
         from peft import PeftModel
 
-        base = self.model
+        base = self.loaded.model
         try:
             peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
         except Exception as e:  # a broken or foreign adapter folder: the user's input
             raise HarnessError(f"cannot apply adapter {path}: {type(e).__name__}: {str(e)[:200]}") from e
         peft_model.eval()
-        self.model = peft_model
+        self._with_adapter = peft_model
         try:
             yield
         finally:
-            self.model = peft_model.unload()
-            self.model.eval()
+            self._with_adapter = None
+            peft_model.unload().eval()  # removes the LoRA layers from `base` in place

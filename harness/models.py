@@ -177,18 +177,70 @@ def materialize(resolved: ResolvedModel) -> str:
     return str(target)
 
 
-@dataclass
 class LoadedModel:
-    name: str
-    path: str  # folder or hub id actually loaded
-    model: Any
-    tokenizer: Any
-    device: str
-    dtype: str
-    sha256: str  # of the weights (first shard's bytes are hashed lazily: see weights_sha256)
+    """A generator ready to use: tokenizer and identity at once, the weights on first use.
+
+    A rerun whose predictions, adapters and indexes are all cached never touches `.model`, so it
+    loads no weights (README: "a rerun of an unchanged comparison does no model work").
+    """
+
+    def __init__(self, name: str, path: str, tokenizer: Any, device: str, dtype: str, sha256: str,
+                 *, model: Any = None, trust_remote_code: bool = False):
+        self.name = name
+        self.path = path  # folder or hub id actually loaded
+        self.tokenizer = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.sha256 = sha256  # of the weights (see weights_sha256)
+        self.trust_remote_code = trust_remote_code
+        self._model = model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = _load_weights(self.name, self.path, self.device, self.dtype, self.trust_remote_code)
+        return self._model
+
+    @property
+    def config(self) -> Any:
+        """The model's config, read from its folder without loading the weights."""
+        if self._model is not None:
+            return self._model.config
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+
+    def end_token_ids(self) -> list[int]:
+        """The tokens that end an answer: the tokenizer's eos plus the generation config's
+        (chat models often end a turn with a token other than eos). The one place this is decided:
+        decoding stops on these and training appends the first."""
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen_eos = _generation_eos(self.path, self._model)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif isinstance(gen_eos, (list, tuple)):
+            ids.update(int(i) for i in gen_eos)
+        return sorted(ids)
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "resolved": self.path, "sha256": self.sha256, "dtype": self.dtype, "device": self.device}
+
+
+def _generation_eos(path: str, model: Any) -> Any:
+    if model is not None:
+        return getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    try:
+        from transformers import GenerationConfig
+
+        return GenerationConfig.from_pretrained(path).eos_token_id
+    except (OSError, ValueError):  # no generation_config.json: the tokenizer's eos is all there is
+        return None
 
 
 def weights_sha256(folder: str) -> str:
@@ -229,30 +281,45 @@ def load_generator(
     *,
     device: str | None = None,
     trust_remote_code: bool = False,
+    lazy: bool = True,
 ) -> LoadedModel:
-    """Load a causal LM and its tokenizer ready for decoding (eval mode, left padding)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
+    """A causal LM and its tokenizer for decoding (eval mode); the weights load on first use
+    unless lazy=False. A GGUF alias is converted once (model work, but only ever once)."""
     resolved = check_model_ref(name)
     device = pick_device(device)
-    dtype = pick_dtype(device)
-    # Whatever a broken model folder or file makes transformers raise (OSError, ValueError,
-    # KeyError, safetensors errors...), the cause is the model the user named: say so in one line.
+    dtype = str(pick_dtype(device)).replace("torch.", "")
     try:
         path = materialize(resolved)
         tok = load_tokenizer(path, trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
     except HarnessError:
         raise
+    except Exception as e:  # see _load_weights
+        raise HarnessError(f"cannot load model '{name}'{_hub_hint(resolved)}: {_first_line(e)}") from e
+    loaded = LoadedModel(name, path, tok, device, dtype, weights_sha256(path), trust_remote_code=trust_remote_code)
+    if not lazy:
+        loaded.model  # noqa: B018  # load now
+    return loaded
+
+
+def _hub_hint(resolved: ResolvedModel) -> str:
+    return " (no network? use a local folder or an alias)" if not resolved.is_local else ""
+
+
+def _load_weights(name: str, path: str, device: str, dtype: str, trust_remote_code: bool) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    # Whatever a broken model folder makes transformers raise (OSError, ValueError, KeyError,
+    # safetensors errors...), the cause is the model the user named: say so in one line.
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
     except Exception as e:
-        hint = " (no network? use a local folder or an alias)" if not resolved.is_local else ""
-        raise HarnessError(f"cannot load model '{name}'{hint}: {_first_line(e)}") from e
+        raise HarnessError(f"cannot load model '{name}' from {path}: {_first_line(e)}") from e
     model.to(device)  # type: ignore[arg-type]  # transformers stubs type .to() for tensors only
     model.eval()
     if device == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
-    return LoadedModel(name, path, model, tok, device, str(dtype).replace("torch.", ""), weights_sha256(path))
+    return model
 
 
 def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | None = None, trust_remote_code: bool = False) -> Any:
@@ -271,3 +338,38 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, *, device: str | None = None, tr
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
+
+
+def linear_in_features(loaded: LoadedModel) -> dict[str, int]:
+    """Input width of every 2-D weight of the generator, by module name, read from the
+    safetensors headers (no weights loaded); from the loaded model when there are no local files."""
+    folder = Path(loaded.path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return {name: int(m.in_features) for name, m in loaded.model.named_modules() if hasattr(m, "in_features")}
+    from safetensors import safe_open
+
+    widths: dict[str, int] = {}
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():
+                shape = st.get_slice(key).get_shape()
+                if key.endswith(".weight") and len(shape) == 2:
+                    widths[key.removesuffix(".weight")] = int(shape[1])
+    return widths
+
+
+def check_lora_fits(weights: Path, loaded: LoadedModel) -> None:
+    """LoRA only: every adapted layer must exist in the base model with the same input width."""
+    from safetensors import safe_open
+
+    widths = linear_in_features(loaded)
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            if ".lora_A." not in key:
+                continue
+            layer = key.split(".lora_A.")[0].removeprefix("base_model.model.")
+            width = f.get_slice(key).get_shape()[-1]
+            if layer not in widths or widths[layer] != width:
+                what = "has no layer" if layer not in widths else f"has {widths[layer]} inputs, not {width}, at"
+                raise HarnessError(f"adapter: {weights.parent} does not fit this base model: it {what} '{layer}'")

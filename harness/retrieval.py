@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from .cache import atomic_dir, cache_root, fingerprint
+from .encoder import Encoder
 from .errors import HarnessError
 from .prompting import Passage
 from .types import Document
 
 # Bump when the on-disk layout or the chunking rule changes: old entries are then ignored.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: keyed on inputs only (threshold, not the chunk count), so a hit needs no chunking
 # HNSW graph parameters: M=32 and efConstruction=200 give recall@10 near 0.99 on sentence
 # embeddings; efSearch is raised per query to at least the number of chunks fetched.
 HNSW_M = 32
@@ -150,10 +151,10 @@ def embed(embedder: Any, texts: Sequence[str], *, batch_size: int = 64, progress
 class RetrievalIndex:
     """A FAISS index over chunks; `search` returns the best chunk of each of the top-k documents."""
 
-    def __init__(self, index: Any, chunks: list[Chunk], embedder: Any, meta: dict[str, Any]):
+    def __init__(self, index: Any, chunks: list[Chunk], encoder: Encoder, meta: dict[str, Any]):
         self.index = index
         self.chunks = chunks
-        self.embedder = embedder
+        self.encoder = encoder
         self.meta = meta  # info() content, persisted with the index
         self.fingerprint: str = meta.get("fingerprint", "")
         self._max_chunks_per_doc = max(1, int(meta.get("max_chunks_per_doc", 1)))
@@ -175,7 +176,7 @@ class RetrievalIndex:
             return []
         if k < 1 or not self.chunks:
             return [[] for _ in queries]
-        vecs = embed(self.embedder, list(queries))
+        vecs = self.encoder.encode(list(queries))  # cached: a rerun embeds nothing
         total = len(self.chunks)
         fetch = min(total, k * min(OVERFETCH, self._max_chunks_per_doc))
         results: list[list[Hit] | None] = [None] * len(queries)
@@ -216,17 +217,6 @@ def corpus_sha256(docs: Sequence[Document]) -> str:
     return h.hexdigest()
 
 
-def _embedder_identity(name: str) -> str:
-    """sha256 of a local embedder's weights (stamped in the cache, so cheap after the first time)."""
-    from .models import resolve, weights_sha256
-
-    try:
-        resolved = resolve(name)
-    except HarnessError:
-        return ""
-    return weights_sha256(resolved.source) if resolved.is_local else ""
-
-
 def _hnsw_params(fetch: int) -> Any:
     """Per-call HNSW search parameters: efSearch must be at least the number of results fetched."""
     import faiss
@@ -251,41 +241,48 @@ def _hnsw_recall(flat: Any, hnsw: Any, vecs: np.ndarray, k: int = 10, seed: int 
 
 def build_index(
     docs: Sequence[Document],
-    embedder: Any,
+    encoder: Encoder,
     *,
-    embedder_name: str,
     chunk_tokens: int = 128,
     overlap: int = 32,
     hnsw_threshold: int = 20000,
     cache_dir: Path | None = None,
     progress: Any = None,
 ) -> RetrievalIndex:
-    """Chunk, embed and index `docs`, or load the same index from the cache."""
-    import faiss
+    """Chunk, embed and index `docs`, or load the same index from the cache.
 
-    max_tokens = int(getattr(embedder, "max_seq_length", 0) or 0) or None
-    chunks = chunk_corpus(
-        docs, embedder.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap, max_tokens=max_tokens
-    )
-    kind = "hnsw" if len(chunks) > hnsw_threshold else "flat"
+    The key is computed from the inputs alone (corpus, embedder weights, chunking, threshold), so a
+    cached index loads without chunking the corpus or loading the embedder.
+    """
+    max_tokens = encoder.max_seq_length()
     key = {
         "format": INDEX_FORMAT,
-        "embedder": embedder_name,
-        "weights": _embedder_identity(embedder_name),
+        "embedder": encoder.name,
+        "weights": encoder.identity,
         "corpus": corpus_sha256(docs),
         "chunk_tokens": chunk_tokens,
         "overlap": overlap,
         "max_tokens": max_tokens,
-        "kind": kind,
-        "hnsw": [HNSW_M, HNSW_EF_CONSTRUCTION] if kind == "hnsw" else None,
+        "hnsw_threshold": hnsw_threshold,
+        "hnsw": [HNSW_M, HNSW_EF_CONSTRUCTION],
     }
     fp = fingerprint(key)
     entry = (cache_dir if cache_dir is not None else cache_root() / "indexes") / fp
-    loaded = _load(entry, embedder)
+    loaded = _load(entry, encoder)
     if loaded is not None:
         return loaded
     if entry.exists():  # unreadable (e.g. written by an incompatible faiss): replace it
         shutil.rmtree(entry, ignore_errors=True)
+    chunks = chunk_corpus(
+        docs, encoder.model.tokenizer, chunk_tokens=chunk_tokens, overlap=overlap, max_tokens=max_tokens
+    )
+    kind = "hnsw" if len(chunks) > hnsw_threshold else "flat"
+    return _build(entry, fp, chunks, encoder, kind, chunk_tokens, overlap, progress)
+
+
+def _build(entry: Path, fp: str, chunks: list[Chunk], encoder: Encoder, kind: str, chunk_tokens: int,
+           overlap: int, progress: Any) -> RetrievalIndex:
+    import faiss
 
     t0 = time.perf_counter()
     per_doc: dict[str, int] = {}
@@ -294,7 +291,7 @@ def build_index(
     meta: dict[str, Any] = {
         "fingerprint": fp,
         "kind": kind,
-        "embedder": embedder_name,
+        "embedder": encoder.name,
         "chunks": len(chunks),
         "documents": len(per_doc),
         "chunk_tokens": chunk_tokens,
@@ -302,7 +299,7 @@ def build_index(
         "max_chunks_per_doc": max(per_doc.values(), default=1),
     }
     with atomic_dir(entry) as tmp:  # any error in here leaves no cache entry behind
-        vecs = embed(embedder, [c.embed_text() for c in chunks], progress=progress)
+        vecs = embed(encoder.model, [c.embed_text() for c in chunks], progress=progress)
         dim = int(vecs.shape[1])
         flat = faiss.IndexFlatIP(dim)
         flat.add(vecs)
@@ -331,10 +328,10 @@ def build_index(
         )
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     meta["cached"] = False
-    return RetrievalIndex(index, chunks, embedder, meta)
+    return RetrievalIndex(index, chunks, encoder, meta)
 
 
-def _load(entry: Path, embedder: Any) -> RetrievalIndex | None:
+def _load(entry: Path, encoder: Encoder) -> RetrievalIndex | None:
     """The cached index at `entry`, or None when absent or unreadable (then it is rebuilt)."""
     import faiss
 
@@ -349,7 +346,7 @@ def _load(entry: Path, embedder: Any) -> RetrievalIndex | None:
     if index.ntotal != len(chunks):
         return None
     meta["cached"] = True
-    return RetrievalIndex(index, chunks, embedder, meta)
+    return RetrievalIndex(index, chunks, encoder, meta)
 
 
 def recall_at_k(hits: Sequence[Sequence[Hit]], gold: Sequence[Sequence[str]], k: int) -> float | None:

@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .cache import cache_root, write_json_atomic
-from .context import RunContext, make_progress
+from .cache import cache_root, sha256_file, write_json_atomic
+from .context import Prepared, StrategyContext, make_progress
 from .errors import HarnessError, SuiteError
 from .generate import Engine
 from .models import DEFAULT_EMBEDDER, DEFAULT_MODEL, check_model_ref, load_generator, pick_device
@@ -168,6 +168,7 @@ def decode_strategy(
     cache: PredictionCache,
     predictions_file: Any,
     console: Console,
+    adapter: Path | None = None,
 ) -> list[Prediction]:
     """Decode one strategy's prompts, reusing cached generations; flush each batch to disk."""
     from .metrics import extract_answer
@@ -208,7 +209,7 @@ def decode_strategy(
                 progress.update(task, advance=len(gens), info=f"{tokens / max(seconds, 1e-9):.1f} tok/s")
 
             before = engine.truncated
-            with engine.adapter(strategy.adapter):
+            with engine.adapter(adapter):
                 engine.generate([prompts[i].messages for i in todo], suite.generation, on_batch=on_batch)
         if engine.truncated > before:
             console.print(f"[yellow]warning:[/] {engine.truncated - before} prompt(s) of {escape(strategy.name)} were "
@@ -229,6 +230,18 @@ def _build_strategies(opts: RunOptions) -> list[Any]:
             built.append(s)
         return built
     return registry.from_spec(opts.strategies)
+
+
+def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: Suite) -> dict[str, Any]:
+    """What a strategy's cached generations depend on besides each prompt: its kind and options,
+    what prepare() built, the weights of the adapter it decodes with, the model, the decoding."""
+    adapter = None
+    if prepared.adapter is not None:
+        weights = sorted(Path(prepared.adapter).glob("*.safetensors"))
+        adapter = [sha256_file(w) for w in weights] or str(prepared.adapter)
+    return {"strategy": {"kind": strategy.kind, "params": strategy.params, "artifacts": prepared.artifacts,
+                         "adapter": adapter},
+            "model": loaded.sha256 or loaded.path, "decoding": suite.generation.fingerprint()}
 
 
 def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -> None:
@@ -277,8 +290,8 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     check_model_ref(opts.model, opts.flag("model"))
     check_model_ref(opts.embedder, opts.flag("embedder"))
 
-    with console.status(f"loading model {escape(opts.model)}"):
-        loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)
+    # The tokenizer and the weights' identity now; the weights themselves when first decoded with.
+    loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)
     run_id, run_dir = new_run_dir(out, run_id_base(suite.name, opts.run_label))
     console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
@@ -305,8 +318,8 @@ def _execute(
 
     batch_size = opts.batch_size or default_batch_size(loaded.device)
     engine = Engine(loaded, batch_size=batch_size)
-    ctx = RunContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
-                     embedder_name=opts.embedder, console=console, trust_remote_code=opts.trust_remote_code)
+    ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
+                          embedder_name=opts.embedder, console=console, trust_remote_code=opts.trust_remote_code)
     import torch
 
     torch.manual_seed(opts.seed)
@@ -316,15 +329,18 @@ def _execute(
     with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as pred_file:
         for s in strategies:
             start = time.perf_counter()
-            s.prepare(suite, ctx)
+            prepared = s.prepare(suite, ctx)
+            if not isinstance(prepared, Prepared):
+                raise HarnessError(f"strategy '{s.name}': prepare() must return a Prepared "
+                                   f"(harness.context.Prepared), not {type(prepared).__name__}")
             prepare_s = time.perf_counter() - start
             details = s.details()
             training = details.get("training")
             if training and training.get("cached"):
                 prepare_s += float(training.get("seconds") or 0.0)  # what the cached adapter cost to train
-            cache = PredictionCache(cache_root(), {"strategy": s.fingerprint(), "model": loaded.sha256 or loaded.path,
-                                                   "decoding": suite.generation.fingerprint()})
-            predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, pred_file, console)
+            cache = PredictionCache(cache_root(), prediction_identity(s, prepared, loaded, suite))
+            predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, pred_file, console,
+                                                  prepared.adapter)
             details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
             # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
             # retrieval and training are always present so readers can test them against null.

@@ -1,11 +1,15 @@
 """Strategy registry: the built-ins plus plugins from the entry-point group `sft_harness.strategies`.
 
 A spec string names strategies and their options: `prompt:k=4:select=knn,rag:k=5,sft:epochs=3`.
+A strategy can also come from a file: `./my_strategy.py:MyStrategy:k=3` (options after the class).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
@@ -15,39 +19,75 @@ from .base import Strategy, did_you_mean
 ENTRY_POINT_GROUP = "sft_harness.strategies"
 
 
-def _builtins() -> dict[str, type[Strategy]]:
-    registry: dict[str, type[Strategy]] = {}
-    from .prompt import PromptStrategy
+# kind -> module of the built-in strategies; imported lazily so one broken dependency (faiss for
+# rag, peft for sft) does not hide the others, and its import error is kept to say why.
+BUILTINS: dict[str, tuple[str, str]] = {
+    "prompt": ("strategies.prompt", "PromptStrategy"),
+    "rag": ("strategies.rag", "RagStrategy"),
+    "sft": ("strategies.sft", "SftStrategy"),
+    "sft+rag": ("strategies.sft", "SftRagStrategy"),
+    "adapter": ("strategies.adapter", "AdapterStrategy"),
+}
 
-    registry[PromptStrategy.kind] = PromptStrategy
-    try:  # the other built-ins land module by module; a missing one must not hide the rest
-        from .rag import RagStrategy
 
-        registry[RagStrategy.kind] = RagStrategy
-    except ImportError:
-        pass
-    try:
-        from .sft import SftRagStrategy, SftStrategy
-
-        registry[SftStrategy.kind] = SftStrategy
-        registry[SftRagStrategy.kind] = SftRagStrategy
-    except ImportError:
-        pass
-    try:
-        from .adapter import AdapterStrategy
-
-        registry[AdapterStrategy.kind] = AdapterStrategy
-    except ImportError:
-        pass
-    return registry
+def _builtins() -> tuple[dict[str, type[Strategy]], dict[str, str]]:
+    """The importable built-ins, and for each one that is not, why."""
+    found: dict[str, type[Strategy]] = {}
+    broken: dict[str, str] = {}
+    for kind, (module, cls) in BUILTINS.items():
+        try:
+            found[kind] = getattr(importlib.import_module(module), cls)
+        except ImportError as e:
+            broken[kind] = f"{type(e).__name__}: {e}"
+    return found, broken
 
 
 def registry() -> dict[str, type[Strategy]]:
-    reg = _builtins()
+    """Built-ins plus entry-point plugins; a plugin may not take a built-in's name."""
+    reg, broken = _builtins()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in reg:
+        if ep.name in BUILTINS:
+            raise HarnessError(
+                f"strategy plugin '{ep.name}' ({ep.value}) has the name of a built-in strategy: "
+                "rename it in its package's entry points"
+            )
+        try:
             reg[ep.name] = ep.load()
+        except Exception as e:  # a broken plugin must not take the others down; say why when asked for
+            broken[ep.name] = f"{type(e).__name__}: {e}"
+    _BROKEN.clear()
+    _BROKEN.update(broken)
     return reg
+
+
+_BROKEN: dict[str, str] = {}
+
+
+def load_from_file(ref: str) -> type[Strategy]:
+    """`./my_strategy.py:MyStrategy`: a strategy class from a Python file, no packaging needed."""
+    path_text, _, cls_name = ref.rpartition(":")
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise HarnessError(f"strategy file {path} not found (expected FILE.py:ClassName)")
+    if not cls_name.isidentifier():
+        raise HarnessError(f"strategy '{ref}': after the ':' give the class name, e.g. {path}:MyStrategy")
+    name = f"sft_harness_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise HarnessError(f"strategy file {path}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: its error, in one line
+        raise HarnessError(f"strategy file {path} failed to import: {type(e).__name__}: {e}") from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise HarnessError(f"strategy file {path}: no Strategy subclass named '{cls_name}'")
+    return cls
+
+
+def _is_file_ref(kind: str) -> bool:
+    return ".py:" in kind
 
 
 def parse_spec(spec: str) -> list[tuple[str, dict[str, str]]]:
@@ -57,6 +97,8 @@ def parse_spec(spec: str) -> list[tuple[str, dict[str, str]]]:
         if not part:
             continue
         kind, *opts = part.split(":")
+        if kind.endswith(".py") and opts:  # ./file.py:ClassName[:options]
+            kind, opts = f"{kind}:{opts[0]}", opts[1:]
         params: dict[str, str] = {}
         for opt in opts:
             if "=" not in opt:
@@ -70,7 +112,12 @@ def parse_spec(spec: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def build(kind: str, params: dict[str, Any], name: str | None = None) -> Strategy:
+    if _is_file_ref(kind):
+        cls = load_from_file(kind)
+        return cls(name=name or cls.kind or kind, **params)
     reg = registry()
+    if kind in _BROKEN:
+        raise HarnessError(f"strategy '{kind}' cannot be used: it failed to import ({_BROKEN[kind]})")
     if kind not in reg:
         raise HarnessError(f"unknown strategy '{kind}'{did_you_mean(kind, list(reg))}; known: {', '.join(reg)}")
     return reg[kind](name=name, **params)
@@ -81,7 +128,8 @@ def from_spec(spec: str) -> list[Strategy]:
     strategies: list[Strategy] = []
     seen: set[str] = set()
     for kind, params in parse_spec(spec):
-        name = params.pop("name", None) or (kind if not params else kind + "".join(f":{k}={v}" for k, v in params.items()))
+        base = (load_from_file(kind).kind or kind.rpartition(":")[2]) if _is_file_ref(kind) else kind
+        name = params.pop("name", None) or (base if not params else base + "".join(f":{k}={v}" for k, v in params.items()))
         if name in seen:
             raise HarnessError(f"strategy '{name}' is given twice")
         seen.add(name)

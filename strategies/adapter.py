@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.cache import sha256_file
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.prompting import build_messages
 from harness.types import Example, Prompt, Suite
@@ -66,26 +66,6 @@ def _check_safetensors(path: Path) -> None:
         raise HarnessError(f"adapter: {path} is not a readable safetensors file ({str(e)[:120]})") from None
 
 
-def check_fits(weights: Path, model: Any) -> None:
-    """LoRA only: every adapted layer must exist in the base model with the same width."""
-    from safetensors import safe_open
-
-    modules = dict(model.named_modules())
-    with safe_open(str(weights), framework="pt") as f:
-        for key in f.keys():
-            if ".lora_A." not in key:
-                continue
-            layer = key.split(".lora_A.")[0].removeprefix("base_model.model.")
-            module = modules.get(layer)
-            width = f.get_slice(key).get_shape()[-1]
-            in_features = getattr(module, "in_features", None)
-            if module is None or (in_features is not None and in_features != width):
-                what = "has no layer" if module is None else f"has {in_features} inputs, not {width}, at"
-                raise HarnessError(
-                    f"adapter: {weights.parent} does not fit this base model: it {what} '{layer}'"
-                )
-
-
 class AdapterStrategy(Strategy):
     kind = "adapter"
     options: ClassVar[dict[str, Any]] = {"path": ""}
@@ -98,18 +78,14 @@ class AdapterStrategy(Strategy):
         self.config = read_adapter_config(self.path)  # fail before any model loads
         self.sha256 = ""
 
-    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
         self.suite = suite
         self.config = read_adapter_config(self.path)
         if self.config.get("peft_type") == "LORA":
-            check_fits(self.path / WEIGHTS, ctx.generator.model)
+            ctx.check_adapter_fits(self.path / WEIGHTS)
         self.sha256 = sha256_file(self.path / WEIGHTS)
-        self.adapter = self.path
-        # The weights' hash re-keys predictions when the adapter is retrained in place.
-        self._artifacts = {
-            "adapter_sha256": self.sha256,
-            "config_sha256": sha256_file(self.path / "adapter_config.json"),
-        }
+        # The runner keys predictions on the adapter's weights; its config changes them too.
+        return Prepared(artifacts={"config_sha256": sha256_file(self.path / "adapter_config.json")}, adapter=self.path)
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
         return [Prompt(build_messages(self.suite, ex.input)) for ex in examples]

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.cache import fingerprint
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.text import did_you_mean
 from harness.types import Example, Prompt, Suite
@@ -104,8 +102,6 @@ class Strategy:
                     + did_you_mean(str(self.params[key]), allowed)
                 )
         self.check_params()  # refuse bad values now, before any model loads or folder is made
-        self.adapter: Path | None = None  # set by prepare() when decoding needs a LoRA adapter
-        self._artifacts: dict[str, Any] = {}  # what prepare() built: folds into the fingerprint
 
     def check_params(self) -> None:
         """Refuse option values out of range (HarnessError naming the option); types are already checked."""
@@ -113,15 +109,14 @@ class Strategy:
     def check(self, suite: Suite) -> None:
         """Refuse a suite this strategy cannot run on (HarnessError), before any model work."""
 
-    def prepare(self, suite: Suite, ctx: RunContext) -> None:  # pragma: no cover - trivial default
-        """Train, index or choose shots. Cached work is keyed on what it depends on."""
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
+        """Train, index or choose shots (cached work is keyed on what it depends on), and return
+        what was built: it becomes part of the predictions' cache identity."""
+        self.suite = suite
+        return Prepared()
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
         raise NotImplementedError
-
-    def fingerprint(self) -> str:
-        """Identity of this strategy's predictions: kind, params and what prepare() built."""
-        return fingerprint({"kind": self.kind, "params": self.params, "artifacts": self._artifacts})
 
     def details(self) -> dict[str, Any]:
         """Extra sections for results.json: {"retrieval": ..., "training": ...} where they apply."""

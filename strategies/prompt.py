@@ -2,6 +2,7 @@
 
 Shots come from the train split, chosen at random (seeded, the same for every test example) or
 per test example by embedding similarity (`select=knn`), and enter the chat as worked turns.
+`Shots` is reusable: `rag:shots=4:select=knn` puts the same worked examples before the passages.
 """
 
 from __future__ import annotations
@@ -10,12 +11,52 @@ import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.prompting import build_messages
 from harness.types import Example, Prompt, Suite
 
 from .base import Strategy
+
+
+class Shots:
+    """k worked examples per test input, drawn from the train split (fixed or nearest neighbours)."""
+
+    def __init__(self, k: int, select: str):
+        self.k, self.select = k, select
+        self._fixed: list[Example] = []
+        self._train: tuple[Example, ...] = ()
+        self._train_vectors: Any = None
+        self._ctx: StrategyContext | None = None
+
+    @staticmethod
+    def check(name: str, k: int, suite: Suite) -> None:
+        if k and len(suite.train) < k:
+            raise HarnessError(f"strategy '{name}': {k} shots but suite '{suite.name}' has {len(suite.train)} train examples")
+
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> dict[str, Any]:
+        """Draw or index the shots; returns what the prompts depend on (for the cache identity)."""
+        self._train, self._ctx = suite.train, ctx
+        if not self.k:
+            return {}
+        if self.select == "knn":
+            self._train_vectors = ctx.embed([ex.input for ex in suite.train])
+            return {"shots": "knn", "train": suite.sha256, "embedder": ctx.encoder.identity}
+        self._fixed = random.Random(ctx.seed).sample(list(suite.train), self.k)
+        return {"shots": [ex.id for ex in self._fixed], "train": suite.sha256}
+
+    def for_examples(self, examples: Sequence[Example]) -> list[list[Example]]:
+        if not self.k:
+            return [[] for _ in examples]
+        if self._train_vectors is None:
+            return [self._fixed] * len(examples)
+        import numpy as np
+
+        assert self._ctx is not None
+        queries = self._ctx.embed([ex.input for ex in examples])
+        scores = np.asarray(queries) @ np.asarray(self._train_vectors).T
+        # Most similar last, so the closest example sits right before the question.
+        return [[self._train[int(i)] for i in np.argsort(-row, kind="stable")[: self.k][::-1]] for row in scores]
 
 
 class PromptStrategy(Strategy):
@@ -28,44 +69,15 @@ class PromptStrategy(Strategy):
             raise HarnessError(f"strategy '{self.name}': k must be 0 or more, got {self.params['k']}")
 
     def check(self, suite: Suite) -> None:
-        k = int(self.params["k"])
-        if k and len(suite.train) < k:
-            raise HarnessError(f"strategy '{self.name}': k={k} but suite '{suite.name}' has {len(suite.train)} train examples")
+        Shots.check(self.name, int(self.params["k"]), suite)
 
-    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
         self.suite = suite
-        self.ctx = ctx
-        k = int(self.params["k"])
-        self._fixed_shots: list[Example] = random.Random(ctx.seed).sample(list(suite.train), k) if k else []
-        self._train_vectors = None
-        if k and self.params["select"] == "knn":
-            self._train_vectors = ctx.embedder().encode(
-                [ex.input for ex in suite.train], normalize_embeddings=True, batch_size=64, show_progress_bar=False
-            )
-        self._artifacts = {"suite": suite.sha256, "seed": ctx.seed if k else None}
-
-    def _knn_shots(self, examples: Sequence[Example]) -> list[list[Example]]:
-        import numpy as np
-
-        queries = self.ctx.embedder().encode(
-            [ex.input for ex in examples], normalize_embeddings=True, batch_size=64, show_progress_bar=False
-        )
-        scores = np.asarray(queries) @ np.asarray(self._train_vectors).T
-        k = int(self.params["k"])
-        train = self.suite.train
-        out = []
-        for row in scores:
-            # Most similar last, so the closest example sits right before the question.
-            top = [int(i) for i in np.argsort(-row, kind="stable")[:k]][::-1]
-            out.append([train[i] for i in top])
-        return out
+        self.shots = Shots(int(self.params["k"]), str(self.params["select"]))
+        return Prepared(artifacts=self.shots.prepare(suite, ctx))
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
-        if self._train_vectors is not None:
-            shots_per_example = self._knn_shots(examples)
-        else:
-            shots_per_example = [self._fixed_shots] * len(examples)
         return [
             Prompt(build_messages(self.suite, ex.input, shots=shots))
-            for ex, shots in zip(examples, shots_per_example, strict=True)
+            for ex, shots in zip(examples, self.shots.for_examples(examples), strict=True)
         ]

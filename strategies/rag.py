@@ -1,20 +1,12 @@
-"""`rag`: the base model with passages retrieved from the suite's corpus.
+"""`rag`: the base model with passages retrieved from the suite's corpus, optionally with worked
+examples too (`rag:k=2:shots=4:select=knn`: passages plus shots, the approaches used together).
 
-The retrieval part is a reusable `Retriever`, so `sft+rag` gets exactly the same passages:
-
-    retriever = Retriever()
-    fp = retriever.prepare(suite, ctx, k=3, chunk_tokens=128, overlap=32, budget_tokens=768,
-                           hnsw_threshold=20000)        # builds or loads the cached index;
-                                                        # raises HarnessError without a corpus
-    self._artifacts["index"] = fp                       # so predictions re-key when the index changes
-    for ex, (passages, doc_ids) in zip(examples, retriever.passages_for([ex.input for ex in examples])):
-        Prompt(build_messages(suite, ex.input, passages=passages), retrieved=doc_ids)
-    retriever.details()   # {"retrieval": {"k", "recall_at_k", "index": {...}}} for results.json
-
-`passages_for` searches all texts in one batch and fits the top-k passages into `budget_tokens`
-of the GENERATOR's tokens (ctx.generator.tokenizer); `doc_ids` are the documents actually put in
-the prompt. `recall_at_k` is measured on the scored examples (`measure_recall`) that carry gold `doc_ids`
-(None when none do), over the top-k retrieved before the budget cut, so it rates the retriever.
+The retrieval part is a reusable `Retriever`, so `sft+rag` gets exactly the same passages.
+`passages_for` searches all texts in one batch and fits the top-k passages into `budget` tokens
+of the GENERATOR's tokenizer (`ctx.count_tokens`); `doc_ids` are the documents actually put in
+the prompt. `recall_at_k` is measured on the scored examples (`measure_recall`) that carry gold
+`doc_ids` (None when none do), over the top-k retrieved before the budget cut, so it rates the
+retriever. Index and query vectors are cached: a rerun loads no embedder.
 """
 
 from __future__ import annotations
@@ -22,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.prompting import Passage, build_messages
 from harness.retrieval import Hit, RetrievalIndex, build_index, fit_passages, recall_at_k
 from harness.types import Example, Prompt, Suite
 
 from .base import Strategy
+from .prompt import Shots
 
 
 class Retriever:
@@ -45,7 +38,7 @@ class Retriever:
     def prepare(
         self,
         suite: Suite,
-        ctx: RunContext,
+        ctx: StrategyContext,
         *,
         k: int,
         chunk_tokens: int,
@@ -61,13 +54,11 @@ class Retriever:
         if budget_tokens < 1:
             raise HarnessError(f"rag: budget must be at least 1 token, got {budget_tokens}")
         self.k, self.budget_tokens = k, budget_tokens
-        tokenizer = ctx.generator.tokenizer
-        self._count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+        self._count_tokens = ctx.count_tokens
         with ctx.progress() as progress:
             self.index = build_index(
                 suite.corpus,
-                ctx.embedder(),
-                embedder_name=ctx.embedder_name,
+                ctx.encoder,
                 chunk_tokens=chunk_tokens,
                 overlap=overlap,
                 hnsw_threshold=hnsw_threshold,
@@ -123,7 +114,7 @@ def check_retrieval_params(name: str, p: dict[str, Any]) -> None:
         raise HarnessError(f"strategy '{name}': " + "; ".join(problems))
 
 
-def retriever_from_options(suite: Suite, ctx: RunContext, options: dict[str, Any]) -> tuple[Retriever, str]:
+def retriever_from_options(suite: Suite, ctx: StrategyContext, options: dict[str, Any]) -> tuple[Retriever, str]:
     """A prepared Retriever from a strategy's k / chunk_tokens / overlap / budget / hnsw_threshold."""
     retriever = Retriever()
     fingerprint = retriever.prepare(
@@ -138,40 +129,46 @@ def retriever_from_options(suite: Suite, ctx: RunContext, options: dict[str, Any
     return retriever, fingerprint
 
 
-def prompts_with_passages(suite: Suite, retriever: Retriever, examples: Sequence[Example]) -> list[Prompt]:
+def prompts_with_passages(
+    suite: Suite, retriever: Retriever, examples: Sequence[Example], shots: Sequence[Sequence[Example]] | None = None
+) -> list[Prompt]:
     found = retriever.passages_for([ex.input for ex in examples])
+    shots = shots if shots is not None else [()] * len(examples)
     return [
-        Prompt(build_messages(suite, ex.input, passages=passages), retrieved=doc_ids)
-        for ex, (passages, doc_ids) in zip(examples, found, strict=True)
+        Prompt(build_messages(suite, ex.input, passages=passages, shots=ex_shots), retrieved=doc_ids)
+        for ex, (passages, doc_ids), ex_shots in zip(examples, found, shots, strict=True)
     ]
+
+
+RETRIEVAL_OPTIONS: dict[str, Any] = {"k": 2, "chunk_tokens": 128, "overlap": 32, "budget": 400, "hnsw_threshold": 20000}
 
 
 class RagStrategy(Strategy):
     kind = "rag"
     # k=2 in 400 generator tokens: on support-faq the 135M default read two passages as well as
-    # three, and decoding is twice as fast with the shorter prompts.
-    options: ClassVar[dict[str, Any]] = {
-        "k": 2,
-        "chunk_tokens": 128,
-        "overlap": 32,
-        "budget": 400,
-        "hnsw_threshold": 20000,
-    }
+    # three, and decoding is twice as fast with the shorter prompts. shots: worked examples from
+    # the train split before the passages (0: none), drawn as `prompt` draws them.
+    options: ClassVar[dict[str, Any]] = {**RETRIEVAL_OPTIONS, "shots": 0, "select": "random"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"select": ("random", "knn")}
 
     def check_params(self) -> None:
         check_retrieval_params(self.name, self.params)
+        if int(self.params["shots"]) < 0:
+            raise HarnessError(f"strategy '{self.name}': shots must be 0 or more, got {self.params['shots']}")
 
     def check(self, suite: Suite) -> None:
         require_corpus(suite, self.kind)
+        Shots.check(self.name, int(self.params["shots"]), suite)
 
-    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
         self.suite = suite
         self.retriever, fp = retriever_from_options(suite, ctx, self.params)
-        self._artifacts = {"index": fp}
+        self.shots = Shots(int(self.params["shots"]), str(self.params["select"]))
+        return Prepared(artifacts={"index": fp, **self.shots.prepare(suite, ctx)})
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
         self.retriever.measure_recall(examples)
-        return prompts_with_passages(self.suite, self.retriever, examples)
+        return prompts_with_passages(self.suite, self.retriever, examples, self.shots.for_examples(examples))
 
     def details(self) -> dict[str, Any]:
         retriever = getattr(self, "retriever", None)  # None before prepare()

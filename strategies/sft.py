@@ -10,6 +10,7 @@ passages it will really be given at test time, which is the RAFT idea without it
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -18,13 +19,14 @@ from typing import Any, ClassVar
 
 from rich.markup import escape
 
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.prompting import build_messages, target_text
-from harness.training import LLAMA_PROJECTIONS, TrainConfig, TrainedAdapter, train_adapter
+from harness.training import LLAMA_PROJECTIONS, TrainConfig, TrainedAdapter
 from harness.types import Chat, Example, Prompt, Suite
 
 from .base import Strategy
+from .rag import RETRIEVAL_OPTIONS
 
 # The hyper-parameters a user may set, with the defaults measured on the 135M default model.
 TRAIN_OPTIONS: dict[str, Any] = {
@@ -42,6 +44,20 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "packing": TrainConfig.packing,
     "precision": TrainConfig.precision,
 }
+
+
+def link_or_copy_tree(src: Path, dest: Path) -> None:
+    """Replace `dest` with the files of `src`: hard links where possible, else copies."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, copy_function=_link_or_copy)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def safe_name(name: str) -> str:
@@ -110,49 +126,36 @@ class SftStrategy(Strategy):
         )
 
     # -- what the adapter is trained on and decoded with: overridden by sft+rag ---------------
-    def _setup(self, suite: Suite, ctx: RunContext) -> None:
-        """Anything prompts() needs besides the suite (sft+rag builds its index here)."""
+    def _setup(self, suite: Suite, ctx: StrategyContext) -> dict[str, Any]:
+        """Anything prompts() needs besides the suite (sft+rag builds its index here); returns
+        what it built, for the cache identity."""
+        return {}
 
     def _chats(self, examples: Sequence[Example]) -> list[Prompt]:
         return [Prompt(build_messages(self.suite, ex.input)) for ex in examples]
 
-    def prepare(self, suite: Suite, ctx: RunContext) -> None:
+    def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
         self.suite = suite
         self.check(suite)
-        self._setup(suite, ctx)
+        artifacts = self._setup(suite, ctx)
 
         def pairs(examples: Sequence[Example]) -> list[tuple[Chat, str]]:
             return [
                 (p.messages, target_text(ex)) for p, ex in zip(self._chats(examples), examples, strict=True)
             ]
 
-        generation_eos = getattr(
-            getattr(ctx.generator.model, "generation_config", None), "eos_token_id", None
+        self.trained = ctx.train_adapter(
+            pairs(suite.train), pairs(suite.validation), self.train_config(ctx.seed),
+            description=f"train {escape(self.name)}",
         )
-        with ctx.progress() as progress:
-            self.trained = train_adapter(
-                model_path=ctx.generator.path,
-                model_id=ctx.generator.sha256 or ctx.generator.path,
-                tokenizer=ctx.generator.tokenizer,
-                train_pairs=pairs(suite.train),
-                validation_pairs=pairs(suite.validation),
-                config=self.train_config(ctx.seed),
-                generation_eos=generation_eos,
-                device=ctx.device,
-                progress=progress,
-                description=f"train {escape(self.name)}",
-                cache_dir=Path(ctx.cache_dir),
-            )
-        # A copy in the run folder: the run stays self-contained when the cache is cleared.
+        # In the run folder too, so the run stays self-contained when the cache is cleared
+        # (hard links where the file system allows: a cached rerun copies nothing).
         dest = Path(ctx.run_dir) / "adapters" / safe_name(self.name)
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(self.trained.path, dest)
-        self.adapter = dest
+        link_or_copy_tree(self.trained.path, dest)
         self._adapter_rel = (
             str(dest.relative_to(ctx.run_dir)) if dest.is_relative_to(ctx.run_dir) else str(dest)
         )
-        self._artifacts = {**self._artifacts, "adapter": self.trained.key}
+        return Prepared(artifacts={**artifacts, "adapter": self.trained.key}, adapter=dest)
 
     def prompts(self, examples: Sequence[Example]) -> list[Prompt]:
         return self._chats(examples)
@@ -188,14 +191,7 @@ class SftRagStrategy(SftStrategy):
 
     kind = "sft+rag"
     # The same retrieval defaults as `rag`, so by default both see exactly the same passages.
-    options: ClassVar[dict[str, Any]] = {
-        **TRAIN_OPTIONS,
-        "k": 2,
-        "chunk_tokens": 128,
-        "overlap": 32,
-        "budget": 400,
-        "hnsw_threshold": 20000,
-    }
+    options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **RETRIEVAL_OPTIONS}
 
     def check_params(self) -> None:
         from .rag import check_retrieval_params
@@ -209,11 +205,11 @@ class SftRagStrategy(SftStrategy):
         super().check(suite)
         require_corpus(suite, self.kind)
 
-    def _setup(self, suite: Suite, ctx: RunContext) -> None:
+    def _setup(self, suite: Suite, ctx: StrategyContext) -> dict[str, Any]:
         from .rag import retriever_from_options
 
         self.retriever, fp = retriever_from_options(suite, ctx, self.params)
-        self._artifacts = {"index": fp}
+        return {"index": fp}
 
     def _chats(self, examples: Sequence[Example]) -> list[Prompt]:
         from .rag import prompts_with_passages

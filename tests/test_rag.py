@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from harness.context import RunContext
+from harness.context import StrategyContext
+from harness.encoder import Encoder
 from harness.errors import HarnessError
 from harness.models import DEFAULT_EMBEDDER, LoadedModel, load_embedder, load_tokenizer, materialize, resolve
 from harness.types import Example, GenerationConfig, Suite
@@ -21,21 +22,22 @@ def embedder() -> Any:
     return load_embedder(DEFAULT_EMBEDDER)
 
 
+def make_encoder(tmp_path: Path, model: Any) -> Encoder:
+    encoder = Encoder(DEFAULT_EMBEDDER, cache_dir=tmp_path / "cache")
+    encoder._model = model  # share one loaded MiniLM across the module's tests
+    return encoder
+
+
 @pytest.fixture(scope="module")
 def generator() -> LoadedModel:
     # Only the tokenizer matters to retrieval (it measures the passage budget): no weights loaded.
     path = materialize(resolve("smollm2-135m-instruct"))
-    return LoadedModel("smollm2-135m-instruct", path, None, load_tokenizer(path), "cpu", "float32", "")
+    return LoadedModel("smollm2-135m-instruct", path, load_tokenizer(path), "cpu", "float32", "")
 
 
-def make_ctx(tmp_path: Path, generator: LoadedModel, embedder: Any) -> RunContext:
-    return RunContext(
-        seed=0,
-        cache_dir=tmp_path / "cache",
-        run_dir=tmp_path / "run",
-        generator=generator,
-        _embedder=embedder,
-    )
+def make_ctx(tmp_path: Path, generator: LoadedModel, embedder: Any) -> StrategyContext:
+    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run", generator=generator,
+                           encoder=make_encoder(tmp_path, embedder))
 
 
 def make_suite(corpus: bool = True) -> Suite:
@@ -80,11 +82,10 @@ def test_rag_prompts_carry_the_gold_passage(tmp_path: Path, generator: LoadedMod
 def test_fingerprint_follows_the_index(tmp_path: Path, generator: LoadedModel, embedder: Any) -> None:
     ctx = make_ctx(tmp_path, generator, embedder)
     a, b, c = RagStrategy(), RagStrategy(), RagStrategy(chunk_tokens=64)
-    for s in (a, b, c):
-        s.prepare(make_suite(), ctx)
-    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    pa, pb, pc = (s.prepare(make_suite(), ctx) for s in (a, b, c))
+    assert pa.artifacts == pb.artifacts != pc.artifacts
     assert b.details()["retrieval"]["index"]["cached"] is True  # the second prepare loaded from disk
-    assert a._artifacts["index"] == a.details()["retrieval"]["index"]["fingerprint"]
+    assert pa.artifacts["index"] == a.details()["retrieval"]["index"]["fingerprint"]
 
 
 def test_budget_limits_passages_in_generator_tokens(

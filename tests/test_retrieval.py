@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from harness.encoder import Encoder
 from harness.models import load_embedder
 from harness.retrieval import (
     Hit,
@@ -88,6 +89,13 @@ QUERIES = [
 @pytest.fixture(scope="module")
 def embedder() -> Any:
     return load_embedder("all-minilm-l6-v2")
+
+
+def enc(model: Any, tmp_path: Path) -> Encoder:
+    """An Encoder around an already loaded (or counting) model; its vector cache beside tmp_path."""
+    encoder = Encoder("all-minilm-l6-v2", cache_dir=tmp_path.parent / f"{tmp_path.name}-vectors")
+    encoder._model = model
+    return encoder
 
 
 class CountingEmbedder:
@@ -173,7 +181,7 @@ def test_embed_is_normalised_float32_in_input_order(embedder: Any) -> None:
 
 
 def test_retrieves_the_gold_document(embedder: Any, tmp_path: Path) -> None:
-    index = build_index(DOCS, embedder, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
+    index = build_index(DOCS, enc(embedder, tmp_path), cache_dir=tmp_path)
     assert index.kind == "flat"
     info = index.info()
     assert (
@@ -196,8 +204,7 @@ def test_search_returns_distinct_documents_from_many_chunks(embedder: Any, tmp_p
     chess = Document("chess-long", " ".join([DOCS[2].text] * 30), "Chess rules, at length")
     index = build_index(
         [chess, *DOCS],
-        embedder,
-        embedder_name="all-minilm-l6-v2",
+        enc(embedder, tmp_path),
         chunk_tokens=32,
         overlap=8,
         cache_dir=tmp_path,
@@ -223,10 +230,7 @@ def test_recall_at_k_by_hand() -> None:
 
 def test_hnsw_path_reports_recall_against_flat(embedder: Any, tmp_path: Path) -> None:
     docs = [*DOCS, *(Document(f"filler-{i}", long_text(6 + i % 5), f"Filler {i}") for i in range(20))]
-    index = build_index(
-        docs,
-        embedder,
-        embedder_name="all-minilm-l6-v2",
+    index = build_index(docs, enc(embedder, tmp_path),
         chunk_tokens=48,
         overlap=8,
         hnsw_threshold=5,
@@ -237,10 +241,9 @@ def test_hnsw_path_reports_recall_against_flat(embedder: Any, tmp_path: Path) ->
     assert info["recall_vs_flat"] >= 0.95 and info["recall_sample"] == min(256, info["chunks"])
     hits = index.search([q for q, _ in QUERIES], k=3)
     assert recall_at_k(hits, [(g,) for _, g in QUERIES], 3) == 1.0
-    flat = build_index(
-        docs, embedder, embedder_name="all-minilm-l6-v2", chunk_tokens=48, overlap=8, cache_dir=tmp_path
+    flat = build_index(docs, enc(embedder, tmp_path), chunk_tokens=48, overlap=8, cache_dir=tmp_path
     )
-    assert flat.kind == "flat" and flat.fingerprint != index.fingerprint  # kind is part of the key
+    assert flat.kind == "flat" and flat.fingerprint != index.fingerprint  # the threshold is part of the key
 
 
 # ---- cache ------------------------------------------------------------------------------------
@@ -248,16 +251,16 @@ def test_hnsw_path_reports_recall_against_flat(embedder: Any, tmp_path: Path) ->
 
 def test_second_build_loads_from_disk_without_embedding(embedder: Any, tmp_path: Path) -> None:
     first = CountingEmbedder(embedder)
-    a = build_index(DOCS, first, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
+    a = build_index(DOCS, enc(first, tmp_path), cache_dir=tmp_path)
     assert first.calls > 0 and a.info()["cached"] is False
     second = CountingEmbedder(embedder)
-    b = build_index(DOCS, second, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
+    b = build_index(DOCS, enc(second, tmp_path), cache_dir=tmp_path)
     assert second.calls == 0 and b.info()["cached"] is True and b.fingerprint == a.fingerprint
     queries = [q for q, _ in QUERIES]
     assert a.search(queries, 3) == b.search(queries, 3)
     # Any change to the corpus or the chunking is a different entry.
-    c = build_index(DOCS[:-1], second, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
-    d = build_index(DOCS, second, embedder_name="all-minilm-l6-v2", chunk_tokens=64, cache_dir=tmp_path)
+    c = build_index(DOCS[:-1], enc(second, tmp_path), cache_dir=tmp_path)
+    d = build_index(DOCS, enc(second, tmp_path), chunk_tokens=64, cache_dir=tmp_path)
     assert len({a.fingerprint, c.fingerprint, d.fingerprint}) == 3
     assert len([p for p in tmp_path.iterdir()]) == 3
 
@@ -265,17 +268,17 @@ def test_second_build_loads_from_disk_without_embedding(embedder: Any, tmp_path:
 def test_interrupted_build_leaves_no_cache_entry(embedder: Any, tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         build_index(
-            DOCS, CountingEmbedder(embedder, fail=True), embedder_name="all-minilm-l6-v2", cache_dir=tmp_path
+            DOCS, enc(CountingEmbedder(embedder, fail=True), tmp_path), cache_dir=tmp_path
         )
     assert list(tmp_path.iterdir()) == []  # neither an entry nor a leftover temp folder
     counting = CountingEmbedder(embedder)
-    first = build_index(DOCS, counting, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
+    first = build_index(DOCS, enc(counting, tmp_path), cache_dir=tmp_path)
     assert counting.calls > 0  # the next build really builds
     (tmp_path / first.fingerprint / "index.faiss").write_bytes(b"not an index")
-    again = build_index(DOCS, counting, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path)
+    again = build_index(DOCS, enc(counting, tmp_path), cache_dir=tmp_path)
     assert again.info()["cached"] is False  # an unreadable entry is rebuilt and replaced
     assert (
-        build_index(DOCS, counting, embedder_name="all-minilm-l6-v2", cache_dir=tmp_path).info()["cached"]
+        build_index(DOCS, enc(counting, tmp_path), cache_dir=tmp_path).info()["cached"]
         is True
     )
 

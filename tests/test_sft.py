@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.context import RunContext
+from harness.context import Prepared, StrategyContext
 from harness.errors import HarnessError
 from harness.generate import Engine
-from harness.models import DEFAULT_EMBEDDER, LoadedModel, load_embedder, load_generator
+from harness.models import LoadedModel, load_generator
 from harness.prompting import build_messages
 from harness.types import Example, GenerationConfig, Suite
 from strategies import build, from_spec, registry
@@ -47,14 +47,16 @@ def tiny(tiny_model_dir: Path) -> LoadedModel:
     return load_generator(str(tiny_model_dir), device="cpu")
 
 
-def make_ctx(tmp_path: Path, generator: LoadedModel, embedder: Any = None) -> RunContext:
-    return RunContext(
-        seed=0,
-        cache_dir=tmp_path / "cache",
-        run_dir=tmp_path / "run",
-        generator=generator,
-        _embedder=embedder,
-    )
+def make_ctx(tmp_path: Path, generator: LoadedModel) -> StrategyContext:
+    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run", generator=generator)
+
+
+def identity(strategy: Any, prepared: Prepared, generator: LoadedModel, suite: Suite) -> str:
+    """The prediction-cache identity the runner gives this strategy after prepare()."""
+    from harness.cache import fingerprint
+    from harness.runner import prediction_identity
+
+    return fingerprint(prediction_identity(strategy, prepared, generator, suite))
 
 
 def test_registered_with_typed_options() -> None:
@@ -81,9 +83,9 @@ def test_sft_trains_copies_and_decodes_with_its_adapter(tmp_path: Path, tiny: Lo
     suite = make_suite()
     ctx = make_ctx(tmp_path, tiny)
     sft = build("sft", dict(FAST), "sft:fast")
-    sft.prepare(suite, ctx)
-    assert sft.adapter == ctx.run_dir / "adapters" / "sft_fast"
-    assert PeftConfig.from_pretrained(str(sft.adapter)).r == 4
+    prepared = sft.prepare(suite, ctx)
+    assert prepared.adapter == ctx.run_dir / "adapters" / "sft_fast"
+    assert PeftConfig.from_pretrained(str(prepared.adapter)).r == 4
     # The training prompt is the zero-shot prompt: prompt and sft differ only in the weights.
     assert [p.messages for p in sft.prompts(suite.test)] == [
         build_messages(suite, ex.input) for ex in suite.test
@@ -92,21 +94,22 @@ def test_sft_trains_copies_and_decodes_with_its_adapter(tmp_path: Path, tiny: Lo
     assert t["cached"] is False and t["adapter_path"] == "adapters/sft_fast" and t["epochs"] == 1
     assert t["steps"] == 2 and len(t["loss_curve"]) == 2 and [e for e, _ in t["val_loss"]] == [0, 1]
     assert t["train_tokens"] > 0 and 0 <= t["padding_share"] < 0.5 and t["tokens_per_s"] > 0
-    assert json.loads((sft.adapter / "train_report.json").read_text())["loss_curve"] == t["loss_curve"]
+    assert json.loads((prepared.adapter / "train_report.json").read_text())["loss_curve"] == t["loss_curve"]
 
     engine = Engine(tiny, batch_size=2)
-    with engine.adapter(sft.adapter):
+    with engine.adapter(prepared.adapter):
         tuned = engine.generate([p.messages for p in sft.prompts(suite.test)], suite.generation)
     base = engine.generate([p.messages for p in sft.prompts(suite.test)], suite.generation)
     assert len(tuned) == len(base) == len(suite.test)
 
     again = build("sft", dict(FAST), "sft:fast")
-    again.prepare(suite, make_ctx(tmp_path, tiny))  # same cache, same data: no training
+    prepared_again = again.prepare(suite, make_ctx(tmp_path, tiny))  # same cache, same data: no training
     assert again.details()["training"]["cached"] is True
-    assert again.fingerprint() == sft.fingerprint()
+    assert identity(again, prepared_again, tiny, suite) == identity(sft, prepared, tiny, suite)
     other = build("sft", {**FAST, "rank": 8})
-    other.prepare(suite, make_ctx(tmp_path, tiny))
-    assert other.fingerprint() != sft.fingerprint() and other.details()["training"]["cached"] is False
+    prepared_other = other.prepare(suite, make_ctx(tmp_path, tiny))
+    assert identity(other, prepared_other, tiny, suite) != identity(sft, prepared, tiny, suite)
+    assert other.details()["training"]["cached"] is False
 
 
 def test_sft_refuses_a_suite_without_train_examples(tiny: LoadedModel, tmp_path: Path) -> None:
@@ -119,20 +122,20 @@ def test_sft_refuses_a_suite_without_train_examples(tiny: LoadedModel, tmp_path:
 
 
 def test_sft_rag_trains_on_retrieved_passages(tmp_path: Path, tiny: LoadedModel, monkeypatch: Any) -> None:
-    from strategies import sft as sft_module
+    from harness import training
 
     seen: dict[str, Any] = {}
-    real = sft_module.train_adapter
+    real = training.train_adapter
 
     def spy(**kw: Any) -> Any:
         seen.update(kw)
         return real(**kw)
 
-    monkeypatch.setattr(sft_module, "train_adapter", spy)
+    monkeypatch.setattr(training, "train_adapter", spy)
     suite = make_suite(corpus=True)
-    ctx = make_ctx(tmp_path, tiny, load_embedder(DEFAULT_EMBEDDER))
+    ctx = make_ctx(tmp_path, tiny)
     s = build("sft+rag", {**FAST, "k": "1"})
-    s.prepare(suite, ctx)
+    prepared = s.prepare(suite, ctx)
     # Every train prompt carries the passage retrieved for its own input (here the gold one).
     for (chat, answer), ex, (_, gold) in zip(seen["train_pairs"], suite.train, QUERIES, strict=False):
         assert (
@@ -145,7 +148,7 @@ def test_sft_rag_trains_on_retrieved_passages(tmp_path: Path, tiny: LoadedModel,
     assert all(len(p.retrieved) == 1 for p in prompts)
     d = s.details()
     assert d["training"]["cached"] is False and d["retrieval"]["k"] == 1
-    assert set(s._artifacts) == {"index", "adapter"}
+    assert set(prepared.artifacts) == {"index", "adapter"} and prepared.adapter is not None
 
 
 def test_adapter_strategy_rejects_what_is_not_an_adapter(tmp_path: Path) -> None:
@@ -166,21 +169,22 @@ def test_adapter_strategy_rejects_what_is_not_an_adapter(tmp_path: Path) -> None
 def test_adapter_strategy_evaluates_a_trained_adapter(tmp_path: Path, tiny: LoadedModel) -> None:
     suite = make_suite()
     sft = build("sft", dict(FAST))
-    sft.prepare(suite, make_ctx(tmp_path, tiny))
+    prepared_sft = sft.prepare(suite, make_ctx(tmp_path, tiny))
     copy = tmp_path / "mine"
-    shutil.copytree(sft.adapter, copy)
+    shutil.copytree(prepared_sft.adapter, copy)
     a = build("adapter", {"path": str(copy)})
-    a.prepare(suite, make_ctx(tmp_path, tiny))
-    assert a.adapter == copy.resolve()
+    prepared = a.prepare(suite, make_ctx(tmp_path, tiny))
+    assert prepared.adapter == copy.resolve()
     assert [p.messages for p in a.prompts(suite.test)] == [p.messages for p in sft.prompts(suite.test)]
     assert a.details()["adapter"]["r"] == 4 and len(a.details()["adapter"]["sha256"]) == 64
-    before = a.fingerprint()
-    # Retrained in place: other weights, other fingerprint (so predictions are not reused).
+    before = identity(a, prepared, tiny, suite)
+    # Retrained in place: other weights, other identity (so predictions are not reused).
     other = build("sft", {**FAST, "lr": 1e-2})
-    other.prepare(suite, make_ctx(tmp_path, tiny))
-    shutil.copy(other.adapter / "adapter_model.safetensors", copy / "adapter_model.safetensors")
-    a.prepare(suite, make_ctx(tmp_path, tiny))
-    assert a.fingerprint() != before
+    prepared_other = other.prepare(suite, make_ctx(tmp_path, tiny))
+    assert prepared_other.adapter is not None
+    (copy / "adapter_model.safetensors").unlink()  # a hard link into the cache: replace, never write through
+    shutil.copy(prepared_other.adapter / "adapter_model.safetensors", copy / "adapter_model.safetensors")
+    assert identity(a, a.prepare(suite, make_ctx(tmp_path, tiny)), tiny, suite) != before
 
 
 def test_adapter_for_another_base_model_is_refused(tmp_path: Path, tiny: LoadedModel) -> None:
@@ -213,11 +217,12 @@ def test_run_records_the_adapter_section(tmp_path: Path, tiny_model_dir: Path, t
     from tests.test_suites import write_suite
 
     sft = build("sft", dict(FAST))
-    sft.prepare(make_suite(), make_ctx(tmp_path, tiny))
+    adapter = sft.prepare(make_suite(), make_ctx(tmp_path, tiny)).adapter
+    assert adapter is not None
     suite_dir = write_suite(tmp_path / "suite")
-    run_dir = run(RunOptions(suite=str(suite_dir), strategies=f"adapter:path={sft.adapter}:name=mine", model=str(tiny_model_dir),
+    run_dir = run(RunOptions(suite=str(suite_dir), strategies=f"adapter:path={adapter}:name=mine", model=str(tiny_model_dir),
                              out=tmp_path / "runs", device="cpu"))
     entry = json.loads((run_dir / "results.json").read_text())["strategies"]["mine"]
     assert entry["adapter"]["r"] == 4 and entry["adapter"]["peft_type"] == "LORA"
-    assert len(entry["adapter"]["sha256"]) == 64 and entry["adapter"]["path"] == str(sft.adapter.resolve())
+    assert len(entry["adapter"]["sha256"]) == 64 and entry["adapter"]["path"] == str(adapter.resolve())
     assert entry["retrieval"] is None and entry["training"] is None
