@@ -182,6 +182,7 @@ class SftStrategy(Strategy):
                 "device": r.device,
                 "precision": r.precision,
                 "cached": self.trained.cached,
+                "resumed_from_step": r.resumed_from_step,  # > 0: a killed training picked up from its checkpoint
             }
         }
 
