@@ -137,7 +137,7 @@ class StrategyContext:
                 train_pairs=train_pairs,
                 validation_pairs=validation_pairs,
                 config=config,
-                generation_eos=self._generator.end_token_ids(),
+                end_ids=self._generator.end_token_ids(),
                 device=self.device,
                 progress=progress,
                 description=description,

@@ -218,18 +218,23 @@ class LoadedModel:
         """The tokens that end an answer: the tokenizer's eos plus the generation config's
         (chat models often end a turn with a token other than eos). The one place this is decided:
         decoding stops on these and training appends the first."""
-        ids: set[int] = set()
-        if self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        gen_eos = _generation_eos(self.path, self._model)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif isinstance(gen_eos, (list, tuple)):
-            ids.update(int(i) for i in gen_eos)
-        return sorted(ids)
+        return end_token_ids(self.tokenizer, _generation_eos(self.path, self._model))
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "resolved": self.path, "sha256": self.sha256, "dtype": self.dtype, "device": self.device}
+
+
+def end_token_ids(tokenizer: Any, generation_eos: Any = None) -> list[int]:
+    """The tokenizer's eos plus a generation config's eos (an int or a list): the one rule for
+    where an answer ends, used by decoding (stop) and training (the token appended)."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    if isinstance(generation_eos, int):
+        ids.add(generation_eos)
+    elif isinstance(generation_eos, (list, tuple)):
+        ids.update(int(i) for i in generation_eos)
+    return sorted(ids)
 
 
 def _generation_eos(path: str, model: Any) -> Any:

@@ -38,6 +38,7 @@ from typing import Any
 
 from .cache import atomic_dir, cache_root, fingerprint, write_json_atomic
 from .errors import HarnessError
+from .models import end_token_ids
 from .prompting import render_chat
 from .types import Chat
 
@@ -137,18 +138,6 @@ class Encoded:
         return len(self.input_ids)
 
 
-def end_token_ids(tokenizer: Any, generation_eos: Any = None) -> list[int]:
-    """The tokens that end an assistant turn (the engine stops decoding on these)."""
-    ids: set[int] = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
-    if isinstance(generation_eos, int):
-        ids.add(generation_eos)
-    elif isinstance(generation_eos, (list, tuple)):
-        ids.update(int(i) for i in generation_eos)
-    return sorted(ids)
-
-
 _warned_prefix = False
 
 
@@ -204,6 +193,11 @@ def encode_all(
     kept: list[Encoded] = []
     skipped = 0
     for chat, answer in pairs:
+        # A token spans far fewer than 32 characters: a text that long cannot fit, so it is
+        # skipped without being tokenised (a 50 MB input line must not stall training).
+        if sum(len(m["content"]) for m in chat) + len(answer) > max_len * 32:
+            skipped += 1
+            continue
         enc = encode_pair(tokenizer, chat, answer, end_ids)
         if len(enc) > max_len:
             skipped += 1
@@ -730,7 +724,7 @@ def train_adapter(
     train_pairs: Sequence[tuple[Chat, str]],
     config: TrainConfig,
     validation_pairs: Sequence[tuple[Chat, str]] = (),
-    generation_eos: Any = None,
+    end_ids: Sequence[int] | None = None,
     device: str = "cpu",
     progress: Any = None,
     description: str = "train",
@@ -739,7 +733,7 @@ def train_adapter(
     """Train (or reuse) the adapter for these (chat, answer) pairs; cached under adapters/KEY
     of `cache_dir` (default: cache_root()). A training killed before the end resumes from its
     last checkpoint, kept under checkpoints/KEY until the adapter is in the cache."""
-    end_ids = end_token_ids(tokenizer, generation_eos)
+    end_ids = list(end_ids) if end_ids is not None else end_token_ids(tokenizer)
     train, skipped = encode_all(tokenizer, train_pairs, end_ids, config.max_len)
     if not train:
         raise HarnessError(
