@@ -239,7 +239,9 @@ def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: S
     if prepared.adapter is not None:
         weights = sorted(Path(prepared.adapter).glob("*.safetensors"))
         adapter = [sha256_file(w) for w in weights] or str(prepared.adapter)
-    return {"strategy": {"kind": strategy.kind, "params": strategy.params, "artifacts": prepared.artifacts,
+    neutral = getattr(strategy, "neutral_options", frozenset())
+    params = {k: v for k, v in strategy.params.items() if k not in neutral}
+    return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
                          "adapter": adapter},
             "model": loaded.sha256 or loaded.path, "decoding": suite.generation.fingerprint()}
 
@@ -270,12 +272,15 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     device, model references), so a refused run loads no model and leaves no folder behind.
     """
     console = console or Console(stderr=True)
+    from .metric_registry import check_metric, load_suite_metrics
+
     try:
-        suite = load_suite(opts.suite)  # raises SuiteError with file:line before any model work
+        suite = load_suite(opts.suite, known_metrics=check_metric)  # SuiteError with file:line before any model work
     except SuiteError:
         raise
     except HarnessError as e:  # the suite named is not there: blame the config line that named it
         raise HarnessError(f"{opts.sources['suite']}: {e}" if "suite" in opts.sources else str(e)) from None
+    load_suite_metrics(suite)  # evaluate: modules and plugins load now, not after the predictions
     strategies = _build_strategies(opts)
     for s in strategies:
         try:

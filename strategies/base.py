@@ -84,6 +84,8 @@ class Strategy:
     kind: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Options that change how the work is done, not what it produces (left out of cache keys).
+    neutral_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str | None = None, **params: Any):
         self.name = name or self.kind

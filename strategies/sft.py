@@ -43,6 +43,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "weight_decay": TrainConfig.weight_decay,
     "packing": TrainConfig.packing,
     "precision": TrainConfig.precision,
+    "checkpoint_every": TrainConfig.checkpoint_every,  # optimizer steps; 0: at epoch ends only
 }
 
 
@@ -69,6 +70,7 @@ class SftStrategy(Strategy):
     kind = "sft"
     options: ClassVar[dict[str, Any]] = dict(TRAIN_OPTIONS)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32")}
+    neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
 
     def __init__(self, name: str | None = None, **params: Any):
         super().__init__(name, **params)
@@ -86,6 +88,7 @@ class SftStrategy(Strategy):
                 ("batch_size", 1),
                 ("grad_accum", 1),
                 ("max_len", 16),
+                ("checkpoint_every", 0),
             )
             if int(p[key]) < low
         ]
@@ -123,6 +126,7 @@ class SftStrategy(Strategy):
             seed=seed,
             packing=bool(p["packing"]),
             precision=str(p["precision"]),
+            checkpoint_every=int(p["checkpoint_every"]),
         )
 
     # -- what the adapter is trained on and decoded with: overridden by sft+rag ---------------
