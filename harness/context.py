@@ -114,6 +114,10 @@ class StrategyContext:
                                     cache_dir=self.cache_dir)
         return self._encoder
 
+    @property
+    def encoder_loaded(self) -> bool:
+        return self._encoder is not None and self._encoder.loaded
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(texts)
 

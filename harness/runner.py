@@ -364,6 +364,8 @@ def _execute(
         versions=_versions(),
         device=_device_info(loaded.device),
         argv=sys.argv[1:],
+        # Whether this run needed the weights at all: a fully cached rerun loads neither.
+        work={"generator_loaded": loaded.loaded, "embedder_loaded": ctx.encoder_loaded},
     )
     write_json_atomic(run_dir / "results.json", results)
     history.append_run(run_dir.parent, results)
