@@ -60,6 +60,7 @@ def _quiet_libraries() -> None:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_suites(args: argparse.Namespace) -> int:
+    from .metric_registry import check_metric
     from .suites import builtin_suite_names, builtin_suites_dir, validate
 
     # Plain aligned lines, not a rich table: names must never be truncated (scripts grep them).
@@ -67,7 +68,7 @@ def cmd_suites(args: argparse.Namespace) -> int:
     head = f"{'name':<16} {'task':<14} {'train':>5} {'test':>5} {'valid':>5} {'corpus':>6}  metrics"
     out.print(f"[bold]{head}[/]", highlight=False)
     for name in builtin_suite_names():
-        suite, problems = validate(name)
+        suite, problems = validate(name, known_metrics=check_metric)
         if suite is None:
             out.print(f"{name:<16} [red]invalid[/]: {escape(problems[0])}", highlight=False, soft_wrap=True)
             continue
@@ -80,9 +81,10 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .metric_registry import check_metric
     from .suites import validate
 
-    suite, problems = validate(args.suite)
+    suite, problems = validate(args.suite, known_metrics=check_metric)
     if problems:
         for p in problems:
             out.print(p, highlight=False, soft_wrap=True, markup=False)

@@ -18,6 +18,32 @@ import numpy as np
 from .cache import cache_root, fingerprint
 
 
+def embed(embedder: Any, texts: Sequence[str], *, batch_size: int = 64, progress: Any = None) -> np.ndarray:
+    """float32 [n, dim] L2-normalised embeddings, computed in batches (a rich Progress is advanced)."""
+    # sentence-transformers 6 renamed the method; older releases only have the long name.
+    dim_of = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
+    dim = int(dim_of())
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out
+    # Sort by length so each batch pads little; results are written back in input order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    task = progress.add_task("embedding", total=len(texts), info="") if progress is not None else None
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        vecs = embedder.encode(
+            [texts[i] for i in idx],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        out[idx] = np.asarray(vecs, dtype=np.float32)
+        if task is not None:
+            progress.advance(task, len(idx))
+    return out
+
+
 class Encoder:
     """`encode(texts)` -> float32 [n, dim], L2-normalised; the model loads on the first miss."""
 
@@ -58,8 +84,6 @@ class Encoder:
         return int(getattr(self.model, "max_seq_length", 0) or 0) or None
 
     def encode(self, texts: Sequence[str], *, progress: Any = None) -> np.ndarray:
-        from .retrieval import embed
-
         path = self.cache_dir / f"{self._key(texts)}.npy"
         if path.is_file():
             try:

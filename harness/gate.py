@@ -5,8 +5,8 @@ predictions.jsonl files (answers and targets are stored there) on the examples b
 scored, and compared paired: exact McNemar for accuracy, the paired bootstrap otherwise.
 
 A regression is a drop larger than `max_drop` (absolute, in the metric's own scale: 0-1 for
-accuracy / f1 / rouge_l / exact_match, 0-100 for bleu / chrf) that is also significant
-(p < alpha). Both conditions, so noise on a small test split does not fail CI, and a
+accuracy / f1 / rouge_l / exact_match, 0-100 for bleu / chrf; a rise, for a lower-is-better
+metric) that is also significant (p < alpha). Both conditions, so noise on a small test split does not fail CI, and a
 significant but negligible drop can be tolerated on purpose. `max_drop` can differ per metric
 (BLEU moves in points, accuracy in fractions). With `correction="holm"` the p-values are
 Holm-adjusted across all checks of the gate, so gating many strategies and metrics does not
@@ -28,12 +28,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import metrics as M
 from .cache import write_json_atomic, write_text_atomic
 from .errors import HarnessError
+from .metric_registry import check_metric, get_metric, higher_is_better
 from .rundata import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
 from .stats import holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
-from .types import METRIC_NAMES
 
 GATE_SCHEMA = "sft-harness/gate/v1"
 OK, REGRESSION, IMPROVED = "ok", "REGRESSION", "improved"
@@ -316,18 +315,18 @@ def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
     return default, by_metric
 
 
-def _known_metrics(names: Sequence[str] | Mapping[str, float]) -> None:
+def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "") -> None:
     for m in names:
-        if m not in METRIC_NAMES:
-            close = difflib.get_close_matches(m, METRIC_NAMES, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise HarnessError(f"unknown metric '{m}'{hint}; metrics: {', '.join(METRIC_NAMES)}")
+        problem = check_metric(m, task)
+        if problem:
+            raise HarnessError(problem)
 
 
 def _verdict(c: Check, alpha: float) -> str:
-    if c.diff < -c.max_drop - _EPS and c.p < alpha:
+    gain = c.diff if higher_is_better(c.metric) else -c.diff  # lower-is-better: a rise is the drop
+    if gain < -c.max_drop - _EPS and c.p < alpha:
         return REGRESSION
-    if c.diff > _EPS and c.p < alpha:
+    if gain > _EPS and c.p < alpha:
         return IMPROVED
     return OK
 
@@ -336,7 +335,7 @@ def _metric_list(base: Run, metrics: Sequence[str] | None) -> list[str]:
     names = list(dict.fromkeys(metrics)) if metrics else [str(m) for m in base.suite.get("metrics") or []]
     if not names:
         names = base.metrics
-    _known_metrics(names)
+    _known_metrics(names, base.task)
     for m in names:
         if m == "f1" and base.task == "classification" and not base.labels:
             raise HarnessError(f"{base.dir}/results.json: macro-F1 needs the suite's labels, and none are recorded")
@@ -374,14 +373,14 @@ def _check(
     # changed suite through, and then "the candidate's score" means against its own suite.
     b_ex, c_ex = [to_example(ln) for ln in b_lines], [to_example(ln) for ln in c_lines]
     b_ans, c_ans = [answer_of(ln) for ln in b_lines], [answer_of(ln) for ln in c_lines]
-    agg = M.aggregator(metric, task, labels)
-    b_stats = M.metric_stats(metric, task, b_ans, b_ex, labels)
-    c_stats = M.metric_stats(metric, task, c_ans, c_ex, labels)
-    res = paired_bootstrap(c_stats, b_stats, agg, n_resamples=n_resamples, seed=seed)
+    suite_dir = base.suite.get("path")  # where an evaluate:./folder metric lives
+    metric_obj = get_metric(metric, Path(suite_dir) if suite_dir else None)
+    agg = metric_obj.bind(task, labels)
+    b_stats, c_stats = agg.stats(b_ans, b_ex), agg.stats(c_ans, c_ex)
+    res = paired_bootstrap(c_stats, b_stats, agg, n_resamples=metric_obj.resamples(n_resamples), seed=seed)
     p, test = res.p_value, "paired_bootstrap"
-    if metric == "accuracy":
-        p = mcnemar_exact(M.correct_vector(task, c_ans, c_ex, labels), M.correct_vector(task, b_ans, b_ex, labels))
-        test = "mcnemar_exact"
+    if metric_obj.paired_test == "mcnemar_exact":  # rows are 0/1 correctness
+        p, test = mcnemar_exact(c_stats[:, 0] > 0.5, b_stats[:, 0] > 0.5), "mcnemar_exact"
     return Check(b_name, c_name, metric, len(b_lines), float(agg(b_stats)), float(agg(c_stats)), res.diff,
                  res.ci, p, test, OK, max_drop)
 

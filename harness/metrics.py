@@ -1,17 +1,21 @@
-"""Answer extraction and metrics, defined once for the whole harness.
+"""Answer extraction and the built-in metrics, defined once for the whole harness.
 
 Two steps, kept apart:
 
 1. `extract_answer` turns a raw model output into what the metrics see (a label, a dict of
    fields, a string), or None when the output is unusable. None is "invalid": it is scored as
    a wrong answer, never a crash.
-2. Every metric is a pair of pure functions: `metric_stats` gives one row of sufficient
+2. Every metric is a `harness.metric_registry.Metric`: `stats` gives one row of sufficient
    statistics per example, and `aggregate` turns any subset or resample of those rows into the
    corpus value. The bootstrap and the slices then only index rows, which is both cheap and
    exact (corpus BLEU of a resample is BLEU of the resample, not a mean of sentence BLEUs).
+   The built-ins are registered by `register_builtins`, the one place that lists them.
 
-Scales: accuracy, f1, rouge_l, exact_match lie in [0, 1]; bleu and chrf in [0, 100] as in
-sacrebleu. Every metric is higher-is-better. Aggregating zero rows gives NaN (undefined).
+Scales: accuracy, f1, rouge_l lie in [0, 1]; bleu and chrf in [0, 100] as in sacrebleu.
+`exact_match` is another name of `accuracy`. Every built-in is higher-is-better. Aggregating
+zero rows gives NaN (undefined). BLEU uses only sacrebleu's public API; chrF is computed here
+(sacrebleu exposes no per-segment chrF statistics), and the tests hold both to sacrebleu's
+`corpus_bleu` / `corpus_chrf`.
 """
 
 from __future__ import annotations
@@ -22,33 +26,19 @@ import re
 import string
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from harness.errors import MissingPackageError
+from harness.metric_registry import Aggregator, Metric, MetricContext, Registry, get_metric
 from harness.text import normalize_label
-from harness.types import METRIC_NAMES, Example
-
-METRIC_SCALE: dict[str, float] = {
-    "accuracy": 1.0,
-    "f1": 1.0,
-    "bleu": 100.0,
-    "rouge_l": 1.0,
-    "chrf": 100.0,
-    "exact_match": 1.0,
-}
-HIGHER_IS_BETTER: dict[str, bool] = {name: True for name in METRIC_NAMES}
+from harness.types import Example
 
 # Column meaning of the classification rows used by macro-F1: gold and predicted label index,
 # -1 for "not in the label set" (an invalid answer, or a gold label the suite does not list).
 _NO_LABEL = -1
-
-
-def _check_metric(name: str) -> None:
-    if name not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(METRIC_NAMES)}")
 
 
 # --------------------------------------------------------------------------- normalisation
@@ -93,7 +83,7 @@ def _value_to_str(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _as_text(answer: Any) -> str:
+def answer_text(answer: Any) -> str:
     """What text metrics (BLEU, chrF, ROUGE-L, token F1) see for an answer; invalid is ''."""
     if answer is None:
         return ""
@@ -308,118 +298,66 @@ def _correct(task: str, answer: Any, example: Example) -> bool:
         return isinstance(answer, str) and normalize_label(answer) == normalize_label(_gold_label(example))
     if task == "extraction":
         return isinstance(answer, (dict, str)) and _pairs(answer) == _pairs(example.target)
-    norm = normalize_answer(_as_text(answer))
+    norm = normalize_answer(answer_text(answer))
     return any(norm == normalize_answer(ref) for ref in _references(example))
 
 
-# --------------------------------------------------------------------------- sacrebleu
+
+# --------------------------------------------------------------------------- accuracy, f1, rouge_l
 
 
-@lru_cache(maxsize=1)
-def _bleu() -> Any:
-    from sacrebleu.metrics import BLEU
-
-    # The settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4 (`_bleu_many` relies on them).
-    return BLEU()
-
-
-@lru_cache(maxsize=1)
-def _chrf() -> Any:
-    from sacrebleu.metrics import CHRF
-
-    return CHRF()  # the settings of sacrebleu.corpus_chrf: char order 6, beta 2, no words
+def _accuracy_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
+    """[correct] per example (0/1): what accuracy averages and McNemar pairs."""
+    return np.array(
+        [[_correct(ctx.task, a, e)] for a, e in zip(answers, examples, strict=True)], dtype=np.float64
+    ).reshape(-1, 1)
 
 
-def _sacrebleu_rows(metric: Any, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
-    """sacrebleu's own per-segment sufficient statistics (the ones its corpus score sums)."""
-    hyps = [_as_text(a) for a in answers]
-    refs = [_references(e) for e in examples]
-    if not hyps:
-        return np.zeros((0, len(metric._extract_corpus_statistics([""], [[""]])[0])))
-    # sacrebleu takes reference streams; a missing reference in a stream is None.
-    width = max(len(r) for r in refs)
-    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
-    stats = metric._extract_corpus_statistics(hyps, streams)
-    return np.asarray(stats, dtype=np.float64)
+def _f1_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
+    """classification: [gold index, predicted index] (-1 = not a label: invalid answer);
+    extraction: [tp, fp, fn] of (field, value) pairs; qa / generation: [token F1]."""
+    if ctx.task == "classification":
+        if not ctx.labels:
+            raise ValueError("macro-F1 for classification needs the suite's label set")
+        return _classification_rows(answers, examples, ctx.labels)
+    if ctx.task == "extraction":
+        rows = []
+        for a, e in zip(answers, examples, strict=True):
+            pred = _pairs(a) if a is not None else set()
+            gold = _pairs(e.target)
+            rows.append([len(pred & gold), len(pred - gold), len(gold - pred)])
+        return np.array(rows, dtype=np.float64).reshape(-1, 3)
+    return _best_over_references(squad_f1, answers, examples)
 
 
-def _sacrebleu_score(metric: Any, stats: np.ndarray) -> float:
-    # Integer counts, as sacrebleu sums them, so the score is bit-identical to its corpus score.
-    summed = [int(round(x)) for x in stats.sum(axis=0)]
-    return float(metric._compute_score_from_stats(summed).score)
+def _f1_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
+    if ctx.task == "classification":
+        return float(_macro_f1_many(rows, np.ones((1, len(rows))), len(ctx.labels))[0])
+    if ctx.task == "extraction":
+        return float(_pair_f1(rows.sum(axis=0), empty=0.0))  # nothing gold, nothing predicted: 0
+    return float(rows[:, 0].mean())
 
 
-# --------------------------------------------------------------------------- the two halves
+def _f1_many(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.ndarray:
+    if ctx.task == "classification":
+        return _macro_f1_many(rows, counts, len(ctx.labels))
+    if ctx.task == "extraction":
+        return _pair_f1(counts @ rows, empty=0.0)
+    return (counts @ rows)[:, 0] / counts.sum(axis=1)
 
 
-def metric_stats(
-    name: str,
-    task: str,
-    answers: Sequence[Any],
-    examples: Sequence[Example],
-    labels: Sequence[str] = (),
-) -> np.ndarray:
-    """Per-example sufficient statistics, shape (n_examples, d).
-
-    accuracy, exact_match: [correct]; f1 (qa/generation): [token F1]; rouge_l: [ROUGE-L F];
-    f1 (classification): [gold index, predicted index] (-1 = not a label: invalid answer);
-    f1 (extraction): [tp, fp, fn] of (field, value) pairs;
-    bleu, chrf: sacrebleu's segment statistics.
-    """
-    _check_metric(name)
-    if len(answers) != len(examples):
-        raise ValueError(f"{len(answers)} answers for {len(examples)} examples")
-    if name in ("accuracy", "exact_match"):
-        return np.array(
-            [[_correct(task, a, e)] for a, e in zip(answers, examples, strict=True)], dtype=np.float64
-        ).reshape(-1, 1)
-    if name == "f1":
-        if task == "classification":
-            if not labels:
-                raise ValueError("macro-F1 for classification needs the suite's label set")
-            return _classification_rows(answers, examples, labels)
-        if task == "extraction":
-            rows = []
-            for a, e in zip(answers, examples, strict=True):
-                pred = _pairs(a) if a is not None else set()
-                gold = _pairs(e.target)
-                rows.append([len(pred & gold), len(pred - gold), len(gold - pred)])
-            return np.array(rows, dtype=np.float64).reshape(-1, 3)
-        return np.array(
-            [
-                max(squad_f1(_as_text(a), r) for r in _references(e)) if a is not None else 0.0
-                for a, e in zip(answers, examples, strict=True)
-            ],
-            dtype=np.float64,
-        ).reshape(-1, 1)
-    if name == "rouge_l":
-        return np.array(
-            [
-                max(rouge_l(_as_text(a), r) for r in _references(e)) if a is not None else 0.0
-                for a, e in zip(answers, examples, strict=True)
-            ],
-            dtype=np.float64,
-        ).reshape(-1, 1)
-    if name == "bleu":
-        return _sacrebleu_rows(_bleu(), answers, examples)
-    return _sacrebleu_rows(_chrf(), answers, examples)  # chrf
+def _rouge_l_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
+    return _best_over_references(rouge_l, answers, examples)
 
 
-def aggregate(name: str, task: str, stats: np.ndarray, labels: Sequence[str] = ()) -> float:
-    """The corpus value of `name` from rows of `metric_stats` (any subset or resample)."""
-    _check_metric(name)
-    stats = np.asarray(stats, dtype=np.float64)
-    if stats.shape[0] == 0:
-        return math.nan
-    if name == "f1" and task == "classification":
-        return _macro_f1(stats, len(labels))
-    if name == "f1" and task == "extraction":
-        return float(_pair_f1(stats.sum(axis=0), empty=0.0))  # nothing gold, nothing predicted: 0
-    if name == "bleu":
-        return _sacrebleu_score(_bleu(), stats)
-    if name == "chrf":
-        return _sacrebleu_score(_chrf(), stats)
-    return float(stats[:, 0].mean())
+def _best_over_references(score: Any, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
+    return np.array(
+        [
+            max(score(answer_text(a), r) for r in _references(e)) if a is not None else 0.0
+            for a, e in zip(answers, examples, strict=True)
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 1)
 
 
 def _pair_f1(sums: np.ndarray, empty: float) -> np.ndarray:
@@ -429,56 +367,58 @@ def _pair_f1(sums: np.ndarray, empty: float) -> np.ndarray:
     return np.divide(2 * tp, denom, out=np.full(np.shape(denom), empty, dtype=np.float64), where=denom > 0)
 
 
-def _macro_f1(stats: np.ndarray, n_labels: int) -> float:
-    """Macro-F1 over the whole label set, as sklearn's f1_score(average="macro", labels=...,
-    zero_division=0): a label never predicted and never gold has F1 0 and still counts in the
-    average; an invalid answer (-1) is a false negative for its gold label and a false positive
-    for none; a gold label outside the set (-1) is no class's true positive or false negative
-    (the label predicted for it still gets a false positive)."""
+def _macro_f1_many(rows: np.ndarray, counts: np.ndarray, n_labels: int) -> np.ndarray:
+    """Macro-F1 of each resample (counts[r, i]: draws of row i), as sklearn's
+    f1_score(average="macro", zero_division=0) with its default labels: those that occur in the
+    gold or predicted answers of that resample. A label of the suite that neither occurs nor is
+    predicted does not count (averaging over the whole label set made a small test split of a
+    many-label suite read far below its accuracy). An invalid answer (-1) is a false negative for
+    its gold label and no label's false positive; a gold label outside the set (-1) is no label's
+    true positive or false negative. With no label at all, the value is 0."""
     if n_labels == 0:
         raise ValueError("macro-F1 for classification needs the suite's label set")
-    gold = stats[:, 0].astype(np.int64)
-    pred = stats[:, 1].astype(np.int64)
-    valid_gold, valid_pred = gold[gold >= 0], pred[pred >= 0]
-    true_sum = np.bincount(valid_gold, minlength=n_labels)[:n_labels]
-    pred_sum = np.bincount(valid_pred, minlength=n_labels)[:n_labels]
-    hit = gold[(gold == pred) & (gold >= 0)]
-    tp = np.bincount(hit, minlength=n_labels)[:n_labels]
-    denom = (true_sum + pred_sum).astype(np.float64)
-    f = np.divide(2.0 * tp, denom, out=np.zeros(n_labels), where=denom > 0)
-    return float(f.mean())
+    gold = rows[:, 0].astype(np.int64)
+    pred = rows[:, 1].astype(np.int64)
+    eye = np.eye(n_labels + 1)[:, :n_labels]  # row n_labels (index -1: no label) is all zeros
+    true_hot, pred_hot = eye[gold], eye[pred]  # -1 picks the zero row
+    hit_hot = true_hot * ((gold == pred) & (gold >= 0))[:, None]
+    true_sum, pred_sum, tp = counts @ true_hot, counts @ pred_hot, counts @ hit_hot
+    denom = true_sum + pred_sum  # > 0 exactly for the labels that occur
+    f = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
+    present = (denom > 0).sum(axis=1)
+    return np.divide(f.sum(axis=1), present, out=np.zeros(len(f)), where=present > 0)
 
 
-@dataclass(frozen=True)
-class Aggregator:
-    """`aggregate` with the metric fixed: the callable the bootstrap resamples.
+# --------------------------------------------------------------------------- bleu (sacrebleu)
 
-    Every corpus value here is a function of column sums of the rows (means, counts, sacrebleu's
-    summed statistics; macro-F1 through one-hot label counts). So a batch of resamples, given as
-    draw counts per row, is one matrix product plus a cheap score per resample: `many`.
-    """
 
-    name: str
-    task: str
-    labels: tuple[str, ...] = ()
+@lru_cache(maxsize=1)
+def _bleu() -> Any:
+    try:
+        from sacrebleu.metrics import BLEU
+    except ImportError:
+        raise MissingPackageError("sacrebleu (for the bleu metric)", "pip install 'sacrebleu>=2.4'") from None
+    # The settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4 (`_bleu_many` relies on them).
+    return BLEU()
 
-    def __call__(self, stats: np.ndarray) -> float:
-        return aggregate(self.name, self.task, stats, self.labels)
 
-    def many(self, stats: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """The value of each resample; counts[r, i] = how often row i was drawn in resample r."""
-        stats = np.asarray(stats, dtype=np.float64)
-        counts = np.asarray(counts, dtype=np.float64)
-        if self.name == "f1" and self.task == "classification":
-            return _macro_f1_many(stats, counts, len(self.labels))
-        sums = counts @ stats  # (R, d)
-        if self.name == "f1" and self.task == "extraction":
-            return _pair_f1(sums, empty=0.0)
-        if self.name == "bleu":
-            return _bleu_many(np.rint(sums))
-        if self.name == "chrf":
-            return np.array([_chrf()._compute_score_from_stats([int(x) for x in np.rint(row)]).score for row in sums])
-        return sums[:, 0] / counts.sum(axis=1)  # a mean: sum over the rows drawn / how many
+def _bleu_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
+    """[sys_len, ref_len, correct_1..4, total_1..4] per example: the statistics sacrebleu's corpus
+    BLEU sums, read from the (public) score of each segment on its own, all its references used."""
+    bleu = _bleu()
+    rows = []
+    for a, e in zip(answers, examples, strict=True):
+        s = bleu.corpus_score([answer_text(a)], [[r] for r in _references(e)])
+        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
+    return np.array(rows, dtype=np.float64).reshape(-1, 10)
+
+
+def _bleu_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
+    from sacrebleu.metrics import BLEU
+
+    # Integer counts, as sacrebleu sums them, so the score is bit-identical to its corpus score.
+    s = [int(round(x)) for x in rows.sum(axis=0)]
+    return float(BLEU.compute_bleu(s[2:6], s[6:10], s[0], s[1], smooth_method="exp").score)
 
 
 _LOG_ZERO = -9999999999.0  # sacrebleu.utils.my_log(0)
@@ -506,33 +446,113 @@ def _bleu_many(sums: np.ndarray) -> np.ndarray:
     return np.where(correct.sum(axis=1) > 0, score, 0.0)
 
 
-def _macro_f1_many(stats: np.ndarray, counts: np.ndarray, n_labels: int) -> np.ndarray:
-    gold = stats[:, 0].astype(np.int64)
-    pred = stats[:, 1].astype(np.int64)
-    eye = np.eye(n_labels + 1)[:, :n_labels]  # row n_labels (index -1: no label) is all zeros
-    true_hot, pred_hot = eye[gold], eye[pred]  # -1 picks the zero row
-    hit_hot = true_hot * ((gold == pred) & (gold >= 0))[:, None]
-    true_sum, pred_sum, tp = counts @ true_hot, counts @ pred_hot, counts @ hit_hot
-    denom = true_sum + pred_sum
-    f = np.divide(2.0 * tp, denom, out=np.zeros_like(denom), where=denom > 0)
-    return f.mean(axis=1)
+# --------------------------------------------------------------------------- chrF (sacrebleu's, ported)
+
+# sacrebleu's CHRF() defaults, as corpus_chrf uses them: character 1..6-grams with whitespace
+# removed, no word n-grams, beta 2, no lowercasing, effective-order averaging (no eps smoothing).
+_CHRF_ORDER, _CHRF_BETA = 6, 2
+
+
+def _char_ngrams(text: str) -> list[Counter[str]]:
+    line = "".join(text.split())
+    return [Counter(line[i : i + n] for i in range(len(line) - n + 1)) for n in range(1, _CHRF_ORDER + 1)]
+
+
+def _chrf_segment(hyp: str, refs: Sequence[str]) -> list[int]:
+    """[hyp, ref, match] n-gram counts per order against the reference with the best chrF (the
+    first of equals), as sacrebleu's CHRF picks it."""
+    hyp_grams = _char_ngrams(hyp)
+    candidates = []
+    for ref in refs:
+        row: list[int] = []
+        for h, r in zip(hyp_grams, _char_ngrams(ref), strict=True):
+            match = sum(min(count, r[g]) for g, count in h.items() if g in r)
+            row += [sum(h.values()) if r else 0, sum(r.values()), match]
+        candidates.append(row)
+    best = _chrf_scores(np.array(candidates, dtype=np.float64))
+    return candidates[int(np.argmax(best))]
+
+
+def _chrf_scores(sums: np.ndarray) -> np.ndarray:
+    """sacrebleu's CHRF._compute_f_score on each row of summed statistics, with the same float
+    operations in the same order (so the values are bit-identical)."""
+    factor = _CHRF_BETA**2
+    avg_prec, avg_rec, effective = np.zeros(len(sums)), np.zeros(len(sums)), np.zeros(len(sums))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(_CHRF_ORDER):
+            n_hyp, n_ref, n_match = sums[:, 3 * i], sums[:, 3 * i + 1], sums[:, 3 * i + 2]
+            both = (n_hyp > 0) & (n_ref > 0)
+            avg_prec = np.where(both, avg_prec + n_match / n_hyp, avg_prec)
+            avg_rec = np.where(both, avg_rec + n_match / n_ref, avg_rec)
+            effective += both
+        avg_prec = np.where(effective > 0, avg_prec / effective, 0.0)
+        avg_rec = np.where(effective > 0, avg_rec / effective, 0.0)
+        score = (1 + factor) * avg_prec * avg_rec / ((factor * avg_prec) + avg_rec)
+    return np.where(avg_prec + avg_rec != 0, 100 * score, 0.0)
+
+
+def _chrf_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
+    rows = [_chrf_segment(answer_text(a), _references(e)) for a, e in zip(answers, examples, strict=True)]
+    return np.array(rows, dtype=np.float64).reshape(-1, 3 * _CHRF_ORDER)
+
+
+def _chrf_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
+    return float(_chrf_scores(np.rint(rows.sum(axis=0))[None, :])[0])
+
+
+# --------------------------------------------------------------------------- the built-ins
+
+
+def _bleu_resamples(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.ndarray:
+    return _bleu_many(np.rint(counts @ rows))
+
+
+def _chrf_resamples(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.ndarray:
+    return _chrf_scores(np.rint(counts @ rows))
+
+
+def register_builtins(registry: Registry) -> None:
+    """The one place that lists the built-in metrics (the registry calls it on first use)."""
+    for metric in (
+        Metric("accuracy", _accuracy_rows, paired_test="mcnemar_exact", aliases=("exact_match",),
+               description="normalised exact match against any reference; for classification, the label"),
+        Metric("f1", _f1_rows, _f1_aggregate, _f1_many,
+               description="macro-F1 (classification), field micro-F1 (extraction), SQuAD token F1"),
+        Metric("bleu", _bleu_rows, _bleu_aggregate, _bleu_resamples, scale=100.0, format_spec=".1f",
+               description="sacrebleu corpus BLEU, all references"),
+        Metric("rouge_l", _rouge_l_rows, description="ROUGE-L F-measure against the best reference"),
+        Metric("chrf", _chrf_rows, _chrf_aggregate, _chrf_resamples, scale=100.0, format_spec=".1f",
+               description="sacrebleu corpus chrF, all references"),
+    ):
+        registry.add_builtin(metric)
+
+
+# --------------------------------------------------------------------------- by name
 
 
 def aggregator(name: str, task: str, labels: Sequence[str] = ()) -> Aggregator:
-    """`aggregate` with the metric fixed, with a vectorised path for batches of resamples."""
-    _check_metric(name)
-    return Aggregator(name, task, tuple(labels))
+    """The metric `name` bound to a task: rows -> value, with a vectorised path for resamples."""
+    return get_metric(name).bind(task, labels)
+
+
+def metric_stats(
+    name: str, task: str, answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str] = ()
+) -> np.ndarray:
+    """Per-example sufficient statistics of `name`, shape (n_examples, d)."""
+    return aggregator(name, task, labels).stats(answers, examples)
+
+
+def aggregate(name: str, task: str, stats: np.ndarray, labels: Sequence[str] = ()) -> float:
+    """The corpus value of `name` from rows of `metric_stats` (any subset or resample)."""
+    return aggregator(name, task, labels)(stats)
 
 
 def compute(
-    name: str,
-    task: str,
-    answers: Sequence[Any],
-    examples: Sequence[Example],
-    labels: Sequence[str] = (),
+    name: str, task: str, answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str] = ()
 ) -> float:
     """The corpus value of one metric."""
-    return aggregate(name, task, metric_stats(name, task, answers, examples, labels), labels)
+    agg = aggregator(name, task, labels)
+    return agg(agg.stats(answers, examples))
 
 
 def correct_vector(
@@ -557,7 +577,7 @@ def example_scores(task: str, answers: Sequence[Any], examples: Sequence[Example
     """One score in [0, 1] per example (see EXAMPLE_SCORE_NAME): what "better here" means."""
     if task == "classification":
         return correct_vector(task, answers, examples).astype(np.float64)
-    rows = metric_stats("f1", task, answers, examples)
+    rows = _f1_rows(answers, examples, MetricContext(task))
     if task == "extraction":  # rows are [tp, fp, fn]; an example with no fields, rightly predicted, is right
         return _pair_f1(rows, empty=1.0)
     return rows[:, 0]

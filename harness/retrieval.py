@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .cache import atomic_dir, cache_root, fingerprint
-from .encoder import Encoder
+from .encoder import Encoder, embed
 from .errors import HarnessError
 from .prompting import Passage
 from .types import Document
@@ -120,32 +120,6 @@ def chunk_corpus(
                 break
             start += step
     return chunks
-
-
-def embed(embedder: Any, texts: Sequence[str], *, batch_size: int = 64, progress: Any = None) -> np.ndarray:
-    """float32 [n, dim] L2-normalised embeddings, computed in batches (a rich Progress is advanced)."""
-    # sentence-transformers 6 renamed the method; older releases only have the long name.
-    dim_of = getattr(embedder, "get_embedding_dimension", None) or embedder.get_sentence_embedding_dimension
-    dim = int(dim_of())
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    if not texts:
-        return out
-    # Sort by length so each batch pads little; results are written back in input order.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    task = progress.add_task("embedding", total=len(texts), info="") if progress is not None else None
-    for lo in range(0, len(order), batch_size):
-        idx = order[lo : lo + batch_size]
-        vecs = embedder.encode(
-            [texts[i] for i in idx],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        out[idx] = np.asarray(vecs, dtype=np.float32)
-        if task is not None:
-            progress.advance(task, len(idx))
-    return out
 
 
 class RetrievalIndex:

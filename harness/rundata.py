@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
+from .metric_registry import format_value, higher_is_better, scale_of
 from .types import Example
 
 SCHEMA = "sft-harness/results/v1"
-# Metrics on a 0-100 scale (sacrebleu); the rest lie in [0, 1].
-PERCENT_METRICS = frozenset({"bleu", "chrf"})
 SIGNIFICANCE = ((0.01, "‡"), (0.05, "†"))  # strictest first
 SIGNIFICANCE_LEGEND = (
     "bold: best per metric; † significantly below the best (Holm-adjusted p < 0.05), "
@@ -182,7 +181,7 @@ def fmt_metric(metric: str, value: Any) -> str:
     v = _num(value)
     if math.isnan(v):
         return "—"
-    return f"{v:.1f}" if metric in PERCENT_METRICS else f"{v:.3f}"
+    return format_value(metric, v)  # the metric's own format: 0.812 for accuracy, 31.4 for BLEU
 
 
 def fmt_value_ci(metric: str, strategy: dict[str, Any]) -> str:
@@ -195,16 +194,18 @@ def fmt_value_ci(metric: str, strategy: dict[str, Any]) -> str:
 
 
 def scale_max(metric: str) -> float:
-    return 100.0 if metric in PERCENT_METRICS else 1.0
+    """The top of the metric's range (1 where unknown: charts grow to fit the values)."""
+    return scale_of(metric) or 1.0
 
 
 def best_strategies(results: dict[str, Any], metric: str) -> list[str]:
-    """The strategies with the highest value of `metric` (every metric is higher-is-better)."""
+    """The strategies with the best value of `metric` (the highest, or the lowest for a
+    lower-is-better metric)."""
     values = {n: metric_value(s, metric)[0] for n, s in results.get("strategies", {}).items()}
     values = {n: v for n, v in values.items() if not math.isnan(v)}
     if len(values) < 2:  # a lone strategy is not "best" at anything
         return []
-    top = max(values.values())
+    top = max(values.values()) if higher_is_better(metric) else min(values.values())
     return [n for n, v in values.items() if v == top]
 
 

@@ -239,7 +239,7 @@ def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: S
     if prepared.adapter is not None:
         weights = sorted(Path(prepared.adapter).glob("*.safetensors"))
         adapter = [sha256_file(w) for w in weights] or str(prepared.adapter)
-    neutral = getattr(strategy, "neutral_options", frozenset())
+    neutral: frozenset[str] = getattr(strategy, "neutral_options", frozenset())
     params = {k: v for k, v in strategy.params.items() if k not in neutral}
     return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
                          "adapter": adapter},

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics as M
+from harness.metric_registry import Metric, format_value, get_metric, higher_is_better
 from harness.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
 from harness.types import Example, Prediction, Suite
 
@@ -50,6 +50,19 @@ def _slice_keys(example: Example, field: str) -> list[str]:
     return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True) for v in values]
 
 
+def _suite_metrics(suite: Suite) -> dict[str, Metric]:
+    return {m: get_metric(m, suite.path) for m in suite.metrics}
+
+
+def _capped(metric: Metric, resamples: int, wanted: int) -> dict[str, Any]:
+    """`resamples` and a note, only where the metric caps the resamples (it has no sufficient
+    statistics and recomputes per resample, like an evaluate module)."""
+    if resamples >= wanted:
+        return {}
+    return {"resamples": resamples, "note": f"{metric.name} is recomputed per resample, so {resamples} resamples "
+            f"instead of {wanted}: its interval and p-values are coarser"}
+
+
 def score_strategy(
     suite: Suite,
     examples: Sequence[Example],
@@ -70,12 +83,15 @@ def score_strategy(
     n = len(examples)
     errors = sum(1 for e in examples if preds.get(e.id) is None or preds[e.id].error is not None)
 
-    stats = {m: M.metric_stats(m, suite.task, answers, examples, suite.labels) for m in suite.metrics}
-    aggs = {m: M.aggregator(m, suite.task, suite.labels) for m in suite.metrics}
+    # Results keep the name the suite used (an alias such as exact_match included).
+    objs = _suite_metrics(suite)
+    aggs = {m: objs[m].bind(suite.task, suite.labels) for m in suite.metrics}
+    stats = {m: aggs[m].stats(answers, examples) for m in suite.metrics}
     metrics: dict[str, Any] = {}
     for m in suite.metrics:
-        lo, hi = bootstrap_ci(stats[m], aggs[m], n_resamples=n_resamples, seed=seed)
-        metrics[m] = {"value": _num(aggs[m](stats[m])), "ci": [_num(lo), _num(hi)]}
+        resamples = objs[m].resamples(n_resamples)
+        lo, hi = bootstrap_ci(stats[m], aggs[m], n_resamples=resamples, seed=seed)
+        metrics[m] = {"value": _num(aggs[m](stats[m])), "ci": [_num(lo), _num(hi)], **_capped(objs[m], resamples, n_resamples)}
 
     slices: dict[str, Any] = {}
     for field in slice_by:
@@ -117,21 +133,18 @@ def compare_strategies(
     names = list(predictions_by_strategy)
     by_strategy = {s: _by_id(predictions_by_strategy[s]) for s in names}
     n_pairs = len(names) * (len(names) - 1) // 2
-    resamples = resamples_for_holm(n_pairs, ALPHA, at_least=n_resamples)
+    wanted = resamples_for_holm(n_pairs, ALPHA, at_least=n_resamples)
+    objs = _suite_metrics(suite)
     rows: list[dict[str, Any]] = []
     for a, b in itertools.combinations(names, 2):
         common = [e for e in examples if e.id in by_strategy[a] and e.id in by_strategy[b]]
         ans_a = [_answer(by_strategy[a][e.id]) for e in common]
         ans_b = [_answer(by_strategy[b][e.id]) for e in common]
         for m in suite.metrics:
-            agg = M.aggregator(m, suite.task, suite.labels)
-            res = paired_bootstrap(
-                M.metric_stats(m, suite.task, ans_a, common, suite.labels),
-                M.metric_stats(m, suite.task, ans_b, common, suite.labels),
-                agg,
-                n_resamples=resamples,
-                seed=seed,
-            )
+            agg = objs[m].bind(suite.task, suite.labels)
+            stats_a, stats_b = agg.stats(ans_a, common), agg.stats(ans_b, common)
+            resamples = objs[m].resamples(wanted)
+            res = paired_bootstrap(stats_a, stats_b, agg, n_resamples=resamples, seed=seed)
             row: dict[str, Any] = {
                 "a": a,
                 "b": b,
@@ -143,12 +156,10 @@ def compare_strategies(
                 "test": "paired_bootstrap",
                 "resamples": resamples,
             }
-            if m == "accuracy":
-                mc = mcnemar_exact(
-                    M.correct_vector(suite.task, ans_a, common, suite.labels),
-                    M.correct_vector(suite.task, ans_b, common, suite.labels),
-                )
+            if objs[m].paired_test == "mcnemar_exact":  # rows are 0/1 correctness
+                mc = mcnemar_exact(stats_a[:, 0] > 0.5, stats_b[:, 0] > 0.5)
                 row.update(mcnemar_p=mc, bootstrap_p=res.p_value, p_value=mc, test="mcnemar_exact")
+            row.update(_capped(objs[m], resamples, wanted))  # evaluate modules: fewer resamples, said so
             rows.append(row)
     for m in suite.metrics:
         group = [r for r in rows if r["metric"] == m]
@@ -238,9 +249,7 @@ def _pair(comparisons: Sequence[Mapping[str, Any]], x: str, y: str, metric: str)
 
 
 def _fmt(metric: str, v: float | None) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:.1f}" if M.METRIC_SCALE.get(metric, 1.0) > 1.0 else f"{v:.3f}"
+    return "n/a" if v is None else format_value(metric, v)
 
 
 def _fmt_p(p: float | None) -> str:
@@ -270,9 +279,11 @@ def recommend(
     The best strategy on the primary metric wins, unless a cheaper one (prepare + predict
     seconds) is not significantly worse (Holm-adjusted p >= 0.05): then the cheapest such
     strategy is recommended, with "no significant difference" said plainly, and the runner-up
-    is the top scorer it was compared with (margin <= 0).
+    is the top scorer it was compared with (margin <= 0). "Best" follows the metric's direction;
+    the margin is how much better the winner is (negative: worse).
     """
     m = primary_metric
+    sign = 1.0 if higher_is_better(m) else -1.0
     values = {name: v for name, s in strategies.items() if (v := _value(s, m)) is not None}
     scored = {name: strategies[name] for name in values}
     if not scored:
@@ -287,7 +298,7 @@ def recommend(
 
     def rank_key(name: str) -> tuple[float, float, str]:
         total = _total(scored[name])
-        return (-values[name], math.inf if total is None else total, name)
+        return (-sign * values[name], math.inf if total is None else total, name)
 
     ranked = sorted(scored, key=rank_key)
     top = ranked[0]
@@ -312,7 +323,7 @@ def recommend(
             cheaper_tied.append(name)
 
     if cheaper_tied:
-        pick = min(cheaper_tied, key=lambda s: (_total(scored[s]), -values[s], s))
+        pick = min(cheaper_tied, key=lambda s: (_total(scored[s]), -sign * values[s], s))
         c = _pair(comparisons, pick, top, m)
         v_pick = values[pick]
         p = c.get("p_holm") if c else None
@@ -325,7 +336,7 @@ def recommend(
             "winner": pick,
             "metric": m,
             "runner_up": top,
-            "margin": v_pick - v_top,
+            "margin": sign * (v_pick - v_top),
             "significant": False,
             "text": text,
         }
@@ -333,9 +344,9 @@ def recommend(
     runner = ranked[1]
     v_run = values[runner]
     c = _pair(comparisons, top, runner, m)
-    significant = bool(c and c.get("significant") and (c.get("diff") or 0.0) > 0)
+    significant = bool(c and c.get("significant") and sign * (c.get("diff") or 0.0) > 0)
     p = c.get("p_holm") if c else None
-    margin = v_top - v_run
+    margin = sign * (v_top - v_run)
     head = f"Use {top}: its {m} is {_fmt(m, v_top)} against {_fmt(m, v_run)} for {runner} (+{_fmt(m, margin)}"
     if c and c.get("ci") and c["ci"][0] is not None:
         head += f", 95% CI [{_fmt(m, c['ci'][0])}, {_fmt(m, c['ci'][1])}]"

@@ -1,8 +1,8 @@
 """Seeded statistics over per-example metric rows: bootstrap intervals and paired tests.
 
-Everything takes the rows of `harness.metrics.metric_stats` and an aggregate (rows -> corpus
-value), so a resample is just a row index: corpus BLEU of a resample is computed exactly, not
-approximated by averaging sentence scores. One index matrix is drawn per call from
+Everything takes the rows of a metric's `stats` (harness.metric_registry) and an aggregate
+(rows -> corpus value), so a resample is just a row index: corpus BLEU of a resample is computed
+exactly, not approximated by averaging sentence scores. One index matrix is drawn per call from
 `numpy.random.default_rng(seed)`: the same seed gives the same interval.
 """
 
@@ -41,9 +41,10 @@ def _draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
 
 def _resampled(stats: np.ndarray, aggregate: Aggregate, idx: np.ndarray) -> np.ndarray:
     # One row-index per resample; the aggregate sees real rows, so nonlinear corpus metrics
-    # (BLEU, macro-F1) are recomputed exactly. An aggregate with `many` (harness.metrics'
-    # Aggregator) scores whole batches from draw counts: one matrix product instead of a Python
-    # call per resample, which is what makes tens of thousands of resamples affordable.
+    # (BLEU, macro-F1) are recomputed exactly. An aggregate with `many` (harness.metric_registry's
+    # Aggregator, for a metric with a vectorised aggregate) scores whole batches from draw counts:
+    # one matrix product instead of a Python call per resample, which is what makes tens of
+    # thousands of resamples affordable.
     many = getattr(aggregate, "many", None)
     if many is None:
         return np.fromiter((aggregate(stats[row]) for row in idx), dtype=np.float64, count=len(idx))

@@ -20,7 +20,7 @@ import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from . import jsonl
 from .errors import HarnessError, SuiteError
 from .text import did_you_mean, normalize_label
-from .types import METRIC_NAMES, TASKS, Document, Example, GenerationConfig, Suite
+from .types import TASKS, Document, Example, GenerationConfig, Suite
 
 SPLITS = ("train", "test", "validation")
 REQUIRED_SPLITS = ("train", "test")
@@ -49,6 +49,12 @@ MAX_LINE_BYTES = 16 << 20
 MAX_FILE_BYTES = 1 << 30
 # A file of millions of broken lines must not print millions of lines: the first ones say it all.
 MAX_PROBLEMS_PER_FILE = 1000
+# `evaluate:NAME_OR_PATH[#KEY]` in `metrics`: a Hugging Face evaluate module (harness.hf_evaluate);
+# a PATH starts with ./ or ../ and is relative to the suite folder.
+EVALUATE_PREFIX = "evaluate:"
+# (metric name, task) -> why the name is no metric of such a suite, or None. The metric registry
+# lives above this layer, so its callers pass its checker in (harness.metric_registry.check_metric).
+MetricCheck = Callable[[str, str], "str | None"]
 
 
 def builtin_suites_dir() -> Path:
@@ -542,11 +548,51 @@ def _generation(t: _Toml) -> GenerationConfig:
     return GenerationConfig(max_new_tokens=max_new_tokens, stop=stop)
 
 
+def split_evaluate_metric(name: str) -> tuple[str, str | None]:
+    """`evaluate:NAME_OR_PATH#KEY` -> (NAME_OR_PATH, KEY or None)."""
+    target, hash_, key = name.removeprefix(EVALUATE_PREFIX).partition("#")
+    return target, (key if hash_ else None)
+
+
+def is_local_metric(target: str) -> bool:
+    """A metric script folder of the suite rather than a module on the Hugging Face Hub."""
+    return target.startswith(("./", "../", "/"))
+
+
+def _metric_problem(metric: str, task: str, folder: Path, known_metrics: MetricCheck | None) -> str | None:
+    if metric.startswith(EVALUATE_PREFIX):
+        problem = _evaluate_form(metric, folder)
+        if problem:
+            return problem
+    return known_metrics(metric, task) if known_metrics is not None else None
+
+
+def _evaluate_form(metric: str, folder: Path) -> str | None:
+    target, key = split_evaluate_metric(metric)
+    shown = _show(metric)
+    if not target.strip():
+        return (f"metric '{shown}': write {EVALUATE_PREFIX} followed by a module name or a folder of the suite, "
+                f"like {EVALUATE_PREFIX}meteor or {EVALUATE_PREFIX}./metrics/my_metric")
+    if key is not None and not key.strip():
+        return f"metric '{shown}': '#' must be followed by the key of the value to report, like {EVALUATE_PREFIX}rouge#rougeL"
+    if not is_local_metric(target):
+        return None
+    # A suite reads only inside its own folder, metric scripts included.
+    where = _inside(folder.resolve(), target)
+    if isinstance(where, str):
+        return f"metric '{shown}': the folder {where if where != 'outside' else 'lies outside the suite folder'}"
+    script = where if where.suffix == ".py" else where / f"{where.name}.py"
+    if not script.is_file():
+        return (f"metric '{shown}': no metric script {_show(script.name)} in {_show(target)} (an evaluate module folder "
+                "holds a script named like the folder)")
+    return None
+
+
 # -- the suite ----------------------------------------------------------------------------------
-def _load(folder: Path) -> tuple[Suite | None, list[str]]:
+def _load(folder: Path, known_metrics: MetricCheck | None = None) -> tuple[Suite | None, list[str]]:
     """Parse a suite, collecting every problem. Returns (suite or None, problems)."""
     try:
-        return _load_checked(folder)
+        return _load_checked(folder, known_metrics)
     except (SuiteError, HarnessError):
         raise
     except Exception as e:  # a case the checks missed: still a problem with the suite, not a crash
@@ -554,7 +600,7 @@ def _load(folder: Path) -> tuple[Suite | None, list[str]]:
                       f"({type(e).__name__}: {_show(str(e), 200)}); please report it"]
 
 
-def _load_checked(folder: Path) -> tuple[Suite | None, list[str]]:
+def _load_checked(folder: Path, known_metrics: MetricCheck | None) -> tuple[Suite | None, list[str]]:
     problems = _Problems()
     toml_path = folder / "suite.toml"
     if not _has_toml(folder):
@@ -598,9 +644,9 @@ def _load_checked(folder: Path) -> tuple[Suite | None, list[str]]:
     if conf.get("metrics", []) == []:
         t.add("'metrics' must list at least one metric", "metrics")
     for metric in metrics:
-        if metric not in METRIC_NAMES:
-            t.add(f"unknown metric '{_show(metric)}'{did_you_mean(metric, METRIC_NAMES)}; known: {', '.join(METRIC_NAMES)}",
-                  "metrics")
+        problem = _metric_problem(metric, task, folder, known_metrics)
+        if problem:
+            t.add(problem, "metrics")
     if "primary_metric" in conf:
         primary = t.string("primary_metric", required=True)
         if primary and metrics and primary not in metrics:
@@ -741,13 +787,16 @@ def _load_checked(folder: Path) -> tuple[Suite | None, list[str]]:
     return suite, []
 
 
-def validate(ref: str) -> tuple[Suite | None, list[str]]:
-    """Every problem of a suite as `file:line: message` (empty when it is valid)."""
-    return _load(find_suite(ref))
+def validate(ref: str, known_metrics: MetricCheck | None = None) -> tuple[Suite | None, list[str]]:
+    """Every problem of a suite as `file:line: message` (empty when it is valid).
+
+    Metric names are checked for their form only, unless `known_metrics` says which exist
+    (the CLI and the runner pass harness.metric_registry.check_metric)."""
+    return _load(find_suite(ref), known_metrics)
 
 
-def load_suite(ref: str) -> Suite:
-    suite, problems = _load(find_suite(ref))
+def load_suite(ref: str, known_metrics: MetricCheck | None = None) -> Suite:
+    suite, problems = _load(find_suite(ref), known_metrics)
     if problems or suite is None:
         raise SuiteError(problems)
     return suite

@@ -12,7 +12,6 @@ from typing import Any, Literal
 
 Task = Literal["classification", "extraction", "qa", "generation"]
 TASKS: tuple[str, ...] = ("classification", "extraction", "qa", "generation")
-METRIC_NAMES: tuple[str, ...] = ("accuracy", "f1", "bleu", "rouge_l", "chrf", "exact_match")
 
 # A target is one reference string, several references, or a dict of fields (extraction).
 Target = str | tuple[str, ...] | dict[str, Any]

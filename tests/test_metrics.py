@@ -11,9 +11,12 @@ from functools import cache
 import numpy as np
 import pytest
 import sacrebleu
+from sacrebleu.metrics import BLEU
 from sklearn.metrics import accuracy_score, f1_score
 
 from harness import metrics as M
+from harness.errors import HarnessError
+from harness.metric_registry import get_metric, metric_names
 from harness.types import Example
 
 # --------------------------------------------------------------------------- SQuAD v1.1, verbatim
@@ -101,10 +104,17 @@ LABELS = ("billing", "bug_report", "feature request", "other", "never_used")
 # --------------------------------------------------------------------------- classification
 
 
+def _sklearn_macro_f1(gold: list[str], y_pred: list[str]) -> float:
+    """sklearn's macro-F1 over its default labels, those that occur in gold or predictions; an
+    invalid answer ("__invalid__", or a string outside the label set) is no label of the suite."""
+    present = sorted({y for y in [*gold, *y_pred] if y in LABELS})
+    return float(f1_score(gold, y_pred, labels=present, average="macro", zero_division=0)) if present else 0.0
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_accuracy_and_macro_f1_equal_sklearn(seed: int) -> None:
     rng = random.Random(seed)
-    used = LABELS[:4]  # "never_used" is never gold and never predicted: still in the average
+    used = LABELS[:4]  # "never_used" is never gold and never predicted: not in the average
     gold = [rng.choice(used) for _ in range(80)]
     answers: list[str | None] = []
     for g in gold:
@@ -113,33 +123,66 @@ def test_accuracy_and_macro_f1_equal_sklearn(seed: int) -> None:
     examples = [Example(id=str(i), input="", target=g) for i, g in enumerate(gold)]
 
     y_pred = ["__invalid__" if a is None or a not in LABELS else a for a in answers]
-    want_f1 = f1_score(gold, y_pred, labels=list(LABELS), average="macro", zero_division=0)
     want_acc = accuracy_score(gold, y_pred)
 
-    assert M.compute("f1", "classification", answers, examples, LABELS) == want_f1
+    # Macro-F1 averages over the labels that occur (it used to average over the whole label set,
+    # counting "never_used" as an F1 of 0).
+    assert M.compute("f1", "classification", answers, examples, LABELS) == pytest.approx(
+        _sklearn_macro_f1(gold, y_pred), abs=1e-15
+    )
     assert M.compute("accuracy", "classification", answers, examples, LABELS) == pytest.approx(
         want_acc, abs=1e-15
     )
     # Rows of a subset give the subset's score (what the bootstrap and the slices rely on).
     rows = M.metric_stats("f1", "classification", answers, examples, LABELS)
     sub = list(range(0, 80, 3))
-    want_sub = f1_score(
-        [gold[i] for i in sub],
-        [y_pred[i] for i in sub],
-        labels=list(LABELS),
-        average="macro",
-        zero_division=0,
-    )
+    want_sub = _sklearn_macro_f1([gold[i] for i in sub], [y_pred[i] for i in sub])
     assert M.aggregate("f1", "classification", rows[sub], LABELS) == pytest.approx(want_sub, abs=1e-15)
     assert M.correct_vector("classification", answers, examples, LABELS).tolist() == [
         a == g for a, g in zip(answers, gold, strict=True)
     ]
 
 
+def test_macro_f1_averages_over_the_labels_that_occur() -> None:
+    """24 examples of an 18-label suite: labels absent from the examples do not count as F1 0
+    (over all 18 labels this read 0.31 with an accuracy of 0.875)."""
+    labels = tuple(f"intent_{i}" for i in range(18))
+    rng = random.Random(0)
+    gold = [rng.choice(labels[:5]) for _ in range(24)]
+    pred = [g if i % 8 else labels[(labels.index(g) + 1) % 5] for i, g in enumerate(gold)]
+    examples = [Example(id=str(i), input="", target=g) for i, g in enumerate(gold)]
+    got = M.compute("f1", "classification", pred, examples, labels)
+    assert got == pytest.approx(f1_score(gold, pred, average="macro"), abs=1e-15)  # sklearn's defaults
+    assert M.compute("accuracy", "classification", pred, examples, labels) == 21 / 24
+    assert got > 0.7
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_resampled_macro_f1_equals_sklearn_on_the_resampled_set(seed: int) -> None:
+    """The vectorised bootstrap path (draw counts) gives, per resample, sklearn's macro-F1 of the
+    resampled examples, also where a resample lacks some labels."""
+    rng = random.Random(seed)
+    gold = [rng.choice(LABELS[:4]) for _ in range(30)]
+    answers: list[str | None] = [g if rng.random() < 0.6 else rng.choice([*LABELS, None]) for g in gold]
+    examples = [Example(id=str(i), input="", target=g) for i, g in enumerate(gold)]
+    y_pred = ["__invalid__" if a is None else a for a in answers]
+    rows = M.metric_stats("f1", "classification", answers, examples, LABELS)
+    agg = M.aggregator("f1", "classification", LABELS)
+    idx = np.random.default_rng(seed).integers(0, 30, size=(8, 6))  # small resamples: labels go missing
+    counts = np.stack([np.bincount(r, minlength=30) for r in idx])
+    assert agg.many is not None
+    got = agg.many(rows, counts)
+    want = [_sklearn_macro_f1([gold[i] for i in r], [y_pred[i] for i in r]) for r in idx]
+    assert got.tolist() == pytest.approx(want, abs=1e-12)
+    assert [agg(rows[r]) for r in idx] == pytest.approx(want, abs=1e-12)  # and the plain aggregate
+    assert any(len({gold[i] for i in r}) < 4 for r in idx)  # some resample really lacks a label
+
+
 def test_classification_answers_match_labels_case_insensitively() -> None:
     examples = [Example(id="1", input="", target="bug_report")]
     assert M.compute("accuracy", "classification", ["Bug Report"], examples, LABELS) == 1.0
-    assert M.compute("f1", "classification", ["BUG-REPORT"], examples, LABELS) == pytest.approx(1 / 5)
+    # Only bug_report occurs, so macro-F1 is its F1 (over the whole label set this was 1/5).
+    assert M.compute("f1", "classification", ["BUG-REPORT"], examples, LABELS) == 1.0
 
 
 def test_macro_f1_needs_the_label_set() -> None:
@@ -332,10 +375,30 @@ def test_extraction_micro_f1_and_exact_match_by_hand() -> None:
 
 
 def test_unknown_metric_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="accuracy.*bleu.*rouge_l"):
+    with pytest.raises(HarnessError, match="unknown metric 'meteor'; known: accuracy, f1, bleu, rouge_l, chrf, exact_match"):
         M.metric_stats("meteor", "qa", [], [])
-    with pytest.raises(ValueError, match="known metrics"):
-        M.aggregate("bertscore", "qa", np.zeros((1, 1)))
+    with pytest.raises(HarnessError, match=r"unknown metric 'rouge-l' \(did you mean 'rouge_l'\?\)"):
+        M.aggregate("rouge-l", "qa", np.zeros((1, 1)))
+
+
+def test_exact_match_is_an_alias_of_accuracy() -> None:
+    assert get_metric("exact_match") is get_metric("accuracy")
+    assert "exact_match" in metric_names()
+    hyps, examples = _text_examples(2, 30, 2)
+    assert M.metric_stats("exact_match", "qa", hyps, examples).tolist() == M.metric_stats("accuracy", "qa", hyps, examples).tolist()
+
+
+def test_builtin_metric_properties() -> None:
+    """Scale, direction and display format live on the metric (tables and the gate read them)."""
+    want = {"accuracy": (1.0, ".3f"), "f1": (1.0, ".3f"), "rouge_l": (1.0, ".3f"), "bleu": (100.0, ".1f"),
+            "chrf": (100.0, ".1f")}
+    for name, (scale, spec) in want.items():
+        m = get_metric(name)
+        assert (m.scale, m.format_spec, m.higher_is_better) == (scale, spec, True)
+        assert m.tasks == ("classification", "extraction", "qa", "generation")
+    assert get_metric("accuracy").paired_test == "mcnemar_exact"
+    assert get_metric("bleu").paired_test == "paired_bootstrap"
+    assert get_metric("bleu").format(31.416) == "31.4" and get_metric("f1").format(0.8125) == "0.812"
 
 
 @pytest.mark.parametrize("task", ["classification", "extraction", "qa", "generation"])
@@ -345,7 +408,7 @@ def test_every_metric_scores_invalid_answers_without_crashing(task: str, name: s
     examples = [Example(id=str(i), input="", target=target) for i in range(3)]
     value = M.compute(name, task, [None, None, None], examples, LABELS)
     assert value == 0.0
-    assert 0.0 <= value <= M.METRIC_SCALE[name]
+    assert 0.0 <= value <= (get_metric(name).scale or 1.0)
     assert np.isnan(M.aggregate(name, task, M.metric_stats(name, task, [], [], LABELS), LABELS))
 
 
@@ -383,5 +446,29 @@ def test_vectorised_bleu_equals_sacrebleu_on_edge_cases() -> None:
         correct = np.minimum(total, rng.integers(0, 12, size=4)) * (rng.random(4) > 0.3)
         rows.append([int(total[0]), int(rng.integers(0, 15)), *correct.tolist(), *total.tolist()])
     sums = np.array(rows, dtype=np.float64)
-    want = [M._bleu()._compute_score_from_stats([int(x) for x in r]).score for r in rows]
+    want = [BLEU.compute_bleu(r[2:6], r[6:10], r[0], r[1], smooth_method="exp").score for r in rows]
     assert np.allclose(M._bleu_many(sums), want, rtol=1e-12, atol=1e-12)
+
+
+def test_chrf_and_bleu_equal_sacrebleu_on_edge_cases() -> None:
+    """chrF is computed here (sacrebleu has no public per-segment statistics) and BLEU's statistics
+    come from per-segment public scores: both must stay equal to sacrebleu's corpus scores, bit
+    for bit, on the awkward cases too."""
+    cases: list[tuple[list[str], list[tuple[str, ...]]]] = [
+        ([""], [("a reference",)]),  # empty hypothesis
+        (["text"], [("",)]),  # empty reference
+        ([""], [("",)]),
+        (["  \t "], [("x",)]),  # whitespace only: no character n-grams
+        (["ab"], [("abcdefgh",)]),  # shorter than the n-gram orders
+        (["Ünïcödé text ✓", "naïve café"], [("unicode text", "Ünïcödé"), ("naive cafe", "naïve café")]),
+        (["same", "same"], [("same", "same"), ("other", "same")]),  # ties between references
+        (["the cat sat"], [("cat the sat", "the dog sat", "the cat sat on")]),
+    ]
+    for hyps, refs in cases:
+        examples = [Example(id=str(i), input="", target=r) for i, r in enumerate(refs)]
+        for name, ref_fn in (("chrf", sacrebleu.corpus_chrf), ("bleu", sacrebleu.corpus_bleu)):
+            assert M.compute(name, "generation", hyps, examples) == ref_fn(hyps, _streams(examples)).score, (name, hyps)
+    for seed in range(20):
+        hyps, examples = _text_examples(100 + seed, 8, 4)
+        assert M.compute("chrf", "generation", hyps, examples) == sacrebleu.corpus_chrf(hyps, _streams(examples)).score
+        assert M.compute("bleu", "generation", hyps, examples) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score

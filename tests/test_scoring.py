@@ -169,6 +169,25 @@ def test_compare_strategies_pairs_metrics_holm_and_mcnemar() -> None:
     assert "mcnemar_p" not in by_key[("prompt", "sft", "f1")]
 
 
+def test_exact_match_keeps_its_name_and_is_scored_as_accuracy() -> None:
+    """exact_match is an alias of accuracy: the same values, under the name the suite used, and the
+    same paired test (exact McNemar on per-example correctness)."""
+    examples = _examples(80)
+    by = {"a": _predict("a", examples, 0.5, 1), "b": _predict("b", examples, 0.8, 2)}
+    alias, plain = _suite(metrics=("exact_match",)), _suite(metrics=("accuracy",))
+    got, want = score_strategy(alias, examples, by["a"], seed=0), score_strategy(plain, examples, by["a"], seed=0)
+    assert list(got["metrics"]) == ["exact_match"] and got["metrics"]["exact_match"] == want["metrics"]["accuracy"]
+    rows = compare_strategies(alias, examples, by, seed=0)
+    assert rows[0]["metric"] == "exact_match" and rows[0]["test"] == "mcnemar_exact"
+    assert rows[0]["p_value"] == compare_strategies(plain, examples, by, seed=0)[0]["p_value"]
+
+
+def test_recommend_formats_values_with_the_metric_format() -> None:
+    strategies = {"a": {"metrics": {"bleu": {"value": 31.4159}}}, "b": {"metrics": {"bleu": {"value": 12.0}}}}
+    text = recommend(strategies, [], "bleu")["text"]
+    assert "31.4 against 12.0" in text and "+19.4" in text
+
+
 def test_many_strategies_can_still_be_significant_after_holm() -> None:
     """Eight strategies give 28 pairs. A bootstrap p-value cannot go below 2 / (R + 1): with a
     fixed 1000 resamples Holm would lift every p above 0.05 however clear the difference. The

@@ -188,3 +188,25 @@ def test_draw_counts_in_batches_cover_every_resample(monkeypatch: pytest.MonkeyP
     idx = np.random.default_rng(0).integers(0, 10, size=(7, 10))
     monkeypatch.setattr(S, "_COUNT_CELLS", 30)  # three resamples per batch
     assert np.allclose(_resampled(rows, agg, idx), rows[idx, 0].mean(axis=1))
+
+
+def test_a_metric_without_a_vectorised_aggregate_is_resampled_row_by_row() -> None:
+    """A registered metric with a custom aggregate and no `aggregate_many` (an evaluate module, a
+    median) is bootstrapped by calling it on every resample; its rows may even be objects."""
+    from harness.metric_registry import Metric, MetricContext
+
+    def stats(answers: list, examples: list, ctx: MetricContext) -> np.ndarray:
+        rows = np.empty((len(answers), 1), dtype=object)
+        rows[:, 0] = answers
+        return rows
+
+    def longest(rows: np.ndarray, ctx: MetricContext) -> float:
+        return float(max(len(str(a)) for a in rows[:, 0]))
+
+    agg = Metric("longest", stats, longest).bind("qa")
+    assert agg.many is None
+    rows = agg.stats(["a", "abc", "ab", "abcd"], [None] * 4)  # type: ignore[list-item]
+    idx = np.random.default_rng(0).integers(0, 4, size=(50, 4))
+    assert _resampled(rows, agg, idx).tolist() == [float(max(len(rows[i, 0]) for i in r)) for r in idx]
+    lo, hi = bootstrap_ci(rows, agg, n_resamples=50, seed=0)
+    assert 1.0 <= lo <= hi == 4.0

@@ -70,7 +70,9 @@ def test_every_planted_fault_is_named_with_file_and_line(tmp_path: Path) -> None
         test=[],  # empty split
         corpus=[{"id": "d1", "text": "fine"}, {"title": "no id"}],  # line 2: no id, no text
     )
-    suite, problems = validate(str(folder))
+    from harness.metric_registry import check_metric
+
+    suite, problems = validate(str(folder), known_metrics=check_metric)
     assert suite is None
     text = "\n".join(problems)
     assert f"{folder / 'suite.toml'}:6: unknown metric 'blue'" in text and "did you mean 'bleu'" in text
