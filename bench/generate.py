@@ -16,12 +16,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.cli import _quiet_libraries  # noqa: E402
-from harness.generate import Engine  # noqa: E402
-from harness.models import load_generator  # noqa: E402
-from harness.prompting import build_messages  # noqa: E402
+from harness.core.suites import load_suite  # noqa: E402
+from harness.core.types import GenerationConfig  # noqa: E402
+from harness.engine.generate import Engine  # noqa: E402
+from harness.engine.models import load_generator  # noqa: E402
+from harness.engine.prompting import build_messages  # noqa: E402
 from harness.runner import default_batch_size  # noqa: E402
-from harness.suites import load_suite  # noqa: E402
-from harness.types import GenerationConfig  # noqa: E402
 
 
 def plain_loop(loaded, chats, max_new_tokens: int) -> tuple[float, int, list[str]]:

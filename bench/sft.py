@@ -29,9 +29,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.models import DEFAULT_MODEL, load_tokenizer, materialize, resolve  # noqa: E402
-from harness.prompting import build_messages, target_text  # noqa: E402
-from harness.training import (  # noqa: E402
+from harness.core.types import Chat  # noqa: E402
+from harness.engine.models import DEFAULT_MODEL, load_tokenizer, materialize, resolve  # noqa: E402
+from harness.engine.prompting import build_messages, target_text  # noqa: E402
+from harness.engine.training import (  # noqa: E402
     TrainConfig,
     cpu_threads,
     encode_all,
@@ -40,7 +41,6 @@ from harness.training import (  # noqa: E402
     load_for_training,
     resolve_precision,
 )
-from harness.types import Chat  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def load_pairs(suite_dir: Path, n: int) -> tuple[str, list[tuple[Chat, str]]]:
     """(chat, answer) pairs from a suite's train split; a synthetic set if the suite is missing."""
     if (suite_dir / "suite.toml").exists():
-        from harness.suites import load_suite
+        from harness.core.suites import load_suite
 
         suite = load_suite(str(suite_dir))
         train = list(suite.train)[:n]

@@ -21,8 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness import metrics as M  # noqa: E402
-from harness.stats import _indices, _resampled  # noqa: E402
-from harness.types import Example  # noqa: E402
+from harness.core.types import Example  # noqa: E402
+from harness.scoring.stats import _indices, _resampled  # noqa: E402
 
 
 def rows(n: int) -> list[tuple[str, Any, np.ndarray]]:

@@ -18,8 +18,8 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.markup import escape
 
-from .config import load_config
-from .errors import HarnessError, SuiteError
+from harness.core.config import load_config
+from harness.core.errors import HarnessError, SuiteError
 
 DEMO_SUITE = "support-faq"
 # Sized for a 2-core CPU inside the 15-minute `make demo` budget: one passage in 200 tokens
@@ -60,8 +60,8 @@ def _quiet_libraries() -> None:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_suites(args: argparse.Namespace) -> int:
-    from .metric_registry import check_metric
-    from .suites import builtin_suite_names, builtin_suites_dir, validate
+    from harness.core.suites import builtin_suite_names, builtin_suites_dir, validate
+    from harness.scoring.registry import check_metric
 
     # Plain aligned lines, not a rich table: names must never be truncated (scripts grep them).
     out.print(f"built-in suites in {builtin_suites_dir()}", highlight=False)
@@ -81,8 +81,8 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .metric_registry import check_metric
-    from .suites import validate
+    from harness.core.suites import validate
+    from harness.scoring.registry import check_metric
 
     suite, problems = validate(args.suite, known_metrics=check_metric)
     if problems:
@@ -208,7 +208,8 @@ def _check_writable(path: Path, option: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import history, report
+    from harness.report import history
+    from harness.report import markdown as report
 
     run_dir = Path(args.run_dir)
     with _reading([run_dir]):
@@ -220,7 +221,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from . import gate
+    from harness.report import gate
 
     base_dir, base_strategy = gate.parse_run_ref(args.baseline)
     cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
@@ -250,7 +251,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from . import history
+    from harness.report import history
 
     reports = Path(args.reports)
     if not reports.is_dir():

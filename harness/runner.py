@@ -24,16 +24,22 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .cache import cache_root, sha256_file, write_json_atomic
-from .context import Prepared, StrategyContext, make_progress
-from .errors import HarnessError, SuiteError
-from .generate import Engine
-from .models import DEFAULT_EMBEDDER, DEFAULT_MODEL, check_model_ref, load_generator, pick_device
-from .predcache import PredictionCache, prompt_key
-from .suites import load_suite
-from .text import did_you_mean
-from .types import Example, Generation, Prediction, Suite
+from harness import __version__
+from harness.core.cache import cache_root, sha256_file, write_json_atomic
+from harness.core.errors import HarnessError, SuiteError
+from harness.core.predcache import PredictionCache, prompt_key
+from harness.core.suites import load_suite
+from harness.core.text import did_you_mean
+from harness.core.types import Example, Generation, Prediction, Suite
+from harness.engine.context import Prepared, StrategyContext, make_progress
+from harness.engine.generate import Engine
+from harness.engine.models import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_MODEL,
+    check_model_ref,
+    load_generator,
+    pick_device,
+)
 
 RESULTS_SCHEMA = "sft-harness/results/v1"
 
@@ -171,7 +177,7 @@ def decode_strategy(
     adapter: Path | None = None,
 ) -> list[Prediction]:
     """Decode one strategy's prompts, reusing cached generations; flush each batch to disk."""
-    from .metrics import extract_answer
+    from harness.scoring.metrics import extract_answer
 
     prompts = strategy.prompts(examples)
     keys = [prompt_key(p.messages) for p in prompts]
@@ -272,7 +278,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     device, model references), so a refused run loads no model and leaves no folder behind.
     """
     console = console or Console(stderr=True)
-    from .metric_registry import check_metric, load_suite_metrics
+    from harness.scoring.registry import check_metric, load_suite_metrics
 
     try:
         suite = load_suite(opts.suite, known_metrics=check_metric)  # SuiteError with file:line before any model work
@@ -319,7 +325,8 @@ def _execute(
     console: Console,
 ) -> None:
     """Prepare and decode every strategy into run_dir, then score and render the reports."""
-    from . import history, report
+    from harness.report import history
+    from harness.report import markdown as report
 
     batch_size = opts.batch_size or default_batch_size(loaded.device)
     engine = Engine(loaded, batch_size=batch_size)
@@ -382,7 +389,8 @@ def score_run(
     per_strategy: dict[str, dict[str, Any]],
     opts: RunOptions,
 ) -> dict[str, Any]:
-    from . import metrics, scoring
+    from harness.scoring import compare as scoring
+    from harness.scoring import metrics
 
     strategies_out: dict[str, Any] = {}
     for name, preds in predictions.items():

@@ -10,10 +10,10 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness.context import Prepared, StrategyContext
-from harness.errors import HarnessError
-from harness.text import did_you_mean
-from harness.types import Example, Prompt, Suite
+from harness.core.errors import HarnessError
+from harness.core.text import did_you_mean
+from harness.core.types import Example, Prompt, Suite
+from harness.engine.context import Prepared, StrategyContext
 
 
 def _type_word(default: Any) -> str:

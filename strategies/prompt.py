@@ -11,10 +11,10 @@ import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness.context import Prepared, StrategyContext
-from harness.errors import HarnessError
-from harness.prompting import build_messages
-from harness.types import Example, Prompt, Suite
+from harness.core.errors import HarnessError
+from harness.core.types import Example, Prompt, Suite
+from harness.engine.context import Prepared, StrategyContext
+from harness.engine.prompting import build_messages
 
 from .base import Strategy
 

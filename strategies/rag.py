@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from harness.context import Prepared, StrategyContext
-from harness.errors import HarnessError
-from harness.prompting import Passage, build_messages
-from harness.retrieval import Hit, RetrievalIndex, build_index, fit_passages, recall_at_k
-from harness.types import Example, Prompt, Suite
+from harness.core.errors import HarnessError
+from harness.core.types import Example, Prompt, Suite
+from harness.engine.context import Prepared, StrategyContext
+from harness.engine.prompting import Passage, build_messages
+from harness.engine.retrieval import Hit, RetrievalIndex, build_index, fit_passages, recall_at_k
 
 from .base import Strategy
 from .prompt import Shots

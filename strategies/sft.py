@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 from rich.markup import escape
 
-from harness.context import Prepared, StrategyContext
-from harness.errors import HarnessError
-from harness.prompting import build_messages, target_text
-from harness.training import LLAMA_PROJECTIONS, TrainConfig, TrainedAdapter
-from harness.types import Chat, Example, Prompt, Suite
+from harness.core.errors import HarnessError
+from harness.core.types import Chat, Example, Prompt, Suite
+from harness.engine.context import Prepared, StrategyContext
+from harness.engine.prompting import build_messages, target_text
+from harness.engine.training import LLAMA_PROJECTIONS, TrainConfig, TrainedAdapter
 
 from .base import Strategy
 from .rag import RETRIEVAL_OPTIONS

@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def default_model_dir() -> str:
     """The real default generator, converted to safetensors in the cache (once per machine)."""
-    from harness.models import materialize, resolve
+    from harness.engine.models import materialize, resolve
 
     return materialize(resolve("smollm2-135m-instruct"))
 
@@ -27,7 +27,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.models import load_tokenizer
+    from harness.engine.models import load_tokenizer
 
     tok = load_tokenizer(default_model_dir)
     torch.manual_seed(0)

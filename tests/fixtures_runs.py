@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import metrics, scoring
-from harness.types import Example, GenerationConfig, Prediction, Suite
+from harness.core.types import Example, GenerationConfig, Prediction, Suite
+from harness.scoring import compare as scoring
+from harness.scoring import metrics
 
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea>")
 LABELS = ("billing", "bug", "account")

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.cache import atomic_dir, sweep_stale_tmp
+from harness.core.cache import atomic_dir, sweep_stale_tmp
 
 KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from harness.cache import atomic_dir
+from harness.core.cache import atomic_dir
 with atomic_dir(Path(sys.argv[1])) as tmp:
     (tmp / "half.bin").write_bytes(b"x" * 100)
     os.kill(os.getpid(), signal.SIGKILL)

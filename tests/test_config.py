@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.config import load_config
+from harness.core.config import load_config
 
 GOOD = """# a comment
 suite = "banking-intents"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import gate as G
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.report import gate as G
 from tests.fixtures_runs import (
     answers_with_accuracy,
     make_suite,
@@ -234,7 +234,7 @@ def test_junit_json_and_console(tmp_path: Path, base: Path) -> None:
 
 
 def test_strategy_names_with_colons_parse(tmp_path) -> None:
-    from harness.gate import parse_run_ref
+    from harness.report.gate import parse_run_ref
 
     run = tmp_path / "run1"
     run.mkdir()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.generate import Engine, truncate_at_stop
-from harness.models import load_generator
-from harness.types import GenerationConfig
+from harness.core.types import GenerationConfig
+from harness.engine.generate import Engine, truncate_at_stop
+from harness.engine.models import load_generator
 
 CHATS = [
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": q}]
@@ -44,7 +44,7 @@ def test_results_keep_caller_order_and_count_prompt_tokens(tiny) -> None:
 
 
 def test_batches_sorted_by_length_and_capped() -> None:
-    from harness.generate import EncodedPrompt
+    from harness.engine.generate import EncodedPrompt
 
     class Fake:  # only the batching arithmetic is under test here
         pass
@@ -98,7 +98,7 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny) -> None:
 
 
 def test_a_frame_that_cannot_fit_is_refused(tiny) -> None:
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     engine = Engine(tiny, batch_size=2)
     chat = [{"role": "system", "content": "long instruction " * 2000}, {"role": "user", "content": "q"}]

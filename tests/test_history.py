@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import history as H
+from harness.report import history as H
 from tests.fixtures_runs import qa_run, triage_run
 
 

@@ -1,4 +1,4 @@
-"""Metrics from outside harness.metrics: entry-point plugins (a real dist-info on sys.path), Hugging
+"""Metrics from outside harness.scoring.metrics: entry-point plugins (a real dist-info on sys.path), Hugging
 Face evaluate modules (a real local module, end to end through scoring), and the errors of both."""
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import rundata
-from harness.errors import HarnessError, MissingPackageError
-from harness.gate import Check, _verdict
-from harness.metric_registry import REGISTRY, Metric, Registry, check_metric, get_metric, metric_names
-from harness.scoring import compare_strategies, recommend, score_strategy
-from harness.suites import load_suite, validate
-from harness.types import Example, GenerationConfig, Prediction, Suite
+from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.suites import load_suite, validate
+from harness.core.types import Example, GenerationConfig, Prediction, Suite
+from harness.report import views as rundata
+from harness.report.gate import Check, _verdict
+from harness.scoring.compare import compare_strategies, recommend, score_strategy
+from harness.scoring.registry import REGISTRY, Metric, Registry, check_metric, get_metric, metric_names
 
 PLUGIN = '''
 import numpy as np
-from harness.metric_registry import Metric
+from harness.scoring.registry import Metric
 
 
 def _short(answers, examples, ctx):
@@ -300,7 +300,8 @@ def test_evaluate_not_installed_gives_the_install_command(monkeypatch: pytest.Mo
 def test_an_evaluate_module_through_the_run_folder_report_and_gate(tmp_path: Path) -> None:
     """A run folder scored with an evaluate metric renders, and the gate recomputes the module
     from predictions.jsonl, finding the suite's metric folder through results.json."""
-    from harness import gate, report
+    from harness.report import gate
+    from harness.report import markdown as report
     from tests.fixtures_runs import write_run
 
     name = "evaluate:./metrics/my_metric"

@@ -1,4 +1,4 @@
-"""harness.metrics against independent references: scikit-learn, sacrebleu, the SQuAD script."""
+"""harness.scoring.metrics against independent references: scikit-learn, sacrebleu, the SQuAD script."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import sacrebleu
 from sacrebleu.metrics import BLEU
 from sklearn.metrics import accuracy_score, f1_score
 
-from harness import metrics as M
-from harness.errors import HarnessError
-from harness.metric_registry import get_metric, metric_names
-from harness.types import Example
+from harness.core.errors import HarnessError
+from harness.core.types import Example
+from harness.scoring import metrics as M
+from harness.scoring.registry import get_metric, metric_names
 
 # --------------------------------------------------------------------------- SQuAD v1.1, verbatim
 # From the official evaluate-v1.1.py (normalize_answer, f1_score, exact_match_score,
@@ -414,7 +414,7 @@ def test_every_metric_scores_invalid_answers_without_crashing(task: str, name: s
 
 def test_example_scores_per_task() -> None:
     """The per-example score of the report views: right/wrong for labels, F1 where partly right."""
-    from harness.metrics import example_scores, graded
+    from harness.scoring.metrics import example_scores, graded
 
     cls = [Example(id="1", input="", target="a"), Example(id="2", input="", target="b")]
     assert example_scores("classification", ["a", None], cls).tolist() == [1.0, 0.0]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import models
-from harness.errors import HarnessError, MissingPackageError
+from harness.core.errors import HarnessError, MissingPackageError
+from harness.engine import models
 
 
 def test_aliases_resolve_to_packaged_files() -> None:

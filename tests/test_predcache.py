@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import jsonl
-from harness.predcache import PredictionCache
-from harness.types import Generation
+from harness.core import jsonl
+from harness.core.predcache import PredictionCache
+from harness.core.types import Generation
 
 ODD_SEPARATORS = "a\u2028b\u2029c\x85d\x1ce\x1df\x1eg\x0bh\x0ci\rj"
 

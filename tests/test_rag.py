@@ -7,11 +7,18 @@ from typing import Any
 
 import pytest
 
-from harness.context import StrategyContext
-from harness.encoder import Encoder
-from harness.errors import HarnessError
-from harness.models import DEFAULT_EMBEDDER, LoadedModel, load_embedder, load_tokenizer, materialize, resolve
-from harness.types import Example, GenerationConfig, Suite
+from harness.core.errors import HarnessError
+from harness.core.types import Example, GenerationConfig, Suite
+from harness.engine.context import StrategyContext
+from harness.engine.encoder import Encoder
+from harness.engine.models import (
+    DEFAULT_EMBEDDER,
+    LoadedModel,
+    load_embedder,
+    load_tokenizer,
+    materialize,
+    resolve,
+)
 from strategies import build
 from strategies.rag import RagStrategy, Retriever
 from tests.test_retrieval import DOCS, QUERIES

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness import report
-from harness.errors import HarnessError
-from harness.htmlreport import render_html
+from harness.core.errors import HarnessError
+from harness.report import markdown as report
+from harness.report.html import render_html
 from tests.fixtures_runs import PAYLOADS, payload_run, qa_run, triage_run
 
 
@@ -216,7 +216,7 @@ def test_html_win_loss_matrix_counts_from_predictions(runs: dict[str, Path]) -> 
 
 def test_html_qa_views_are_graded_by_token_f1(runs: dict[str, Path]) -> None:
     """Free-text answers are rarely exact: the qa views compare per-example token F1 instead."""
-    from harness.metrics import squad_f1
+    from harness.scoring.metrics import squad_f1
 
     html = (runs["qa"] / "report.html").read_text()
     lines = [json.loads(x) for x in (runs["qa"] / "predictions.jsonl").read_text().splitlines()]

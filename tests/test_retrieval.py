@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from harness.encoder import Encoder
-from harness.models import load_embedder
-from harness.retrieval import (
+from harness.core.types import Document
+from harness.engine.encoder import Encoder
+from harness.engine.models import load_embedder
+from harness.engine.retrieval import (
     Hit,
     build_index,
     chunk_corpus,
@@ -17,7 +18,6 @@ from harness.retrieval import (
     fit_passages,
     recall_at_k,
 )
-from harness.types import Document
 
 # Ten short documents on distinct topics, and questions that paraphrase rather than copy them.
 DOCS = [
@@ -162,7 +162,7 @@ def test_window_shrinks_so_title_and_chunk_fit_the_embedder(embedder: Any) -> No
 
 
 def test_bad_chunk_params(embedder: Any) -> None:
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
 
     with pytest.raises(HarnessError, match="overlap"):
         chunk_corpus(DOCS, embedder.tokenizer, chunk_tokens=32, overlap=32)
@@ -307,7 +307,7 @@ def test_fit_passages_keeps_rank_order_within_budget() -> None:
 
 
 def test_fit_passages_counts_generator_tokens() -> None:
-    from harness.models import load_tokenizer, materialize, resolve
+    from harness.engine.models import load_tokenizer, materialize, resolve
 
     tok = load_tokenizer(materialize(resolve("smollm2-135m-instruct")))
 

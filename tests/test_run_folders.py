@@ -61,7 +61,7 @@ def test_link_latest_replaces_the_link_and_keeps_an_old_folder(tmp_path: Path) -
 
 
 def test_run_folder_files_follow_the_umask(tmp_path: Path) -> None:
-    from harness.cache import write_json_atomic
+    from harness.core.cache import write_json_atomic
 
     old = os.umask(0o022)
     try:

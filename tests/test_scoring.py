@@ -8,10 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from harness import metrics as M
-from harness.scoring import compare_strategies, cost_summary, recommend, score_strategy
-from harness.stats import holm, mcnemar_exact
-from harness.types import Example, GenerationConfig, Prediction, Suite
+from harness.core.types import Example, GenerationConfig, Prediction, Suite
+from harness.scoring import metrics as M
+from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
+from harness.scoring.stats import holm, mcnemar_exact
 
 LABELS = ("billing", "bug", "feature", "other")
 

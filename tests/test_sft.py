@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from harness.context import Prepared, StrategyContext
-from harness.errors import HarnessError
-from harness.generate import Engine
-from harness.models import LoadedModel, load_generator
-from harness.prompting import build_messages
-from harness.types import Example, GenerationConfig, Suite
+from harness.core.errors import HarnessError
+from harness.core.types import Example, GenerationConfig, Suite
+from harness.engine.context import Prepared, StrategyContext
+from harness.engine.generate import Engine
+from harness.engine.models import LoadedModel, load_generator
+from harness.engine.prompting import build_messages
 from strategies import build, from_spec, registry
 from strategies.adapter import AdapterStrategy
 from strategies.sft import SftRagStrategy, SftStrategy, safe_name
@@ -53,7 +53,7 @@ def make_ctx(tmp_path: Path, generator: LoadedModel) -> StrategyContext:
 
 def identity(strategy: Any, prepared: Prepared, generator: LoadedModel, suite: Suite) -> str:
     """The prediction-cache identity the runner gives this strategy after prepare()."""
-    from harness.cache import fingerprint
+    from harness.core.cache import fingerprint
     from harness.runner import prediction_identity
 
     return fingerprint(prediction_identity(strategy, prepared, generator, suite))
@@ -122,7 +122,7 @@ def test_sft_refuses_a_suite_without_train_examples(tiny: LoadedModel, tmp_path:
 
 
 def test_sft_rag_trains_on_retrieved_passages(tmp_path: Path, tiny: LoadedModel, monkeypatch: Any) -> None:
-    from harness import training
+    from harness.engine import training
 
     seen: dict[str, Any] = {}
     real = training.train_adapter
@@ -191,7 +191,7 @@ def test_adapter_for_another_base_model_is_refused(tmp_path: Path, tiny: LoadedM
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.training import LLAMA_PROJECTIONS, TrainConfig, load_for_training
+    from harness.engine.training import LLAMA_PROJECTIONS, TrainConfig, load_for_training
 
     config = LlamaConfig(
         vocab_size=len(tiny.tokenizer),

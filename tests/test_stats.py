@@ -1,4 +1,4 @@
-"""harness.stats: bootstrap intervals, paired bootstrap, McNemar, Holm."""
+"""harness.scoring.stats: bootstrap intervals, paired bootstrap, McNemar, Holm."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from harness import metrics as M
-from harness.stats import _resampled, bootstrap_ci, holm, mcnemar_exact, paired_bootstrap
-from harness.types import Example
+from harness.core.types import Example
+from harness.scoring import metrics as M
+from harness.scoring.stats import _resampled, bootstrap_ci, holm, mcnemar_exact, paired_bootstrap
 
 
 def _mean(rows: np.ndarray) -> float:
@@ -181,7 +181,7 @@ def test_vectorised_resamples_equal_the_row_by_row_aggregate(name: str, task: st
 
 
 def test_draw_counts_in_batches_cover_every_resample(monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.stats as S
+    import harness.scoring.stats as S
 
     rows = np.arange(10, dtype=np.float64).reshape(-1, 1)
     agg = M.aggregator("accuracy", "qa")
@@ -193,7 +193,7 @@ def test_draw_counts_in_batches_cover_every_resample(monkeypatch: pytest.MonkeyP
 def test_a_metric_without_a_vectorised_aggregate_is_resampled_row_by_row() -> None:
     """A registered metric with a custom aggregate and no `aggregate_many` (an evaluate module, a
     median) is bootstrapped by calling it on every resample; its rows may even be objects."""
-    from harness.metric_registry import Metric, MetricContext
+    from harness.scoring.registry import Metric, MetricContext
 
     def stats(answers: list, examples: list, ctx: MetricContext) -> np.ndarray:
         rows = np.empty((len(answers), 1), dtype=object)

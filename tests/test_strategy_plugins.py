@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 import strategies as registry
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 MY_STRATEGY = '''
-from harness.context import Prepared
-from harness.prompting import build_messages
-from harness.types import Prompt
+from harness.engine.context import Prepared
+from harness.engine.prompting import build_messages
+from harness.core.types import Prompt
 from strategies.base import Strategy
 
 
@@ -79,9 +79,9 @@ def test_a_plugin_with_a_builtin_name_is_an_error(monkeypatch: pytest.MonkeyPatc
 
 
 def test_rag_with_shots_puts_worked_examples_before_the_passages(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from harness.context import StrategyContext
-    from harness.models import load_generator
-    from harness.suites import load_suite
+    from harness.core.suites import load_suite
+    from harness.engine.context import StrategyContext
+    from harness.engine.models import load_generator
 
     suite = load_suite("support-faq")
     ctx = StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run",

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.suites import validate
+from harness.core.suites import validate
 
 # suite.toml as {key: raw TOML value} and {table: {key: raw TOML value}}; a raw string in place of
 # a table's dict is written as `key = value` (a table given as something else).
@@ -260,7 +260,7 @@ def test_every_mutation_breaks_the_suite(tmp_path: Path, mutation: Mutation, opt
     mutation.apply(folder, option, "replace")
     if mutation.name == "suite.toml" and option == "missing":
         return  # no suite.toml: find_suite refuses the folder (the fuzz test covers its exit code)
-    from harness.metric_registry import check_metric
+    from harness.scoring.registry import check_metric
 
     suite, problems = validate(str(folder), known_metrics=check_metric)
     assert suite is None and problems

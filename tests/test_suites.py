@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError, SuiteError
-from harness.suites import load_suite, validate
+from harness.core.errors import HarnessError, SuiteError
+from harness.core.suites import load_suite, validate
 
 TOML = """name = "tiny"
 task = "classification"
@@ -70,7 +70,7 @@ def test_every_planted_fault_is_named_with_file_and_line(tmp_path: Path) -> None
         test=[],  # empty split
         corpus=[{"id": "d1", "text": "fine"}, {"title": "no id"}],  # line 2: no id, no text
     )
-    from harness.metric_registry import check_metric
+    from harness.scoring.registry import check_metric
 
     suite, problems = validate(str(folder), known_metrics=check_metric)
     assert suite is None
@@ -319,7 +319,7 @@ def test_primary_metric(tmp_path: Path) -> None:
      ('[[[\n"\\\n= = =\n\'\n', "test", "splits", None)],
 )
 def test_toml_line_finds_keys(text: str, key: str, table: str | None, line: int | None) -> None:
-    from harness.suites import _toml_line
+    from harness.core.suites import _toml_line
 
     assert _toml_line(text, key, table) == line
 
@@ -434,22 +434,22 @@ def test_line_separators_inside_strings_are_kept(tmp_path: Path) -> None:
 
 
 def test_jsonl_that_is_a_folder_or_has_a_huge_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.suites
+    import harness.core.suites
 
     folder = write_suite(tmp_path / "s")
     (folder / "test.jsonl").unlink()
     (folder / "test.jsonl").mkdir()
     assert problems_of(folder) == [f"{folder / 'suite.toml'}:9: test split file 'test.jsonl' is not a regular file"]
-    monkeypatch.setattr(harness.suites, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(harness.core.suites, "MAX_LINE_BYTES", 1000)
     folder = write_suite(tmp_path / "t", test=[{"id": "e1", "input": "x" * 2000, "target": "positive"},
                                                {"id": "e2", "input": "x", "target": "positive"}])
     assert problems_of(folder) == [f"{folder / 'test.jsonl'}:1: line is 2047 bytes, more than the 1000 bytes a line may have"]
 
 
 def test_problems_per_file_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.suites
+    import harness.core.suites
 
-    monkeypatch.setattr(harness.suites, "MAX_PROBLEMS_PER_FILE", 3)
+    monkeypatch.setattr(harness.core.suites, "MAX_PROBLEMS_PER_FILE", 3)
     folder = write_suite(tmp_path / "s", test=["x"] * 10)
     problems = problems_of(folder)
     assert len(problems) == 4 and problems[-1] == f"{folder / 'test.jsonl'}: 7 more problem(s) not listed (the first 3 are)"

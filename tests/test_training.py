@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import torch
 
-from harness import training
-from harness.errors import HarnessError
-from harness.generate import Engine
-from harness.models import load_tokenizer
-from harness.training import (
+from harness.core.errors import HarnessError
+from harness.engine import training
+from harness.engine.generate import Engine
+from harness.engine.models import load_tokenizer
+from harness.engine.training import (
     LLAMA_PROJECTIONS,
     Encoded,
     TrainConfig,

@@ -17,9 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harness import training
-from harness.models import load_tokenizer
-from harness.training import TrainConfig, TrainedAdapter, train_adapter
+from harness.engine import training
+from harness.engine.models import load_tokenizer
+from harness.engine.training import TrainConfig, TrainedAdapter, train_adapter
 from tests.test_training import FAST, pairs
 
 N_TRAIN = 16  # 4 micro-batches of 4 per epoch
@@ -133,7 +133,7 @@ def test_damaged_checkpoint_is_ignored(
         with open(folder / damage, "r+b") as f:
             f.truncate(os.path.getsize(folder / damage) // 2)
 
-    with caplog.at_level("WARNING", logger="harness.training"):
+    with caplog.at_level("WARNING", logger="harness.engine.training"):
         restarted = train(tiny_model_dir, tok, tmp_path / "a", config)
     assert "ignoring checkpoint" in caplog.text
     assert restarted.report.resumed_from_step == 0 and restarted.report.steps == 8

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HarnessError, MissingPackageError
-from .metric_registry import Metric, MetricContext
-from .metrics import answer_text
-from .suites import EVALUATE_PREFIX, is_local_metric, split_evaluate_metric
-from .types import Example
+from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.suites import EVALUATE_PREFIX, is_local_metric, split_evaluate_metric
+from harness.core.types import Example
+from harness.scoring.metrics import answer_text
+from harness.scoring.registry import Metric, MetricContext
 
 MAX_RESAMPLES = 200
 # Values where lower is better, among common evaluate modules (the module itself does not say).

@@ -28,11 +28,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .cache import write_json_atomic, write_text_atomic
-from .errors import HarnessError
-from .metric_registry import check_metric, get_metric, higher_is_better
-from .rundata import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
-from .stats import holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
+from harness.core.cache import write_json_atomic, write_text_atomic
+from harness.core.errors import HarnessError
+from harness.report.views import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
+from harness.scoring.registry import check_metric, get_metric, higher_is_better
+from harness.scoring.stats import holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
 
 GATE_SCHEMA = "sft-harness/gate/v1"
 OK, REGRESSION, IMPROVED = "ok", "REGRESSION", "improved"

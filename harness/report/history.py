@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .rundata import fmt_metric, metric_names
+from harness.report.views import fmt_metric, metric_names
 
 INDEX = "index.jsonl"
 BLOCKS = "▁▂▃▄▅▆▇█"

@@ -24,14 +24,14 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .models import DEFAULT_EMBEDDER, LoadedModel
+from harness.engine.models import DEFAULT_EMBEDDER, LoadedModel
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .encoder import Encoder
-    from .training import TrainConfig, TrainedAdapter
-    from .types import Chat
+    from harness.core.types import Chat
+    from harness.engine.encoder import Encoder
+    from harness.engine.training import TrainConfig, TrainedAdapter
 
 
 def make_progress(console: Console | None = None) -> Progress:
@@ -108,7 +108,7 @@ class StrategyContext:
     def encoder(self) -> Encoder:
         """The run's embedder (loaded only when a vector is not in the cache)."""
         if self._encoder is None:
-            from .encoder import Encoder
+            from harness.engine.encoder import Encoder
 
             self._encoder = Encoder(self.embedder_name, trust_remote_code=self.trust_remote_code,
                                     cache_dir=self.cache_dir)
@@ -131,7 +131,7 @@ class StrategyContext:
         description: str = "train",
     ) -> TrainedAdapter:
         """Train (or take from the cache) a LoRA adapter of the generator on these pairs."""
-        from .training import train_adapter
+        from harness.engine.training import train_adapter
 
         with self.progress() as progress:
             return train_adapter(
@@ -150,7 +150,7 @@ class StrategyContext:
 
     def check_adapter_fits(self, weights: Path) -> None:
         """Refuse (HarnessError) a LoRA adapter whose layers the generator lacks or sizes differ."""
-        from .models import check_lora_fits
+        from harness.engine.models import check_lora_fits
 
         check_lora_fits(weights, self._generator)
 

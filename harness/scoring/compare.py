@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from harness.metric_registry import Metric, format_value, get_metric, higher_is_better
-from harness.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
-from harness.types import Example, Prediction, Suite
+from harness.core.types import Example, Prediction, Suite
+from harness.scoring.registry import Metric, format_value, get_metric, higher_is_better
+from harness.scoring.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
 
 ALPHA = 0.05
 MISSING_SLICE = "(missing)"

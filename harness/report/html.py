@@ -13,10 +13,9 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from . import svg
-from .history import created_time
-from .metrics import EXAMPLE_SCORE_NAME, graded
-from .rundata import (
+from harness.report import svg
+from harness.report.history import created_time
+from harness.report.views import (
     SIGNIFICANCE_LEGEND,
     Run,
     best_strategies,
@@ -38,6 +37,7 @@ from .rundata import (
     slice_tables,
     training_line,
 )
+from harness.scoring.metrics import EXAMPLE_SCORE_NAME, graded
 
 
 def e(value: Any) -> str:

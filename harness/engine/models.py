@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cache import atomic_dir, cache_root, fingerprint
-from .errors import HarnessError, MissingPackageError
+from harness.core.cache import atomic_dir, cache_root, fingerprint
+from harness.core.errors import HarnessError, MissingPackageError
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _generation_eos(path: str, model: Any) -> Any:
 
 def weights_sha256(folder: str) -> str:
     """sha256 over the safetensors files of a local folder (cached next to the cache entry)."""
-    from .cache import sha256_file
+    from harness.core.cache import sha256_file
 
     p = Path(folder)
     if not p.is_dir():

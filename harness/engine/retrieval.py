@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from .cache import atomic_dir, cache_root, fingerprint
-from .encoder import Encoder, embed
-from .errors import HarnessError
-from .prompting import Passage
-from .types import Document
+from harness.core.cache import atomic_dir, cache_root, fingerprint
+from harness.core.errors import HarnessError
+from harness.core.types import Document
+from harness.engine.encoder import Encoder, embed
+from harness.engine.prompting import Passage
 
 # Bump when the on-disk layout or the chunking rule changes: old entries are then ignored.
 INDEX_FORMAT = 2  # 2: keyed on inputs only (threshold, not the chunk count), so a hit needs no chunking

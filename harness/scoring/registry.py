@@ -7,7 +7,7 @@ Statistics (`harness.stats`) only ever index rows, so every metric gets exact bo
 intervals, slices and paired tests without the statistics knowing anything about it.
 
 Where metrics come from, in lookup order:
-- built-ins: `harness.metrics.register_builtins`, imported on first use;
+- built-ins: `harness.scoring.metrics.register_builtins`, imported on first use;
 - `evaluate:NAME_OR_PATH[#KEY]`: a Hugging Face `evaluate` module (`harness.hf_evaluate`);
 - plugins: the entry-point group `sft_harness.metrics`. An entry point is named like its metric
   and resolves to a `Metric` or to a zero-argument factory returning one; a plugin may not take
@@ -24,15 +24,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import HarnessError
-from .suites import EVALUATE_PREFIX
-from .text import did_you_mean
-from .types import TASKS, Example
+from harness.core.errors import HarnessError
+from harness.core.suites import EVALUATE_PREFIX
+from harness.core.text import did_you_mean
+from harness.core.types import TASKS, Example
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from .types import Suite
+    from harness.core.types import Suite
 
 ENTRY_POINT_GROUP = "sft_harness.metrics"
 PAIRED_TESTS = ("paired_bootstrap", "mcnemar_exact")
@@ -169,7 +169,7 @@ class Aggregator:
 class Registry:
     """Built-ins (with aliases) and entry-point plugins; `evaluate:` names go to harness.hf_evaluate."""
 
-    def __init__(self, builtin_module: str = "harness.metrics", group: str = ENTRY_POINT_GROUP) -> None:
+    def __init__(self, builtin_module: str = "harness.scoring.metrics", group: str = ENTRY_POINT_GROUP) -> None:
         self._builtin_module, self._group = builtin_module, group
         self._builtins: dict[str, Metric] = {}
         self._aliases: dict[str, str] = {}
@@ -192,7 +192,7 @@ class Registry:
     def get(self, name: str, suite_dir: Path | None = None) -> Metric:
         """The metric `name` names; a HarnessError that says why when there is none."""
         if name.startswith(EVALUATE_PREFIX):
-            from .hf_evaluate import evaluate_metric
+            from harness.scoring.hf_evaluate import evaluate_metric
 
             return evaluate_metric(name, suite_dir)
         self._load_builtins()
@@ -215,7 +215,7 @@ class Registry:
         """Why `name` cannot be a metric of a `task` suite, or None (evaluate modules are not
         loaded here: validating a suite must not need a network)."""
         if name.startswith(EVALUATE_PREFIX):
-            from .hf_evaluate import availability_problem
+            from harness.scoring.hf_evaluate import availability_problem
 
             return availability_problem(name)
         try:
@@ -321,7 +321,7 @@ def load_suite_metrics(suite: Suite) -> dict[str, Metric]:
 def display_metric(name: str) -> Metric | None:
     """The metric, for formatting and direction only: never raises, never loads an evaluate module."""
     if name.startswith(EVALUATE_PREFIX):
-        from .hf_evaluate import display_only
+        from harness.scoring.hf_evaluate import display_only
 
         return display_only(name)
     try:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
-from .models import LoadedModel
-from .prompting import render_chat
-from .types import Chat, Generation, GenerationConfig
+from harness.core.errors import HarnessError
+from harness.core.types import Chat, Generation, GenerationConfig
+from harness.engine.models import LoadedModel
+from harness.engine.prompting import render_chat
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
-from .metric_registry import format_value, higher_is_better, scale_of
-from .types import Example
+from harness.core.errors import HarnessError
+from harness.core.types import Example
+from harness.scoring.registry import format_value, higher_is_better, scale_of
 
 SCHEMA = "sft-harness/results/v1"
 SIGNIFICANCE = ((0.01, "‡"), (0.05, "†"))  # strictest first
@@ -356,7 +356,9 @@ def example_scores(run: Run) -> dict[str, dict[str, float]]:
     The score is `metrics.example_scores`: right/wrong for labels, token or field F1 where an
     answer can be partly right.
     """
-    from .metrics import example_scores as scores_of  # numpy-backed; only the views that need it pay for it
+    from harness.scoring.metrics import (
+        example_scores as scores_of,  # numpy-backed; only the views that need it pay for it
+    )
 
     out: dict[str, dict[str, float]] = {}
     for name in run.strategies:

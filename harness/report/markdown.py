@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .cache import write_text_atomic
-from .htmlreport import render_html
-from .rundata import (
+from harness.core.cache import write_text_atomic
+from harness.report.html import render_html
+from harness.report.views import (
     SIGNIFICANCE_LEGEND,
     Run,
     best_strategies,

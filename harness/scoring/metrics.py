@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import MissingPackageError
-from harness.metric_registry import Aggregator, Metric, MetricContext, Registry, get_metric
-from harness.text import normalize_label
-from harness.types import Example
+from harness.core.errors import MissingPackageError
+from harness.core.text import normalize_label
+from harness.core.types import Example
+from harness.scoring.registry import Aggregator, Metric, MetricContext, Registry, get_metric
 
 # Column meaning of the classification rows used by macro-F1: gold and predicted label index,
 # -1 for "not in the label set" (an invalid answer, or a gold label the suite does not list).

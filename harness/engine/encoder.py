@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .cache import cache_root, fingerprint
+from harness.core.cache import cache_root, fingerprint
 
 
 def embed(embedder: Any, texts: Sequence[str], *, batch_size: int = 64, progress: Any = None) -> np.ndarray:
@@ -48,7 +48,7 @@ class Encoder:
     """`encode(texts)` -> float32 [n, dim], L2-normalised; the model loads on the first miss."""
 
     def __init__(self, name: str, *, trust_remote_code: bool = False, cache_dir: Path | None = None):
-        from .models import check_model_ref, weights_sha256
+        from harness.engine.models import check_model_ref, weights_sha256
 
         self.name = name
         self.trust_remote_code = trust_remote_code
@@ -67,7 +67,7 @@ class Encoder:
     def model(self) -> Any:
         """The sentence-transformers model (loads it: only building an index or a cache miss needs it)."""
         if self._model is None:
-            from .models import load_embedder
+            from harness.engine.models import load_embedder
 
             self._model = load_embedder(self.name, trust_remote_code=self.trust_remote_code)
         return self._model

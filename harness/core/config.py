@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
-from .text import did_you_mean
+from harness.core.errors import HarnessError
+from harness.core.text import did_you_mean
 
 # key -> (accepted types, what to say when it is something else)
 TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import jsonl
-from .cache import fingerprint
-from .types import Chat, Generation
+from harness.core import jsonl
+from harness.core.cache import fingerprint
+from harness.core.types import Chat, Generation
 
 
 def prompt_key(chat: Chat) -> str:

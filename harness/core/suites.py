@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import jsonl
-from .errors import HarnessError, SuiteError
-from .text import did_you_mean, normalize_label
-from .types import TASKS, Document, Example, GenerationConfig, Suite
+from harness.core import jsonl
+from harness.core.errors import HarnessError, SuiteError
+from harness.core.text import did_you_mean, normalize_label
+from harness.core.types import TASKS, Document, Example, GenerationConfig, Suite
 
 SPLITS = ("train", "test", "validation")
 REQUIRED_SPLITS = ("train", "test")
@@ -62,7 +62,7 @@ def builtin_suites_dir() -> Path:
     env = os.environ.get("SFT_HARNESS_SUITES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "suites"
+    return Path(__file__).resolve().parents[2] / "suites"
 
 
 def builtin_suite_names() -> list[str]:

@@ -36,11 +36,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .cache import atomic_dir, cache_root, fingerprint, write_json_atomic
-from .errors import HarnessError
-from .models import end_token_ids
-from .prompting import render_chat
-from .types import Chat
+from harness.core.cache import atomic_dir, cache_root, fingerprint, write_json_atomic
+from harness.core.errors import HarnessError
+from harness.core.types import Chat
+from harness.engine.models import end_token_ids
+from harness.engine.prompting import render_chat
 
 log = logging.getLogger(__name__)
 

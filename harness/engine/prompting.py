@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .types import Chat, Example, Suite
+from harness.core.types import Chat, Example, Suite
 
 
 @dataclass(frozen=True)
