@@ -165,10 +165,12 @@ def _run_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harness.report import publish
+
     from .runner import run
 
     opts = _run_options(args)
-    run(opts, err)
+    publish(run(opts, err), err)
     return 0
 
 
@@ -177,7 +179,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_label="demo",
                       seed=0, slice_by=("category",) if args.suite == DEMO_SUITE else ())
+    from harness.report import publish
+
     run_dir = run(opts, err)
+    publish(run_dir, err)
     # Each demo gets its own folder (two at once never share one); `reports/demo` names the latest.
     link = link_latest(run_dir.parent, "demo", run_dir)
     err.print(f"[green]latest demo:[/] {escape(str(link))}/report.html -> {escape(run_dir.name)}", highlight=False)

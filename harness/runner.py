@@ -325,9 +325,6 @@ def _execute(
     console: Console,
 ) -> None:
     """Prepare and decode every strategy into run_dir, then score and render the reports."""
-    from harness.report import history
-    from harness.report import markdown as report
-
     batch_size = opts.batch_size or default_batch_size(loaded.device)
     engine = Engine(loaded, batch_size=batch_size)
     ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
@@ -375,11 +372,6 @@ def _execute(
         work={"generator_loaded": loaded.loaded, "embedder_loaded": ctx.encoder_loaded},
     )
     write_json_atomic(run_dir / "results.json", results)
-    history.append_run(run_dir.parent, results)
-    report.render_all(run_dir, history=history.load_history(run_dir.parent, suite.name))
-    # Logs (not a terminal) do not wrap: give the table room instead of rich's 80-column guess.
-    report.print_summary(results, Console() if sys.stdout.isatty() else Console(width=140))
-    console.print(f"[green]wrote[/] {escape(str(run_dir))}/report.html, report.md, summary.csv, results.json, predictions.jsonl")
 
 
 def score_run(

@@ -1,0 +1,90 @@
+"""The import graph follows the layers of DESIGN.md: each layer imports only from the ones below.
+
+    cli                      harness.cli, harness.__main__
+    report, gate             harness.report.*       read run records; never decode
+    runner                   harness.runner
+    strategies               strategies.*           plugins
+    engine                   harness.engine.*       models, decoding, training, retrieval
+    scoring                  harness.scoring.*      metrics, statistics
+    core                     harness.core.*         types, suites, config, cache
+
+Every import counts, also the ones inside functions (lazy imports are still dependencies).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAYERS = [  # lowest first
+    ("core", ("harness.core",)),
+    ("scoring", ("harness.scoring",)),
+    ("engine", ("harness.engine",)),
+    ("strategies", ("strategies",)),
+    ("runner", ("harness.runner",)),
+    ("report", ("harness.report",)),
+    ("cli", ("harness.cli", "harness.__main__")),
+]
+
+
+def layer_of(module: str) -> int | None:
+    for i, (_, prefixes) in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Absolute names of every module the file imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")
+                parent = parent[: len(parent) - (node.level - 1)] if node.level > 1 else parent
+                base = ".".join([*parent, base] if base else parent)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return found
+
+
+SOURCES = sorted([*(REPO / "harness").rglob("*.py"), *(REPO / "strategies").rglob("*.py")])
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
+    own = layer_of(module_name(path))
+    if own is None:  # harness/__init__.py: the version string only
+        assert module_name(path) == "harness"
+        return
+    above = sorted(
+        name for name in imports_of(path)
+        if (layer := layer_of(name)) is not None and layer > own
+    )
+    assert not above, f"{module_name(path)} ({LAYERS[own][0]}) imports from above: {above}"
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    homeless = [module_name(p) for p in SOURCES if layer_of(module_name(p)) is None and module_name(p) != "harness"]
+    assert not homeless, f"modules outside the layers of DESIGN.md: {homeless}"
+
+
+def test_modules_stay_small() -> None:
+    """~400 lines a module (DESIGN: small modules a newcomer can read)."""
+    big = {module_name(p): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 420}
+    assert not big, f"split these modules: {big}"
