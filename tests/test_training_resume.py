@@ -157,13 +157,13 @@ STEP_SLEEP = 0.4  # seconds the child sleeps per optimizer step, so the kill lan
 def child_main() -> None:
     """The subprocess: train into $SFT_HARNESS_CACHE, slowed down, until the parent kills it."""
     model_dir = sys.argv[1]
-    real_step = training._train_step
+    real_step = training.loop._train_step
 
     def slow_step(*a: Any, **k: Any) -> float:
         time.sleep(STEP_SLEEP)
         return real_step(*a, **k)
 
-    training._train_step = slow_step  # type: ignore[assignment]
+    training.loop._train_step = slow_step  # type: ignore[assignment]
     train(Path(model_dir), load_tokenizer(model_dir), None, KILL_CONFIG)
     print("finished without being killed")
 

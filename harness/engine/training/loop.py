@@ -1,0 +1,280 @@
+"""The training loop: length-grouped (or packed) micro-batches, answer-only loss, bf16 autocast where native,
+gradient accumulation, cosine schedule, checkpoints (see checkpoint.py)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.core.cache import write_json_atomic
+from harness.core.errors import HarnessError
+from harness.engine.training.checkpoint import Checkpoints, _Loop, restore_checkpoint, save_checkpoint
+from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport, steps_layout
+from harness.engine.training.data import Batch, Encoded, collate, plan_batches
+
+
+def batch_loss_sum(model: Any, batch: Batch, device: str, precision: str = "fp32") -> Any:
+    """Sum of token cross-entropies over the batch's targets (divide by the step's count)."""
+    import torch
+    import torch.nn.functional as F
+
+    inputs = {k: v.to(device) for k, v in batch.tensors.items()}
+    # use_cache=False: a cache would also switch off the packed-sequence masks.
+    with autocast(device, precision):
+        logits = model(**inputs, use_cache=False).logits
+    logits = logits.reshape(-1, logits.shape[-1]).float()
+    return (
+        F.cross_entropy(logits, batch.targets.to(device), reduction="sum")
+        if logits.numel()
+        else torch.zeros(())
+    )
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """`auto` -> `bf16` where bf16 matrix products are native, else `fp32`."""
+    import torch
+
+    if precision not in ("auto", "bf16", "fp32"):
+        raise HarnessError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    caps = torch.cpu.get_capabilities() if device == "cpu" else {}
+    return "bf16" if caps.get("avx512_bf16") or caps.get("amx_bf16") else "fp32"
+
+
+def autocast(device: str, precision: str) -> Any:
+    import contextlib
+
+    import torch
+
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# -- training ----------------------------------------------------------------------------------
+
+
+def cpu_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_for_training(
+    model_path: str, target_modules: Sequence[str], config: TrainConfig, device: str
+) -> Any:
+    """A fresh copy of the base weights with LoRA layers: the decoding model is never touched."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
+    torch.manual_seed(config.seed)  # LoRA A matrices are initialised from the global generator
+    targets: str | list[str] = (
+        "all-linear" if tuple(target_modules) == ("all-linear",) else list(target_modules)
+    )
+    lora = LoraConfig(
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    try:
+        model = get_peft_model(base, lora)
+    except ValueError as e:
+        raise HarnessError(f"LoRA target_modules {list(target_modules)} do not fit this model: {e}") from e
+    return model.to(device)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: int, device: str) -> float:
+    """Mean token loss on the answer tokens of `seqs` (eval mode, no gradients)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(seqs), config.batch_size):
+            batch = collate(seqs[i : i + config.batch_size], config.packing, pad_id)
+            total += batch_loss_sum(model, batch, device, config.precision).item()
+            count += len(batch.targets)
+    model.train(was_training)
+    return total / max(1, count)
+
+
+def _epoch_plan(lengths: Sequence[int], config: TrainConfig, epoch: int) -> list[list[int]]:
+    # A generator per epoch (a str seed is hashed with SHA-512: the same in every process), so a
+    # resume needs only the epoch and the position in it, not a generator state.
+    return plan_batches(lengths, config.batch_size, random.Random(f"{config.seed}:{epoch}"), config.packing)
+
+
+def _start(
+    checkpoints: Checkpoints | None,
+    params: dict[str, Any],
+    optimizer: Any,
+    config: TrainConfig,
+    n_train: int,
+    device: str,
+) -> _Loop:
+    """The loop's state from the latest checkpoint, or a fresh one."""
+    import torch
+
+    if checkpoints is not None:
+        loop = restore_checkpoint(checkpoints, params, optimizer, config, n_train, device)
+        if loop is not None:
+            return loop
+    torch.manual_seed(config.seed)  # LoRA dropout draws from the global generator
+    report = TrainReport(epochs=config.epochs, examples=n_train, device=device, precision=config.precision)
+    return _Loop(report)
+
+
+def _train_step(
+    model: Any, batches: Sequence[Batch], optimizer: Any, lr: float, loop: _Loop, device: str, precision: str
+) -> float:
+    """One optimizer step over `batches` (micro-batches); returns the step's mean token loss."""
+    t0 = time.perf_counter()
+    n_targets = sum(len(b.targets) for b in batches)
+    loss_total = 0.0
+    for b in batches:  # normalised by the whole step's targets: exact gradient accumulation
+        loss = batch_loss_sum(model, b, device, precision) / max(1, n_targets)
+        loss.backward()
+        loss_total += loss.item()
+        loop.report.train_tokens += b.tokens
+        loop.report.target_tokens += len(b.targets)
+        loop.slots += b.slots
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    loop.step += 1
+    loop.step_seconds += time.perf_counter() - t0
+    loop.report.loss_curve.append([loop.step, round(loss_total, 5)])
+    return loss_total
+
+
+def fit_lora(
+    model: Any,
+    train: Sequence[Encoded],
+    config: TrainConfig,
+    *,
+    pad_id: int,
+    validation: Sequence[Encoded] = (),
+    device: str = "cpu",
+    progress: Any = None,
+    description: str = "train",
+    checkpoints: Checkpoints | None = None,
+) -> TrainReport:
+    """Train the LoRA parameters of `model` in place; returns the curves and throughput.
+
+    With `checkpoints`, resume from the latest one and save new ones as training goes; the
+    report's `seconds` is then the time the earlier runs spent (the caller adds its own)."""
+    import torch
+
+    if not train:
+        raise HarnessError("no training examples (all empty or longer than max_len)")
+    config = replace(config, precision=resolve_precision(config.precision, device))
+    model.train()
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
+    loop = _start(checkpoints, params, optimizer, config, len(train), device)
+    lengths = [len(s) for s in train]
+    total_steps = steps_layout(len(train), config)[1] * config.epochs
+    warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
+    val = list(validation)[: config.max_val_examples]
+
+    task = None
+    if progress is not None:
+        task = progress.add_task(description, total=total_steps, completed=loop.step, info="")
+    if val and loop.step == 0:
+        loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device), 5)])
+    for epoch in range(loop.epoch, config.epochs + 1):
+        loop.epoch = epoch
+        plan = _epoch_plan(lengths, config, epoch)
+        for first in range(loop.position, len(plan), config.grad_accum):
+            group = plan[first : first + config.grad_accum]
+            batches = [collate([train[i] for i in idx], config.packing, pad_id) for idx in group]
+            lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
+            loss = _train_step(model, batches, optimizer, lr, loop, device, config.precision)
+            loop.position = first + config.grad_accum
+            every = config.checkpoint_every
+            if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
+                save_checkpoint(checkpoints, loop, params, optimizer, device)  # (epoch ends: below)
+            if task is not None:
+                tps = loop.report.train_tokens / max(loop.step_seconds, 1e-9)
+                info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
+                progress.update(task, advance=1, info=info)
+        if val:
+            loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device), 5)])
+        loop.position = 0
+        if checkpoints and epoch < config.epochs:  # after the last epoch the adapter itself is saved
+            loop.epoch = epoch + 1
+            save_checkpoint(checkpoints, loop, params, optimizer, device)
+    report = loop.report
+    report.steps = loop.step
+    report.tokens_per_s = round(report.train_tokens / max(loop.step_seconds, 1e-9), 1)
+    report.padding_share = round(1 - report.train_tokens / max(1, loop.slots), 4)
+    return report
+
+
+def train_lora(
+    model_path: str,
+    tokenizer: Any,
+    train: Sequence[Encoded],
+    out_dir: Path,
+    config: TrainConfig,
+    *,
+    validation: Sequence[Encoded] = (),
+    device: str = "cpu",
+    progress: Any = None,
+    description: str = "train",
+    skipped: int = 0,
+    checkpoint_dir: Path | None = None,
+) -> TrainReport:
+    """Load a fresh copy of the base model, fit LoRA, save the adapter (PEFT format) and
+    train_report.json into out_dir. With `checkpoint_dir` (named by the adapter key), resume
+    from a checkpoint there and write new ones."""
+    import torch
+
+    started = time.perf_counter()
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads())
+    model = load_for_training(model_path, config.target_modules, config, device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    checkpoints = None
+    if checkpoint_dir is not None:
+        checkpoints = Checkpoints(checkpoint_dir, key=checkpoint_dir.name, started=started)
+    report = fit_lora(
+        model,
+        train,
+        config,
+        pad_id=pad_id,
+        validation=validation,
+        device=device,
+        progress=progress,
+        description=description,
+        checkpoints=checkpoints,
+    )
+    report.skipped = skipped
+    model.save_pretrained(str(out_dir))
+    report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'
+    write_json_atomic(out_dir / REPORT_FILE, report.to_json())
+    return report
