@@ -104,7 +104,8 @@ def default_batch_size(device: str) -> int:
 
 def run_id_base(suite_name: str, label: str | None = None) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip(".-") or "suite"
+    # A file name, whatever the suite calls itself: safe characters, and short (names cap at 255 bytes).
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", suite_name).strip(".-")[:80].strip(".-") or "suite"
     return f"{stamp}-{label}-{name}" if label else f"{stamp}-{name}"
 
 
