@@ -300,7 +300,8 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     out = check_out_dir(Path(opts.out), opts.flag("out"))
     device = pick_device(opts.device, opts.flag("device"))
     check_model_ref(opts.model, opts.flag("model"))
-    check_model_ref(opts.embedder, opts.flag("embedder"))
+    if opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies):
+        check_model_ref(opts.embedder, opts.flag("embedder"))  # else it is never loaded: no need to have it
 
     # The tokenizer and the weights' identity now; the weights themselves when first decoded with.
     loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)

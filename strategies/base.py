@@ -108,6 +108,10 @@ class Strategy:
     def check_params(self) -> None:
         """Refuse option values out of range (HarnessError naming the option); types are already checked."""
 
+    def needs_embedder(self) -> bool:
+        """Whether prepare() or prompts() embed text (the run then checks the embedder first)."""
+        return False
+
     def check(self, suite: Suite) -> None:
         """Refuse a suite this strategy cannot run on (HarnessError), before any model work."""
 

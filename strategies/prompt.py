@@ -68,6 +68,9 @@ class PromptStrategy(Strategy):
         if int(self.params["k"]) < 0:
             raise HarnessError(f"strategy '{self.name}': k must be 0 or more, got {self.params['k']}")
 
+    def needs_embedder(self) -> bool:
+        return int(self.params["k"]) > 0 and self.params["select"] == "knn"
+
     def check(self, suite: Suite) -> None:
         Shots.check(self.name, int(self.params["k"]), suite)
 

@@ -156,6 +156,9 @@ class RagStrategy(Strategy):
         if int(self.params["shots"]) < 0:
             raise HarnessError(f"strategy '{self.name}': shots must be 0 or more, got {self.params['shots']}")
 
+    def needs_embedder(self) -> bool:
+        return True
+
     def check(self, suite: Suite) -> None:
         require_corpus(suite, self.kind)
         Shots.check(self.name, int(self.params["shots"]), suite)

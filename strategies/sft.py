@@ -204,6 +204,9 @@ class SftRagStrategy(SftStrategy):
         super().check_params()
         check_retrieval_params(self.name, self.params)
 
+    def needs_embedder(self) -> bool:
+        return True
+
     def check(self, suite: Suite) -> None:
         from .rag import require_corpus
 
