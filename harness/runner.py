@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import math
 import os
 import platform
@@ -19,15 +18,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from harness import __version__
-from harness.core.cache import cache_root, sha256_file, write_json_atomic
+from harness.core.cache import cache_root, sha256_file
 from harness.core.errors import HarnessError, SuiteError
 from harness.core.predcache import PredictionCache, prompt_key
+from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, PredictionWriter, write_results
 from harness.core.suites import load_suite
 from harness.core.text import did_you_mean
 from harness.core.types import Example, Generation, Prediction, Suite
@@ -41,7 +41,8 @@ from harness.engine.models import (
     pick_device,
 )
 
-RESULTS_SCHEMA = "sft-harness/results/v1"
+if TYPE_CHECKING:
+    from harness.scoring.records import Record
 
 
 @dataclass
@@ -139,7 +140,7 @@ def check_out_dir(out: Path, flag: str = "--out") -> Path:
 
 def remove_if_empty(run_dir: Path) -> None:
     """A run that failed before decoding anything leaves no folder behind (one with predictions stays)."""
-    pred = run_dir / "predictions.jsonl"
+    pred = run_dir / PREDICTIONS_FILE
     if pred.is_file() and pred.stat().st_size == 0:
         pred.unlink()
     with contextlib.suppress(OSError):
@@ -160,30 +161,24 @@ def link_latest(out: Path, name: str, run_dir: Path) -> Path:
     return link
 
 
-def _prediction_line(pred: Prediction, example: Example) -> str:
-    d = pred.to_json()
-    target = example.target
-    d.update(input=example.input, target=list(target) if isinstance(target, tuple) else target, meta=example.meta)
-    return json.dumps(d, ensure_ascii=False) + "\n"
-
-
 def decode_strategy(
     strategy: Any,
     suite: Suite,
     examples: Sequence[Example],
     engine: Engine,
     cache: PredictionCache,
-    predictions_file: Any,
+    record: Record,
     console: Console,
     adapter: Path | None = None,
-) -> list[Prediction]:
-    """Decode one strategy's prompts, reusing cached generations; flush each batch to disk."""
-    from harness.scoring.metrics import extract_answer
+) -> list[PredictionRecord]:
+    """Decode one strategy's prompts, reusing cached generations; record each batch as it is done."""
+    from harness.scoring.extract import extract_answer
 
     prompts = strategy.prompts(examples)
     keys = [prompt_key(p.messages) for p in prompts]
     generations: list[Generation | None] = [cache.get(k) for k in keys]
     todo = [i for i, g in enumerate(generations) if g is None]
+    records: list[PredictionRecord | None] = [None] * len(examples)
 
     def to_prediction(i: int, gen: Generation) -> Prediction:
         answer = extract_answer(gen.text, suite.task, suite.labels, suite.fields)
@@ -191,10 +186,9 @@ def decode_strategy(
                           gen.prompt_tokens, gen.output_tokens, prompts[i].retrieved)
 
     def flush(indices: list[int]) -> None:
-        lines = "".join(_prediction_line(to_prediction(i, generations[i]), examples[i]) for i in indices)  # type: ignore[arg-type]
-        predictions_file.write(lines)
-        predictions_file.flush()
-        os.fsync(predictions_file.fileno())
+        preds = [to_prediction(i, g) for i in indices if (g := generations[i]) is not None]
+        for i, rec in zip(indices, record(preds, [examples[i] for i in indices]), strict=True):
+            records[i] = rec
 
     cached = [i for i, g in enumerate(generations) if g is not None]
     if cached:
@@ -221,7 +215,7 @@ def decode_strategy(
         if engine.truncated > before:
             console.print(f"[yellow]warning:[/] {engine.truncated - before} prompt(s) of {escape(strategy.name)} were "
                           "longer than the model's context: cut from the start of the input to fit")
-    return [to_prediction(i, g) for i, g in enumerate(generations) if g is not None]
+    return [r for r in records if r is not None]
 
 
 def _build_strategies(opts: RunOptions) -> list[Any]:
@@ -316,6 +310,20 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     return run_dir
 
 
+def _prepare(strategy: Any, suite: Suite, ctx: StrategyContext) -> tuple[Prepared, float]:
+    """What the strategy's prepare() built, and what it cost in seconds."""
+    start = time.perf_counter()
+    prepared = strategy.prepare(suite, ctx)
+    if not isinstance(prepared, Prepared):
+        raise HarnessError(f"strategy '{strategy.name}': prepare() must return a Prepared "
+                           f"(harness.context.Prepared), not {type(prepared).__name__}")
+    prepare_s = time.perf_counter() - start
+    training = strategy.details().get("training")
+    if training and training.get("cached"):
+        prepare_s += float(training.get("seconds") or 0.0)  # what the cached adapter cost to train
+    return prepared, prepare_s
+
+
 def _execute(
     opts: RunOptions,
     suite: Suite,
@@ -327,6 +335,9 @@ def _execute(
     console: Console,
 ) -> None:
     """Prepare and decode every strategy into run_dir, then score and render the reports."""
+    from harness.scoring.records import recorder
+    from harness.scoring.results import score_results
+
     batch_size = opts.batch_size or default_batch_size(loaded.device)
     engine = Engine(loaded, batch_size=batch_size)
     ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
@@ -336,31 +347,21 @@ def _execute(
     torch.manual_seed(opts.seed)
 
     per_strategy: dict[str, dict[str, Any]] = {}
-    predictions: dict[str, list[Prediction]] = {}
-    with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as pred_file:
-        for s in strategies:
-            start = time.perf_counter()
-            prepared = s.prepare(suite, ctx)
-            if not isinstance(prepared, Prepared):
-                raise HarnessError(f"strategy '{s.name}': prepare() must return a Prepared "
-                                   f"(harness.context.Prepared), not {type(prepared).__name__}")
-            prepare_s = time.perf_counter() - start
-            details = s.details()
-            training = details.get("training")
-            if training and training.get("cached"):
-                prepare_s += float(training.get("seconds") or 0.0)  # what the cached adapter cost to train
-            cache = PredictionCache(cache_root(), prediction_identity(s, prepared, loaded, suite))
-            predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, pred_file, console,
-                                                  prepared.adapter)
-            details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
-            # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
-            # retrieval and training are always present so readers can test them against null.
-            per_strategy[s.name] = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
-                                    "retrieval": None, "training": None, **details}
+    predictions: dict[str, list[PredictionRecord]] = {}
+    record = recorder(suite, PredictionWriter(run_dir))
+    for s in strategies:
+        prepared, prepare_s = _prepare(s, suite, ctx)
+        cache = PredictionCache(cache_root(), prediction_identity(s, prepared, loaded, suite))
+        predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, record, console, prepared.adapter)
+        details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
+        # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
+        # retrieval and training are always present so readers can test them against null.
+        per_strategy[s.name] = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
+                                "retrieval": None, "training": None, **details}
 
-    results = score_run(suite, examples, predictions, per_strategy, opts)
+    results = score_results(suite, examples, predictions, per_strategy, seed=opts.seed, slice_by=opts.slice_by,
+                            usd_per_hour=opts.usd_per_hour)
     results.update(
-        schema=RESULTS_SCHEMA,
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         model={**loaded.info(), "embedder": opts.embedder},
@@ -373,46 +374,4 @@ def _execute(
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
         work={"generator_loaded": loaded.loaded, "embedder_loaded": ctx.encoder_loaded},
     )
-    write_json_atomic(run_dir / "results.json", results)
-
-
-def score_run(
-    suite: Suite,
-    examples: list[Example],
-    predictions: dict[str, list[Prediction]],
-    per_strategy: dict[str, dict[str, Any]],
-    opts: RunOptions,
-) -> dict[str, Any]:
-    from harness.scoring import compare as scoring
-    from harness.scoring import metrics
-
-    strategies_out: dict[str, Any] = {}
-    for name, preds in predictions.items():
-        info = per_strategy[name]
-        scored = scoring.score_strategy(suite, examples, preds, seed=opts.seed, slice_by=opts.slice_by)
-        by_id = {p.example_id: p for p in preds}
-        answers = [by_id[e.id].answer if e.id in by_id else None for e in examples]
-        # Partial credit where answers can be partly right: exact matches of free text are rare.
-        n_correct = float(metrics.example_scores(suite.task, answers, examples).sum())
-        training = info["training"] or {}
-        cost = scoring.cost_summary(
-            preds,
-            prepare_s=info["prepare_s"],
-            predict_s=sum(p.latency_s for p in preds),
-            training_tokens=int(training.get("train_tokens") or 0),
-            usd_per_hour=opts.usd_per_hour,
-            n_correct=n_correct,
-        )
-        sections = {k: v for k, v in info.items() if k != "prepare_s"}  # retrieval, training, adapter, ...
-        strategies_out[name] = {**sections, **scored, "cost": cost}
-    comparisons = scoring.compare_strategies(suite, examples, predictions, seed=opts.seed)
-    recommendation = scoring.recommend(strategies_out, comparisons, suite.primary_metric)
-    return {
-        "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": str(suite.path),
-                  "sizes": {**suite.sizes(), "scored": len(examples)}, "labels": list(suite.labels),
-                  "fields": list(suite.fields), "metrics": list(suite.metrics),
-                  "primary_metric": suite.primary_metric, "instruction": suite.instruction},
-        "strategies": strategies_out,
-        "comparisons": comparisons,
-        "recommendation": recommendation,
-    }
+    write_results(run_dir, results)

@@ -1,8 +1,10 @@
 """Small but realistic run folders (results.json + predictions.jsonl) for the report, gate and
 history tests.
 
-The numbers in results.json are computed from the predictions with harness.scoring (the same
-functions the runner uses), so a report or a gate that recomputes them must agree.
+They are written through the runner's own code: predictions are recorded (scored once, appended
+to predictions.jsonl) by `harness.scoring.records.recorder` and results.json is scored by
+`harness.scoring.results.score_results` and written by `harness.core.runrecord.write_results`;
+only the decoding is replaced by answers given here.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.runrecord import PredictionRecord, PredictionWriter, write_results
 from harness.core.types import Example, GenerationConfig, Prediction, Suite
-from harness.scoring import compare as scoring
-from harness.scoring import metrics
+from harness.scoring.records import recorder
+from harness.scoring.results import score_results
 
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea>")
 LABELS = ("billing", "bug", "account")
@@ -33,7 +36,25 @@ def make_suite(
     return Suite(
         name=name, task=task, instruction="Route the ticket.", labels=tuple(labels), metrics=tuple(metrics_),
         generation=GenerationConfig(max_new_tokens=16), train=(), test=tuple(examples), sha256=sha256,
+        path=Path("suites") / name,
     )
+
+
+def _predictions(name: str, s_i: int, examples: Sequence[Example], answers: Sequence[Any], outputs: Sequence[str] | None,
+                 errors: dict[int, str], retrieved: bool) -> list[Prediction]:
+    """Strategy number `s_i` answered `answers[i]` on `examples[i]`, with made-up cost figures."""
+    preds = []
+    for i, (example, answer) in enumerate(zip(examples, answers, strict=False)):  # short = interrupted
+        text = outputs[i] if outputs is not None else None
+        err = errors.get(i)
+        preds.append(Prediction(
+            strategy=name, example_id=example.id,
+            output=text if text is not None else ("" if answer is None else json.dumps(answer) if isinstance(answer, dict) else str(answer)),
+            answer=None if err else answer, latency_s=0.05 + 0.01 * s_i + 0.001 * (i % 7),
+            prompt_tokens=40 + 20 * s_i + i % 5, output_tokens=3 + i % 3,
+            retrieved=("doc-1", "doc-2") if retrieved else (), error=err,
+        ))
+    return preds
 
 
 def write_run(
@@ -59,64 +80,26 @@ def write_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     examples = list(suite.test)
     outputs, errors, extras = outputs or {}, errors or {}, extras or {}
-    preds: dict[str, list[Prediction]] = {}
-    lines: list[dict[str, Any]] = []
+    record = recorder(suite, PredictionWriter(run_dir))
+    records: dict[str, list[PredictionRecord]] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for s_i, (name, ans) in enumerate(answers.items()):
-        preds[name] = []
-        for i, (example, answer) in enumerate(zip(examples, ans, strict=False)):  # short = interrupted
-            text = outputs.get(name, [None] * len(ans))[i]
-            err = errors.get(name, {}).get(i)
-            p = Prediction(
-                strategy=name, example_id=example.id,
-                output=text if text is not None else ("" if answer is None else json.dumps(answer) if isinstance(answer, dict) else str(answer)),
-                answer=None if err else answer, latency_s=0.05 + 0.01 * s_i + 0.001 * (i % 7),
-                prompt_tokens=40 + 20 * s_i + i % 5, output_tokens=3 + i % 3,
-                retrieved=("doc-1", "doc-2") if "retrieval" in extras.get(name, {}) else (), error=err,
-            )
-            preds[name].append(p)
-            target = example.target
-            lines.append({**p.to_json(), "input": example.input,
-                          "target": list(target) if isinstance(target, tuple) else target, "meta": example.meta})
-
-    strategies: dict[str, Any] = {}
-    for s_i, (name, ps) in enumerate(preds.items()):
-        scored = scoring.score_strategy(suite, examples, ps, seed=0, slice_by=slice_by, n_resamples=n_resamples)
-        by_id = {p.example_id: p for p in ps}
-        ans = [by_id[e.id].answer if e.id in by_id else None for e in examples]
-        n_correct = float(metrics.example_scores(suite.task, ans, examples).sum())
         extra = extras.get(name, {})
-        training = extra.get("training")
-        cost = scoring.cost_summary(
-            ps, prepare_s=12.0 * s_i, predict_s=sum(p.latency_s for p in ps),
-            training_tokens=int((training or {}).get("train_tokens") or 0),
-            usd_per_hour=usd_per_hour, n_correct=n_correct,
-        )
-        strategies[name] = {"name": name, "kind": name.split(":")[0], "params": {"k": s_i}, **scored, "cost": cost,
-                            "retrieval": extra.get("retrieval"), "training": training}
-    comparisons = scoring.compare_strategies(suite, examples, preds, seed=0, n_resamples=n_resamples)
-    results = {
-        "schema": "sft-harness/results/v1",
-        "run_id": run_id or run_dir.name,
-        "created": created,
-        "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": f"suites/{suite.name}",
-                  "sizes": {**suite.sizes(), "scored": len(examples)}, "labels": list(suite.labels),
-                  "fields": [], "metrics": list(suite.metrics), "primary_metric": suite.primary_metric,
-                  "instruction": suite.instruction},
-        "model": {"name": model, "resolved": "/models/x", "sha256": "b" * 64, "embedder": "all-minilm-l6-v2",
-                  "dtype": "float32", "device": "cpu"},
-        "decoding": {"max_new_tokens": 16, "stop": [], "decoding": "greedy", "batch_size": 8},
-        "seed": 0,
-        "limit": None,
-        "versions": {"sft-harness": "0.1.0", "python": "3.11.7"},
-        "device": {"type": "cpu", "name": "test cpu", "threads": 2},
-        "strategies": strategies,
-        "comparisons": comparisons,
-        "recommendation": scoring.recommend(strategies, comparisons, suite.primary_metric),
-    }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    with open(run_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for line in lines:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        preds = _predictions(name, s_i, examples, ans, outputs.get(name), errors.get(name, {}), "retrieval" in extra)
+        records[name] = record(preds, examples[: len(preds)])
+        sections[name] = {"name": name, "kind": name.split(":")[0], "params": {"k": s_i}, "prepare_s": 12.0 * s_i,
+                          "retrieval": extra.get("retrieval"), "training": extra.get("training")}
+    results = score_results(suite, examples, records, sections, seed=0, slice_by=slice_by, usd_per_hour=usd_per_hour,
+                            n_resamples=n_resamples)
+    results.update(
+        run_id=run_id or run_dir.name, created=created,
+        model={"name": model, "resolved": "/models/x", "sha256": "b" * 64, "embedder": "all-minilm-l6-v2",
+               "dtype": "float32", "device": "cpu"},
+        decoding={"max_new_tokens": 16, "stop": [], "decoding": "greedy", "batch_size": 8},
+        seed=0, limit=None, versions={"sft-harness": "0.1.0", "python": "3.11.7"},
+        device={"type": "cpu", "name": "test cpu", "threads": 2},
+    )
+    write_results(run_dir, results)
     return run_dir
 
 

@@ -261,3 +261,24 @@ def test_command_line_exit_codes_and_files(tmp_path: Path, base: Path, capsys: p
     other = triage_run(tmp_path / "other", {"prompt": 0.5, "sft": 0.9}, sha256="f" * 64)
     assert main(["gate", str(base), str(other)]) == 2
     assert "--allow-suite-change" in capsys.readouterr().err
+
+
+def test_the_gate_pairs_the_statistics_each_run_stored(tmp_path: Path, base: Path) -> None:
+    """The same numbers as results.json, from the rows stored with the predictions; a metric the
+    runs did not score is refused (the gate never scores an answer itself), an alias is found."""
+    report = G.gate(base, base, metrics=["exact_match"])  # stored under the suite's name, accuracy
+    [check] = [c for c in report.checks if c.pair == "sft"]
+    assert check.baseline == results_of(base)["strategies"]["sft"]["metrics"]["accuracy"]["value"]
+    with pytest.raises(HarnessError, match=r"predictions\.jsonl: prompt has no stored statistics of metric "
+                                           r"'rouge_l' \(it has: accuracy, f1\)"):
+        G.gate(base, base, metrics=["rouge_l"])
+
+
+def test_a_changed_label_list_cannot_be_paired(tmp_path: Path) -> None:
+    examples = triage_examples(30)
+    answers = answers_with_accuracy(examples, 0.8, seed=1)
+    b = write_run(tmp_path / "b", make_suite(examples), {"sft": answers})
+    c = write_run(tmp_path / "c", make_suite(examples, labels=("bug", "billing", "account"), sha256="e" * 64),
+                  {"sft": answers})
+    with pytest.raises(HarnessError, match="list different labels"):
+        G.gate(b, c, allow_suite_change=True)

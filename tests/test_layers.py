@@ -1,12 +1,12 @@
 """The import graph follows the layers of DESIGN.md: each layer imports only from the ones below.
 
     cli                      harness.cli, harness.__main__
-    report, gate             harness.report.*       read run records; never decode
+    report, gate             harness.report.*       read run records; never decode, never score
     runner                   harness.runner
     strategies               strategies.*           plugins
     engine                   harness.engine.*       models, decoding, training, retrieval
     scoring                  harness.scoring.*      metrics, statistics
-    core                     harness.core.*         types, suites, config, cache
+    core                     harness.core.*         types, suites, config, cache, run record
 
 Every import counts, also the ones inside functions (lazy imports are still dependencies).
 """
@@ -88,3 +88,14 @@ def test_modules_stay_small() -> None:
     """~400 lines a module (DESIGN: small modules a newcomer can read)."""
     big = {module_name(p): n for p in SOURCES if (n := len(p.read_text().splitlines())) > 420}
     assert not big, f"split these modules: {big}"
+
+
+SCORERS = ("harness.scoring.metrics", "harness.scoring.records", "harness.scoring.extract")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "harness" / "report").rglob("*.py")), ids=lambda p: p.name)
+def test_readers_of_run_records_never_score(path: Path) -> None:
+    """report, gate, history read the scores stored with each prediction (harness.core.runrecord);
+    they may aggregate stored rows (the registry), never compute them from answers."""
+    scoring = sorted(name for name in imports_of(path) if name.startswith(SCORERS))
+    assert not scoring, f"{module_name(path)} imports what scores answers: {scoring}"

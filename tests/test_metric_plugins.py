@@ -17,9 +17,10 @@ import pytest
 from harness.core.errors import HarnessError, MissingPackageError
 from harness.core.suites import load_suite, validate
 from harness.core.types import Example, GenerationConfig, Prediction, Suite
-from harness.report import views as rundata
-from harness.report.gate import Check, _verdict
+from harness.report.gate import Check, judge
+from harness.report.views import best_strategies
 from harness.scoring.compare import compare_strategies, recommend, score_strategy
+from harness.scoring.fmt import fmt_metric
 from harness.scoring.registry import REGISTRY, Metric, Registry, check_metric, get_metric, metric_names
 
 PLUGIN = '''
@@ -119,8 +120,8 @@ def test_a_plugin_metric_from_an_installed_distribution(site: Path) -> None:
     # lower is better: q's one-word answers win on answer_words
     strategies = {"p": res, "q": score_strategy(suite, examples, _preds("q", ["yes"] * 12, examples), seed=0)}
     assert recommend(strategies, rows, "answer_words")["winner"] == "q"
-    assert rundata.best_strategies({"strategies": strategies}, "answer_words") == ["q"]
-    assert rundata.fmt_metric("answer_words", 2.25) == "2.2"
+    assert best_strategies({"strategies": strategies}, "answer_words") == ["q"]
+    assert fmt_metric("answer_words", 2.25) == "2.2"
 
 
 def test_plugin_metric_in_a_suite_is_checked_at_its_line(site: Path, tmp_path: Path) -> None:
@@ -141,7 +142,7 @@ def test_a_plugin_may_not_take_a_builtin_name(site: Path) -> None:
 
 @pytest.mark.parametrize(("target", "why"), [
     ("sfth_broken:SHORT", "failed to load: ModuleNotFoundError: No module named 'sfth_missing_dependency'"),
-    ("sfth_plugin:NOT_A_METRIC", "must resolve to a harness.metric_registry.Metric .* got int"),
+    ("sfth_plugin:NOT_A_METRIC", "must resolve to a harness.scoring.registry.Metric .* got int"),
     ("sfth_plugin:MISNAMED", "gives a metric named 'something_else'"),
     ("sfth_plugin:bad_scale", "metric 'bad_metric': scale must be 1 or 100"),
 ])
@@ -178,9 +179,9 @@ def test_a_metric_checks_its_own_definition() -> None:
 
 def test_direction_reaches_the_gate() -> None:
     check = Check("s", "s", "evaluate:wer", 50, 0.20, 0.30, 0.10, (0.05, 0.15), 0.001, "paired_bootstrap", "ok", 0.0)
-    assert _verdict(check, 0.05) == "REGRESSION"  # a word error rate that rises is the regression
+    assert judge(check, 0.05) == "REGRESSION"  # a word error rate that rises is the regression
     check = Check("s", "s", "f1", 50, 0.20, 0.30, 0.10, (0.05, 0.15), 0.001, "paired_bootstrap", "ok", 0.0)
-    assert _verdict(check, 0.05) == "improved"
+    assert judge(check, 0.05) == "improved"
 
 
 # --------------------------------------------------------------------------- Hugging Face evaluate
@@ -252,7 +253,7 @@ def test_an_evaluate_module_end_to_end(tmp_path: Path) -> None:
     row = next(r for r in rows if r["metric"] == name)
     assert row["diff"] == 12 / 16 and row["test"] == "paired_bootstrap" and row["resamples"] == 200
     assert row["p_value"] == pytest.approx(2 / 201) and "note" in row
-    assert rundata.fmt_metric(name, 0.123456) == "0.1235"
+    assert fmt_metric(name, 0.123456) == "0.1235"
 
 
 def test_an_evaluate_module_gets_every_reference_and_a_chosen_key(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from harness.core.errors import HarnessError
 from harness.core.types import Example
+from harness.scoring import bleu_chrf
+from harness.scoring import extract as X
 from harness.scoring import metrics as M
 from harness.scoring.registry import get_metric, metric_names
 
@@ -205,14 +207,14 @@ def test_macro_f1_needs_the_label_set() -> None:
     ],
 )
 def test_extract_label(output: str, want: str | None) -> None:
-    assert M.extract_answer(output, "classification", LABELS) == want
+    assert X.extract_answer(output, "classification", LABELS) == want
 
 
 def test_extract_label_prefers_the_longer_label_containing_a_shorter_one() -> None:
     labels = ("spam", "not spam", "positive", "very positive")
-    assert M.extract_answer("This is not spam.", "classification", labels) == "not spam"
-    assert M.extract_answer("spam", "classification", labels) == "spam"
-    assert M.extract_answer("Sentiment: very positive", "classification", labels) == "very positive"
+    assert X.extract_answer("This is not spam.", "classification", labels) == "not spam"
+    assert X.extract_answer("spam", "classification", labels) == "spam"
+    assert X.extract_answer("Sentiment: very positive", "classification", labels) == "very positive"
 
 
 # --------------------------------------------------------------------------- qa / generation
@@ -342,11 +344,11 @@ def test_rouge_l_takes_the_best_reference_and_averages() -> None:
     ],
 )
 def test_extract_json_object(output: str, want: dict[str, str] | None) -> None:
-    assert M.extract_answer(output, "extraction") == want
+    assert X.extract_answer(output, "extraction") == want
 
 
 def test_extract_json_restricts_to_the_suite_fields() -> None:
-    got = M.extract_answer(
+    got = X.extract_answer(
         '{"Name": "Ada", "invoice_id": 7, "notes": "x"}', "extraction", fields=("name", "invoice id")
     )
     assert got == {"name": "Ada", "invoice id": "7"}
@@ -414,7 +416,8 @@ def test_every_metric_scores_invalid_answers_without_crashing(task: str, name: s
 
 def test_example_scores_per_task() -> None:
     """The per-example score of the report views: right/wrong for labels, F1 where partly right."""
-    from harness.scoring.metrics import example_scores, graded
+    from harness.core.runrecord import graded
+    from harness.scoring.metrics import example_scores
 
     cls = [Example(id="1", input="", target="a"), Example(id="2", input="", target="b")]
     assert example_scores("classification", ["a", None], cls).tolist() == [1.0, 0.0]
@@ -447,7 +450,7 @@ def test_vectorised_bleu_equals_sacrebleu_on_edge_cases() -> None:
         rows.append([int(total[0]), int(rng.integers(0, 15)), *correct.tolist(), *total.tolist()])
     sums = np.array(rows, dtype=np.float64)
     want = [BLEU.compute_bleu(r[2:6], r[6:10], r[0], r[1], smooth_method="exp").score for r in rows]
-    assert np.allclose(M._bleu_many(sums), want, rtol=1e-12, atol=1e-12)
+    assert np.allclose(bleu_chrf._bleu_many(sums), want, rtol=1e-12, atol=1e-12)
 
 
 def test_chrf_and_bleu_equal_sacrebleu_on_edge_cases() -> None:

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -131,13 +132,14 @@ def test_summary_csv(runs: dict[str, Path]) -> None:
         assert int(row["n"]) == s["n"]
         assert float(row["predict_s"]) == pytest.approx(s["cost"]["predict_s"])
         assert float(row["usd_per_1k_requests"]) == pytest.approx(s["cost"]["usd_per_1k_requests"])
-    assert {"prepare_s", "examples_per_s", "latency_p95_s", "training_tokens"} <= set(rows[0])
+    assert {"prepare_s", "examples_per_s", "batch_share_p95_s", "training_tokens"} <= set(rows[0])
+    assert "latency_p95_s" not in rows[0]  # no backend measured requests: the column is left out
 
 
 def test_summary_csv_defuses_formulas(tmp_path: Path, runs: dict[str, Path]) -> None:
     run = report.load_run(runs["triage"])
     results = dict(run.results, strategies={"=cmd()": run.results["strategies"]["sft"]})
-    text = report.render_csv(report.Run(run.dir, results, run.predictions))
+    text = report.render_csv(replace(run, results=results))
     assert {r["strategy"] for r in csv.DictReader(io.StringIO(text))} == {"'=cmd()"}
 
 
@@ -258,13 +260,17 @@ def test_load_run_errors_name_the_file_and_line(tmp_path: Path, runs: dict[str, 
         report.load_run(tmp_path / "nope")
     run_dir = tmp_path / "run"
     shutil.copytree(runs["triage"], run_dir)
-    (run_dir / "predictions.jsonl").write_text('{"strategy": "a", "example_id": "1"}\n{"strategy": oops\n')
+    line = '{"strategy": "a", "example_id": "1", "scores": {}, "score": 1.0}'
+    (run_dir / "predictions.jsonl").write_text(line + '\n{"strategy": oops\n')
     with pytest.raises(HarnessError, match=r"predictions\.jsonl:2: not valid JSON"):
         report.load_run(run_dir)
-    (run_dir / "predictions.jsonl").write_text('{"strategy": "a", "example_id": "1"}\n\n[1, 2]\n')
+    (run_dir / "predictions.jsonl").write_text(line + '\n\n[1, 2]\n')
     with pytest.raises(HarnessError, match=r"predictions\.jsonl:3: expected an object"):
         report.load_run(run_dir)
-    (run_dir / "results.json").write_text('{\n  "schema": "sft-harness/results/v1",\n  "suite": {,\n}')
+    (run_dir / "predictions.jsonl").write_text(line + '\n{"strategy": "a", "example_id": "2", "score": 0.5}\n')
+    with pytest.raises(HarnessError, match=r"predictions\.jsonl:2: no per-example 'scores'.*older version"):
+        report.load_run(run_dir)
+    (run_dir / "results.json").write_text('{\n  "schema": "sft-harness/results/v2",\n  "suite": {,\n}')
     with pytest.raises(HarnessError, match=r"results\.json:3: not valid JSON"):
         report.render_all(run_dir)
     (run_dir / "results.json").write_text('{"schema": "something-else/v9"}')
@@ -273,6 +279,20 @@ def test_load_run_errors_name_the_file_and_line(tmp_path: Path, runs: dict[str, 
     (run_dir / "results.json").unlink()
     with pytest.raises(HarnessError, match=r"results\.json: not found"):
         report.load_run(run_dir)
+
+
+def test_a_run_folder_of_an_older_version_is_one_line_that_says_re_run(tmp_path: Path, runs: dict[str, Path]) -> None:
+    from harness.cli import main
+
+    run_dir = tmp_path / "old"
+    shutil.copytree(runs["triage"], run_dir)
+    results = results_of(run_dir)
+    (run_dir / "results.json").write_text(json.dumps({**results, "schema": "sft-harness/results/v1"}))
+    with pytest.raises(HarnessError, match=r"results\.json: written by an older version of sft-harness "
+                                           r"\(schema sft-harness/results/v1\); re-run"):
+        report.load_run(run_dir)
+    assert main(["report", str(run_dir)]) == 2
+    assert main(["gate", str(run_dir), str(runs["triage"])]) == 2
 
 
 def test_print_summary(runs: dict[str, Path]) -> None:

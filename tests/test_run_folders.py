@@ -61,13 +61,12 @@ def test_link_latest_replaces_the_link_and_keeps_an_old_folder(tmp_path: Path) -
 
 
 def test_run_folder_files_follow_the_umask(tmp_path: Path) -> None:
-    from harness.core.cache import write_json_atomic
+    from harness.core.runrecord import PredictionWriter, write_results
 
     old = os.umask(0o022)
-    try:
-        write_json_atomic(tmp_path / "results.json", {"a": 1})
-        with open(tmp_path / "predictions.jsonl", "w") as f:
-            f.write("\n")
+    try:  # the run record's own writers: results.json atomically, predictions.jsonl appended
+        write_results(tmp_path, {"a": 1})
+        PredictionWriter(tmp_path).write([])
     finally:
         os.umask(old)
     modes = {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("results.json", "predictions.jsonl")}
@@ -154,3 +153,17 @@ def test_history_of_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / "f").write_text("x")
     assert main(["history", "--reports", str(tmp_path / "f")]) == 2
     assert "not a folder of runs" in capsys.readouterr().err
+
+
+def test_a_prompt_only_run_needs_no_embedder(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.engine import models
+
+    missing = models.Alias("no_such_embedder_pkg", "no-such-embedder", "model", "folder")
+    monkeypatch.setitem(models.ALIASES, models.DEFAULT_EMBEDDER, missing)
+    out = tmp_path / "runs"
+    assert main(["run", "poem-sentiment", "--model", str(tiny_model_dir), "--strategies", "prompt",
+                 "--limit", "2", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["run", "poem-sentiment", "--model", str(tiny_model_dir), "--strategies", "prompt:k=2:select=knn",
+                 "--limit", "2", "--out", str(out), "--device", "cpu"]) == 2
+    assert "pip install --no-deps no-such-embedder" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
         output_tokens=0,
         error="CUDA out of memory",
     )
-    preds[1] = Prediction(**{**preds[1].to_json(), "answer": None, "retrieved": ()})  # unparseable
+    preds[1] = replace(preds[1], answer=None)  # unparseable
     del preds[2]  # missing
 
     res = score_strategy(suite, examples, preds, seed=0, slice_by=("source", "tier", "absent"))
@@ -219,8 +220,12 @@ def test_cost_summary() -> None:
         preds, prepare_s=3600.0, predict_s=20.0, training_tokens=5000, usd_per_hour=2.0, n_correct=4
     )
     assert c["examples_per_s"] == 0.5
-    assert c["latency_p50_s"] == pytest.approx(5.5)
-    assert c["latency_p95_s"] == pytest.approx(float(np.percentile(np.arange(1, 11), 95)))
+    # latency_s is each example's share of its batch's time: a cost, reported as such
+    assert c["batch_share_p50_s"] == pytest.approx(5.5)
+    assert c["batch_share_p95_s"] == pytest.approx(float(np.percentile(np.arange(1, 11), 95)))
+    assert c["latency_p50_s"] is None and c["latency_p95_s"] is None  # local decoding serves no requests
+    served = cost_summary(preds, prepare_s=0.0, predict_s=20.0, request_latencies=[0.2, 0.4, 0.3])
+    assert served["latency_p50_s"] == pytest.approx(0.3) and served["latency_p95_s"] == pytest.approx(0.39)
     assert c["prompt_tokens_per_example"] == 55.0 and c["output_tokens_per_example"] == 5.5
     assert c["training_usd"] == pytest.approx(2.0)
     assert c["usd_per_1k_requests"] == pytest.approx(2.0 * 20 / 3600 / 10 * 1000)
@@ -236,6 +241,8 @@ def test_cost_summary() -> None:
         "prepare_s",
         "predict_s",
         "examples_per_s",
+        "batch_share_p50_s",
+        "batch_share_p95_s",
         "latency_p50_s",
         "latency_p95_s",
         "prompt_tokens_per_example",
@@ -278,11 +285,11 @@ def test_recommend_the_cheaper_strategy_when_there_is_no_significant_difference(
     suite, examples = _suite(), _examples(80)
     base = _predict("sft", examples, 0.7, 1)
     # rag: the same answers except three more correct; far from significant, but higher.
-    rag = [Prediction(**{**p.to_json(), "strategy": "rag", "retrieved": ()}) for p in base]
+    rag = [replace(p, strategy="rag") for p in base]
     fixed = 0
     for i, (p, e) in enumerate(zip(rag, examples, strict=True)):
         if p.answer != e.target and fixed < 3:
-            rag[i] = Prediction(**{**p.to_json(), "answer": e.target, "retrieved": ()})
+            rag[i] = replace(p, answer=e.target)
             fixed += 1
     by = {"rag": rag, "prompt": base}
     strategies, comps = _scored(suite, examples, by, {"rag": (120.0, 60.0), "prompt": (0.0, 40.0)})

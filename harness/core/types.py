@@ -109,41 +109,24 @@ class Generation:
     output_tokens: int
 
 
+def scored_answer(answer: Any, error: str | None) -> Any:
+    """What the metrics see of a prediction: one that failed (`error` set) is an invalid answer,
+    None, scored as wrong like an unparseable output."""
+    return None if error is not None else answer
+
+
 @dataclass(frozen=True)
 class Prediction:
     strategy: str
     example_id: str
     output: str
     answer: Any  # what the metrics see: a label, a string, a dict, or None when unparseable
-    latency_s: float
+    latency_s: float  # this example's share of its decoding batch's wall time (not a request latency)
     prompt_tokens: int
     output_tokens: int
     retrieved: tuple[str, ...] = ()
     error: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "example_id": self.example_id,
-            "output": self.output,
-            "answer": self.answer,
-            "latency_s": self.latency_s,
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "retrieved": list(self.retrieved),
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Prediction:
-        return cls(
-            strategy=d["strategy"],
-            example_id=d["example_id"],
-            output=d["output"],
-            answer=d.get("answer"),
-            latency_s=float(d.get("latency_s", 0.0)),
-            prompt_tokens=int(d.get("prompt_tokens", 0)),
-            output_tokens=int(d.get("output_tokens", 0)),
-            retrieved=tuple(d.get("retrieved") or ()),
-            error=d.get("error"),
-        )
+    @property
+    def scored_answer(self) -> Any:
+        return scored_answer(self.answer, self.error)

@@ -11,9 +11,9 @@ from rich.markup import escape
 
 def publish(run_dir: Path, console: Console) -> None:
     """After a run: append it to the history, render report.md/.html/summary.csv, print the table."""
+    from harness.core.runrecord import load_run
     from harness.report import history
     from harness.report.markdown import print_summary, render_all
-    from harness.report.views import load_run
 
     run = load_run(run_dir)
     history.append_run(run_dir.parent, run.results, run_dir)

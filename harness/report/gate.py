@@ -1,165 +1,56 @@
 """The regression gate: is a candidate run worse than a baseline run? (`sft-harness gate`)
 
-Per (strategy pair, metric) the per-example statistics are recomputed from the two
-predictions.jsonl files (answers and targets are stored there) on the examples both runs
-scored, and compared paired: exact McNemar for accuracy, the paired bootstrap otherwise.
+Per (strategy pair, metric) the two runs are compared paired, on the examples both scored, by
+the same function that compares strategies within a run (`harness.scoring.paired`): exact
+McNemar for accuracy, the paired bootstrap otherwise. The per-example statistics are the ones
+each run stored with its predictions (harness.core.runrecord): the gate never scores an answer
+again. The one exception is a metric whose rows are not numbers (`Metric.stored_rows` is False:
+an `evaluate:` module), which has nothing to store: its module is loaded (from the suite folder
+recorded in results.json, or the Hub cache) and recomputed on the stored answers and targets.
 
-A regression is a drop larger than `max_drop` (absolute, in the metric's own scale: 0-1 for
-accuracy / f1 / rouge_l / exact_match, 0-100 for bleu / chrf; a rise, for a lower-is-better
-metric) that is also significant (p < alpha). Both conditions, so noise on a small test split does not fail CI, and a
-significant but negligible drop can be tolerated on purpose. `max_drop` can differ per metric
-(BLEU moves in points, accuracy in fractions). With `correction="holm"` the p-values are
-Holm-adjusted across all checks of the gate, so gating many strategies and metrics does not
-raise the chance of a false alarm.
+A regression is a drop larger than `max_drop` (absolute, in the metric's own scale, see its
+`Metric.scale`: fractions for accuracy, points for BLEU; a rise, for a lower-is-better metric)
+that is also significant (p < alpha). Both conditions, so noise on a small test split does not
+fail CI, and a significant but negligible drop can be tolerated on purpose. `max_drop` can differ
+per metric. With `correction="holm"` the p-values are Holm-adjusted across all checks of the
+gate, so gating many strategies and metrics does not raise the chance of a false alarm.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+import numpy as np
 
-from harness.core.cache import write_json_atomic, write_text_atomic
 from harness.core.errors import HarnessError
-from harness.report.views import TEST_NAMES, Run, answer_of, fmt_metric, fmt_p, load_run, to_example
-from harness.scoring.registry import check_metric, get_metric, higher_is_better
-from harness.scoring.stats import holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
+from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, RunRecord, load_run
+from harness.report.gate_model import (
+    GATE_SCHEMA,
+    IMPROVED,
+    OK,
+    REGRESSION,
+    Check,
+    GateReport,
+    Pairing,
+    judge,
+)
+from harness.report.gate_output import render_gate, write_json, write_junit
+from harness.report.views import metric_names
+from harness.scoring.paired import paired_comparison
+from harness.scoring.registry import Aggregator, check_metric, display_metric, get_metric
+from harness.scoring.rows import stored_rows
+from harness.scoring.stats import holm, resamples_for_holm
 
-GATE_SCHEMA = "sft-harness/gate/v1"
-OK, REGRESSION, IMPROVED = "ok", "REGRESSION", "improved"
+__all__ = ["CORRECTIONS", "GATE_SCHEMA", "IMPROVED", "OK", "REGRESSION", "Check", "GateReport", "Pairing", "gate",
+           "parse_max_drops", "parse_run_ref", "render_gate", "judge", "write_json", "write_junit"]
+
 CORRECTIONS = ("none", "holm")
-_EPS = 1e-9  # 0.8 - 0.7 is 0.10000000000000009: a drop of exactly max_drop is tolerated
 
 RunRef = tuple[Path, str | None]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One (strategy pair, metric) verdict."""
-
-    baseline_strategy: str
-    candidate_strategy: str
-    metric: str
-    n: int
-    baseline: float
-    candidate: float
-    diff: float  # candidate - baseline
-    ci: tuple[float, float]
-    p_value: float  # the test's own p-value
-    test: str  # "mcnemar_exact" | "paired_bootstrap"
-    verdict: str  # ok | REGRESSION | improved
-    max_drop: float  # the tolerated drop for this metric
-    p_holm: float | None = None  # Holm-adjusted across the gate's checks, with correction="holm"
-
-    @property
-    def p(self) -> float:
-        """The p-value the verdict used."""
-        return self.p_value if self.p_holm is None else self.p_holm
-
-    @property
-    def pair(self) -> str:
-        if self.baseline_strategy == self.candidate_strategy:
-            return self.baseline_strategy
-        return f"{self.baseline_strategy} → {self.candidate_strategy}"
-
-    def describe(self, alpha: float) -> str:
-        m = self.metric
-        p = f"p {fmt_p(self.p_value)}" + (f", {fmt_p(self.p_holm)} after Holm" if self.p_holm is not None else "")
-        return (
-            f"{self.pair} {m}: {fmt_metric(m, self.baseline)} → {fmt_metric(m, self.candidate)} "
-            f"(diff {_signed(m, self.diff)}, 95% CI [{_signed(m, self.ci[0])}, {_signed(m, self.ci[1])}], "
-            f"{p} by {TEST_NAMES.get(self.test, self.test)}, n {self.n}; "
-            f"fails when the drop exceeds {self.max_drop:g} with p < {alpha:g})"
-        )
-
-
-@dataclass(frozen=True)
-class Pairing:
-    """Which examples one strategy pair was compared on."""
-
-    baseline_strategy: str
-    candidate_strategy: str
-    n_shared: int
-    only_baseline: int  # examples the baseline scored and the candidate did not: dropped
-    only_candidate: int
-    changed_targets: int  # shared examples whose target differs between the runs
-
-
-@dataclass(frozen=True)
-class GateReport:
-    baseline_dir: Path
-    candidate_dir: Path
-    baseline_run_id: str
-    candidate_run_id: str
-    suite: str
-    suite_changed: bool
-    metrics: tuple[str, ...]
-    max_drop: float  # the default tolerated drop
-    alpha: float
-    pairings: tuple[Pairing, ...]
-    checks: tuple[Check, ...]
-    notes: tuple[str, ...] = field(default=())
-    max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)  # overrides of the default
-    correction: str = "none"
-
-    def drop_text(self) -> str:
-        parts = [f"{self.max_drop:g}"] + [f"{m}={v:g}" for m, v in self.max_drop_by_metric.items()]
-        return ", ".join(parts)
-
-    @property
-    def regressions(self) -> list[Check]:
-        return [c for c in self.checks if c.verdict == REGRESSION]
-
-    @property
-    def improvements(self) -> list[Check]:
-        return [c for c in self.checks if c.verdict == IMPROVED]
-
-    @property
-    def passed(self) -> bool:
-        return not self.regressions
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": GATE_SCHEMA,
-            "passed": self.passed,
-            "baseline": {"run_dir": str(self.baseline_dir), "run_id": self.baseline_run_id},
-            "candidate": {"run_dir": str(self.candidate_dir), "run_id": self.candidate_run_id},
-            "suite": self.suite,
-            "suite_changed": self.suite_changed,
-            "metrics": list(self.metrics),
-            "max_drop": self.max_drop,
-            "max_drop_by_metric": dict(self.max_drop_by_metric),
-            "alpha": self.alpha,
-            "correction": self.correction,
-            "pairings": [vars(p) for p in self.pairings],
-            "checks": [
-                {**{k: _json_num(v) for k, v in vars(c).items() if k != "ci"}, "ci": [_json_num(x) for x in c.ci],
-                 "pair": c.pair}
-                for c in self.checks
-            ],
-            "regressions": len(self.regressions),
-            "improvements": len(self.improvements),
-            "notes": list(self.notes),
-        }
-
-
-def _json_num(v: Any) -> Any:
-    return None if isinstance(v, float) and math.isnan(v) else v
-
-
-def _signed(metric: str, v: float) -> str:
-    text = fmt_metric(metric, v)
-    return text if text.startswith("-") or text == "—" else "+" + text
-
 
 # --------------------------------------------------------------------------- references
 
@@ -189,7 +80,7 @@ def _as_ref(ref: str | Path | RunRef) -> RunRef:
     return parse_run_ref(ref)
 
 
-def _pairs(base: Run, cand: Run, base_s: str | None, cand_s: str | None) -> list[tuple[str, str]]:
+def _pairs(base: RunRecord, cand: RunRecord, base_s: str | None, cand_s: str | None) -> list[tuple[str, str]]:
     """Strategy pairs to compare. Both named: that pair. One named: the same name on the other
     side. None named: every strategy present in both runs, by name."""
     if base_s is None and cand_s is None:
@@ -214,7 +105,7 @@ def _pairs(base: Run, cand: Run, base_s: str | None, cand_s: str | None) -> list
     return [(base_s, cand_s)]
 
 
-def _check_suites(base: Run, cand: Run, allow_suite_change: bool) -> bool:
+def _check_suites(base: RunRecord, cand: RunRecord, allow_suite_change: bool) -> bool:
     """True when the suites differ (and that was allowed); raises when it was not."""
     b, c = base.suite, cand.suite
     if b.get("task") != c.get("task"):
@@ -229,6 +120,11 @@ def _check_suites(base: Run, cand: Run, allow_suite_change: bool) -> bool:
             f"the runs are of different suites: baseline {b.get('name')} (sha256 {str(b.get('sha256'))[:12]}) vs "
             f"candidate {c.get('name')} (sha256 {str(c.get('sha256'))[:12]}); their scores are not comparable. "
             "Pass --allow-suite-change to compare them anyway on the examples they share"
+        )
+    if base.labels != cand.labels:  # stored classification rows index each run's own label list
+        raise HarnessError(
+            f"the runs' suites list different labels (baseline: {', '.join(base.labels) or 'none'}; candidate: "
+            f"{', '.join(cand.labels) or 'none'}), so the per-example statistics they stored cannot be paired"
         )
     return True
 
@@ -251,14 +147,7 @@ def gate(
 ) -> GateReport:
     """Compare a candidate run with a baseline run; see the module docstring for the rule."""
     by_metric = dict(max_drop_by_metric or {})
-    for m, v in [("", max_drop), *by_metric.items()]:
-        if v < 0:
-            raise HarnessError(f"--max-drop {m + '=' if m else ''}{v:g}: a tolerated drop must be >= 0")
-    _known_metrics(by_metric)
-    if not 0 < alpha < 1:
-        raise HarnessError(f"--alpha must lie in (0, 1), got {alpha}")
-    if correction not in CORRECTIONS:
-        raise HarnessError(f"--correction must be one of {', '.join(CORRECTIONS)}, got '{correction}'")
+    _check_options(max_drop, by_metric, alpha, correction)
     (base_dir, base_s), (cand_dir, cand_s) = _as_ref(baseline), _as_ref(candidate)
     base, cand = load_run(base_dir), load_run(cand_dir)
     suite_changed = _check_suites(base, cand, allow_suite_change)
@@ -269,9 +158,10 @@ def gate(
     pairs = _pairs(base, cand, base_s, cand_s)
     if correction == "holm":  # the bootstrap's p-value floor must survive the correction
         n_resamples = resamples_for_holm(len(pairs) * len(names), alpha, at_least=n_resamples)
+    bindings = {m: _binding(base, m) for m in names}
     pairings, checks = [], []
     for b_name, c_name in pairs:
-        pairing, b_lines, c_lines = _shared(base, cand, b_name, c_name)
+        pairing, b_records, c_records = _shared(base, cand, b_name, c_name)
         pairings.append(pairing)
         if pairing.only_baseline or pairing.only_candidate:
             notes.append(
@@ -279,10 +169,13 @@ def gate(
                 f"{pairing.only_baseline} scored only by the baseline and {pairing.only_candidate} only by the candidate"
             )
         for m in names:
-            checks.append(_check(base, b_lines, c_lines, b_name, c_name, m, by_metric.get(m, max_drop), seed, n_resamples))
+            b_rows, c_rows = _rows(base, b_records, m, bindings[m]), _rows(cand, c_records, m, bindings[m])
+            res = paired_comparison(c_rows, b_rows, bindings[m], seed=seed, n_resamples=n_resamples)
+            checks.append(Check(b_name, c_name, m, len(b_records), res.value_b, res.value_a, res.diff, res.ci,
+                                res.p_value, res.test, OK, by_metric.get(m, max_drop)))
     if correction == "holm" and checks:
         checks = [replace(c, p_holm=p) for c, p in zip(checks, holm([c.p_value for c in checks]), strict=True)]
-    checks = [replace(c, verdict=_verdict(c, alpha)) for c in checks]
+    checks = [replace(c, verdict=judge(c, alpha)) for c in checks]  # once every p-value is known
     unused = sorted(set(by_metric) - set(names))
     if unused:
         notes.append(f"--max-drop given for {', '.join(unused)}, which this gate does not check")
@@ -294,6 +187,17 @@ def gate(
         max_drop=float(max_drop), alpha=float(alpha), pairings=tuple(pairings), checks=tuple(checks),
         notes=tuple(notes), max_drop_by_metric=by_metric, correction=correction,
     )
+
+
+def _check_options(max_drop: float, by_metric: Mapping[str, float], alpha: float, correction: str) -> None:
+    for m, v in [("", max_drop), *by_metric.items()]:
+        if v < 0:
+            raise HarnessError(f"--max-drop {m + '=' if m else ''}{v:g}: a tolerated drop must be >= 0")
+    _known_metrics(by_metric)
+    if not 0 < alpha < 1:
+        raise HarnessError(f"--alpha must lie in (0, 1), got {alpha}")
+    if correction not in CORRECTIONS:
+        raise HarnessError(f"--correction must be one of {', '.join(CORRECTIONS)}, got '{correction}'")
 
 
 def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
@@ -322,19 +226,10 @@ def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "") -
             raise HarnessError(problem)
 
 
-def _verdict(c: Check, alpha: float) -> str:
-    gain = c.diff if higher_is_better(c.metric) else -c.diff  # lower-is-better: a rise is the drop
-    if gain < -c.max_drop - _EPS and c.p < alpha:
-        return REGRESSION
-    if gain > _EPS and c.p < alpha:
-        return IMPROVED
-    return OK
-
-
-def _metric_list(base: Run, metrics: Sequence[str] | None) -> list[str]:
+def _metric_list(base: RunRecord, metrics: Sequence[str] | None) -> list[str]:
     names = list(dict.fromkeys(metrics)) if metrics else [str(m) for m in base.suite.get("metrics") or []]
     if not names:
-        names = base.metrics
+        names = metric_names(base.results)
     _known_metrics(names, base.task)
     for m in names:
         if m == "f1" and base.task == "classification" and not base.labels:
@@ -342,123 +237,45 @@ def _metric_list(base: Run, metrics: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _shared(base: Run, cand: Run, b_name: str, c_name: str) -> tuple[Pairing, list[dict[str, Any]], list[dict[str, Any]]]:
-    b_by_id = {str(ln["example_id"]): ln for ln in base.predictions_for(b_name)}
-    c_by_id = {str(ln["example_id"]): ln for ln in cand.predictions_for(c_name)}
+def _shared(
+    base: RunRecord, cand: RunRecord, b_name: str, c_name: str
+) -> tuple[Pairing, list[PredictionRecord], list[PredictionRecord]]:
+    b_by_id = {r.example_id: r for r in base.predictions_for(b_name)}
+    c_by_id = {r.example_id: r for r in cand.predictions_for(c_name)}
     shared = [i for i in b_by_id if i in c_by_id]
     if not shared:
         raise HarnessError(
             f"{b_name} in {base.dir} and {c_name} in {cand.dir} have no scored example in common "
             f"({len(b_by_id)} and {len(c_by_id)} predictions)"
         )
-    changed = sum(1 for i in shared if b_by_id[i].get("target") != c_by_id[i].get("target"))
+    changed = sum(1 for i in shared if b_by_id[i].target != c_by_id[i].target)
     pairing = Pairing(b_name, c_name, len(shared), len(b_by_id) - len(shared), len(c_by_id) - len(shared), changed)
     return pairing, [b_by_id[i] for i in shared], [c_by_id[i] for i in shared]
 
 
-def _check(
-    base: Run,
-    b_lines: list[dict[str, Any]],
-    c_lines: list[dict[str, Any]],
-    b_name: str,
-    c_name: str,
-    metric: str,
-    max_drop: float,
-    seed: int,
-    n_resamples: int,
-) -> Check:
-    """The paired comparison; the verdict is set once every check's p-value is known."""
-    task, labels = base.task, base.labels
-    # Each side against its own stored targets: identical unless --allow-suite-change let a
-    # changed suite through, and then "the candidate's score" means against its own suite.
-    b_ex, c_ex = [to_example(ln) for ln in b_lines], [to_example(ln) for ln in c_lines]
-    b_ans, c_ans = [answer_of(ln) for ln in b_lines], [answer_of(ln) for ln in c_lines]
+def _binding(base: RunRecord, metric: str) -> Aggregator:
+    """The metric bound to the baseline's task and labels: how both sides' rows are aggregated."""
     suite_dir = base.suite.get("path")  # where an evaluate:./folder metric lives
-    metric_obj = get_metric(metric, Path(suite_dir) if suite_dir else None)
-    agg = metric_obj.bind(task, labels)
-    b_stats, c_stats = agg.stats(b_ans, b_ex), agg.stats(c_ans, c_ex)
-    res = paired_bootstrap(c_stats, b_stats, agg, n_resamples=metric_obj.resamples(n_resamples), seed=seed)
-    p, test = res.p_value, "paired_bootstrap"
-    if metric_obj.paired_test == "mcnemar_exact":  # rows are 0/1 correctness
-        p, test = mcnemar_exact(c_stats[:, 0] > 0.5, b_stats[:, 0] > 0.5), "mcnemar_exact"
-    return Check(b_name, c_name, metric, len(b_lines), float(agg(b_stats)), float(agg(c_stats)), res.diff,
-                 res.ci, p, test, OK, max_drop)
+    return get_metric(metric, Path(str(suite_dir)) if suite_dir else None).bind(base.task, base.labels)
 
 
-# --------------------------------------------------------------------------- output
-
-
-VERDICT_STYLE = {OK: "green", REGRESSION: "bold red", IMPROVED: "bold cyan"}
-
-
-def render_gate(report: GateReport, console: Console) -> None:
-    head = Text("gate ", style="bold")
-    head.append(f"baseline {report.baseline_dir} ({report.baseline_run_id}) vs candidate "
-                f"{report.candidate_dir} ({report.candidate_run_id}) · suite {report.suite} · "
-                f"max drop {report.drop_text()} · alpha {report.alpha:g}"
-                + (" (Holm across checks)" if report.correction == "holm" else ""))
-    console.print(head)
-    for p in report.pairings:
-        pair = p.baseline_strategy if p.baseline_strategy == p.candidate_strategy else f"{p.baseline_strategy} → {p.candidate_strategy}"
-        line = f"  {pair}: {p.n_shared} shared examples"
-        if p.only_baseline or p.only_candidate:
-            line += f", dropped {p.only_baseline} baseline-only and {p.only_candidate} candidate-only"
-        if p.changed_targets:
-            line += f", {p.changed_targets} with a changed target"
-        console.print(Text(line, style="dim"))
-    # Fits an 80-column CI log: one-space gaps, numbers never wrap, names fold when they must.
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 0))
-    for col in ("strategy", "metric", "baseline", "candidate", "diff [95% CI]", "p", "verdict"):
-        named = col in ("strategy", "metric")
-        table.add_column(col, justify="left" if named or col == "verdict" else "right", no_wrap=not named, min_width=8 if named else None,
-                         overflow="fold")
-    for c in report.checks:
-        m = c.metric
-        table.add_row(
-            Text(c.pair), Text(m), fmt_metric(m, c.baseline), fmt_metric(m, c.candidate),
-            f"{_signed(m, c.diff)} [{fmt_metric(m, c.ci[0])}, {fmt_metric(m, c.ci[1])}]", fmt_p(c.p),
-            Text(c.verdict, style=VERDICT_STYLE[c.verdict]),
+def _rows(run: RunRecord, records: list[PredictionRecord], metric: str, binding: Aggregator) -> np.ndarray:
+    """The per-example rows `run` stored for `metric` (under the name its suite used, an alias
+    included), in the order of `records`."""
+    if not binding.metric.stored_rows:
+        # No rows to store (an evaluate module): recomputed from the stored answers, each side
+        # against its own stored targets (they differ only when --allow-suite-change let a
+        # changed suite through).
+        return binding.stats([r.scored_answer for r in records], [r.example() for r in records])
+    stored = {m for r in records for m in r.scores}
+    same = display_metric(metric)  # `exact_match` finds the rows a suite stored as `accuracy`
+    name = metric if metric in stored else next(
+        (m for m in sorted(stored) if same is not None and display_metric(m) is same), metric)
+    rows = stored_rows(records, name)
+    if rows is None:
+        raise HarnessError(
+            f"{run.dir / PREDICTIONS_FILE}: {records[0].strategy} has no stored statistics of metric '{metric}' "
+            f"(it has: {', '.join(sorted(stored)) or 'none'}); the gate compares what each run scored: pick a metric "
+            "of both runs' suites with --metric"
         )
-    console.print(table)
-    holm_note = ", Holm-adjusted across the checks" if report.correction == "holm" else ""
-    console.print(Text(f"p: exact McNemar test for accuracy, paired bootstrap otherwise{holm_note}; "
-                       "diff = candidate - baseline", style="dim"))
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-    n = len(report.checks)
-    if report.regressions:
-        console.print(Text(f"REGRESSION: {len(report.regressions)} of {n} checks failed", style="bold red"))
-        for c in report.regressions:
-            console.print(Text(f"  {c.describe(report.alpha)}", style="red"))
-    else:
-        console.print(Text(f"OK: no regression in {n} checks ({len(report.improvements)} improved)", style="bold green"))
-
-
-def write_junit(report: GateReport, path: Path) -> None:
-    """One testcase per (strategy pair, metric), a <failure> for each regression."""
-    n, failures = len(report.checks), len(report.regressions)
-    root = ET.Element("testsuites", name="sft-harness gate", tests=str(n), failures=str(failures), errors="0")
-    suite = ET.SubElement(root, "testsuite", name=f"gate {report.suite}", tests=str(n), failures=str(failures),
-                          errors="0", skipped="0", time="0")
-    props = ET.SubElement(suite, "properties")
-    for key, value in (("baseline", report.baseline_dir), ("candidate", report.candidate_dir),
-                       ("baseline_run_id", report.baseline_run_id), ("candidate_run_id", report.candidate_run_id),
-                       ("max_drop", report.drop_text()), ("alpha", report.alpha),
-                       ("correction", report.correction)):
-        ET.SubElement(props, "property", name=key, value=str(value))
-    for c in report.checks:
-        case = ET.SubElement(suite, "testcase", classname=f"sft-harness.gate.{report.suite}.{c.pair}",
-                             name=c.metric, time="0")
-        detail = c.describe(report.alpha)
-        if c.verdict == REGRESSION:
-            failure = ET.SubElement(case, "failure", type="regression",
-                                    message=f"{c.metric} dropped by {fmt_metric(c.metric, -c.diff)} (p {fmt_p(c.p)})")
-            failure.text = detail
-        out = ET.SubElement(case, "system-out")
-        out.text = f"{c.verdict}: {detail}"
-    ET.indent(root)
-    write_text_atomic(Path(path), '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
-
-
-def write_json(report: GateReport, path: Path) -> None:
-    write_json_atomic(Path(path), report.to_json())
+    return rows

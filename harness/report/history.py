@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.report.views import fmt_metric, metric_names
+from harness.report.views import metric_names
+from harness.scoring.fmt import fmt_metric, fmt_signed
 
 INDEX = "index.jsonl"
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -183,9 +184,7 @@ def _print_suite(suite: str, entries: list[dict[str, Any]], console: Console) ->
             change = Text("—", style="dim")
             if len(values) >= 2 and latest is not None and values[-2] is not None:
                 delta = latest - values[-2]
-                text = fmt_metric(m, delta)
-                change = Text(text if delta < 0 else "+" + text,
-                              style="green" if delta > 0 else "red" if delta < 0 else "dim")
+                change = Text(fmt_signed(m, delta), style="green" if delta > 0 else "red" if delta < 0 else "dim")
             table.add_row(Text(strategy), Text(m), str(len(series)), fmt_metric(m, latest), change,
                           Text(sparkline(values), style="cyan"))
     console.print(table)

@@ -19,18 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core.cache import write_text_atomic
+from harness.core.runrecord import RunRecord, load_run
 from harness.report.html import render_html
 from harness.report.views import (
     SIGNIFICANCE_LEGEND,
-    Run,
     best_strategies,
     cost_columns,
     describe_test,
-    fmt_metric,
-    fmt_num,
-    fmt_p,
     fmt_value_ci,
-    load_run,
     metric_names,
     metric_value,
     primary_metric,
@@ -41,8 +37,9 @@ from harness.report.views import (
     slice_tables,
     training_line,
 )
+from harness.scoring.fmt import fmt_metric, fmt_num, fmt_p, fmt_share, fmt_signed
 
-__all__ = ["Run", "load_run", "render_all", "render_markdown", "render_csv", "render_html", "print_summary"]
+__all__ = ["RunRecord", "load_run", "render_all", "render_markdown", "render_csv", "render_html", "print_summary"]
 
 
 def render_all(run_dir: Path, history: list[dict[str, Any]] | None = None) -> list[Path]:
@@ -78,7 +75,7 @@ def _md_table(head: list[str], rows: list[list[str]], align: list[str] | None = 
     return "\n".join(lines)
 
 
-def render_markdown(run: Run) -> str:
+def render_markdown(run: RunRecord) -> str:
     results = run.results
     suite, model = results["suite"], results.get("model") or {}
     strategies = results["strategies"]
@@ -102,7 +99,7 @@ def render_markdown(run: Run) -> str:
             cell = f"**{cell}**" if name in best[m] else cell
             row.append(cell + significance_marker(results, name, m))
         invalid = s.get("invalid_rate")
-        row += [md(s.get("n", "—")), f"{100 * float(invalid):.1f}%" if invalid is not None else "—", md(s.get("errors", 0))]
+        row += [md(s.get("n", "—")), fmt_share(invalid), md(s.get("errors", 0))]
         rows.append(row)
     out += [_md_table(["Strategy", *map(md, metrics), "n", "invalid", "errors"], rows), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
 
@@ -157,7 +154,7 @@ def _md_comparisons(results: dict[str, Any]) -> list[str]:
         test = describe_test(c)
         rows.append([
             md(c.get("a", "")), md(c.get("b", "")), md(m), md(c.get("n", "—")),
-            f"{fmt_metric(m, c.get('diff'))} [{fmt_metric(m, ci[0])}, {fmt_metric(m, ci[1])}]",
+            f"{fmt_signed(m, c.get('diff'))} [{fmt_signed(m, ci[0])}, {fmt_signed(m, ci[1])}]",
             fmt_p(c.get("p_value")), fmt_p(c.get("p_holm")), md(test),
             "**yes**" if c.get("significant") else "no",
         ])
@@ -176,7 +173,7 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def render_csv(run: Run) -> str:
+def render_csv(run: RunRecord) -> str:
     results = run.results
     cols = cost_columns(results)
     buf = io.StringIO()

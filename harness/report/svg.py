@@ -8,7 +8,7 @@ are all it needs. Every label is escaped here, so callers may pass suite or mode
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -176,21 +176,31 @@ def line_chart(
         f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" {FONT} class="tick">{escape(y_label)}</text>'
     )
     for s in series:
-        good = [p for p in s.points if math.isfinite(p[0]) and math.isfinite(p[1])]
-        if not good:
-            continue
-        coords = " ".join(f"{_f(px(a))},{_f(py(b))}" for a, b in good)
-        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        out.append(
-            f'<polyline class="series" data-series="{escape(s.name)}" points="{coords}" fill="none" '
-            f'stroke="{s.color}" stroke-width="2"{dash}><title>{escape(s.name)}</title></polyline>'
-        )
-        if len(good) <= 30:  # markers help short series (history) and clutter long loss curves
-            for a, b in good:
-                out.append(
-                    f'<circle cx="{_f(px(a))}" cy="{_f(py(b))}" r="3" fill="{s.color}">'
-                    f"<title>{escape(s.name)}: {b:.4g}</title></circle>"
-                )
+        out += _polyline(s, px, py)
+    out += _legend(series, left, plot_w, height)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _polyline(s: Series, px: Callable[[float], float], py: Callable[[float], float]) -> list[str]:
+    good = [p for p in s.points if math.isfinite(p[0]) and math.isfinite(p[1])]
+    if not good:
+        return []
+    coords = " ".join(f"{_f(px(a))},{_f(py(b))}" for a, b in good)
+    dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+    out = [
+        f'<polyline class="series" data-series="{escape(s.name)}" points="{coords}" fill="none" '
+        f'stroke="{s.color}" stroke-width="2"{dash}><title>{escape(s.name)}</title></polyline>'
+    ]
+    if len(good) <= 30:  # markers help short series (history) and clutter long loss curves
+        out += [f'<circle cx="{_f(px(a))}" cy="{_f(py(b))}" r="3" fill="{s.color}">'
+                f"<title>{escape(s.name)}: {b:.4g}</title></circle>" for a, b in good]
+    return out
+
+
+def _legend(series: Sequence[Series], left: float, plot_w: float, height: int) -> list[str]:
+    """Three entries a row, below the plot."""
+    out = []
     for i, s in enumerate(series):
         lx = left + (i % 3) * (plot_w / 3)
         ly = height + 20 * (i // 3) + 4
@@ -199,5 +209,4 @@ def line_chart(
             f'<line x1="{_f(lx)}" y1="{ly}" x2="{_f(lx + 22)}" y2="{ly}" stroke="{s.color}" stroke-width="3"{dash}/>'
             f'<text x="{_f(lx + 28)}" y="{ly + 4}" {FONT}>{escape(s.name)}</text>'
         )
-    out.append("</svg>")
-    return "\n".join(out)
+    return out

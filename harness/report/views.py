@@ -1,149 +1,25 @@
-"""A finished run as stored on disk (`results.json` + `predictions.jsonl`), and the read-only views
-of it that the report, the gate and the history share.
+"""Read-only views of a finished run that the report, the gate and the history share.
 
-Everything here works from the files alone: no suite, no model. Helpers that only need the
-results take the results dict, so `print_summary` can use them before any file is read back.
+The run folder itself is read by `harness.core.runrecord.load_run`; everything here works from
+what it holds (no suite, no model, no scoring: per-example scores are stored with each
+prediction). Helpers that only need the results take the results dict, so `print_summary` can
+use them before any file is read back.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from harness.core.errors import HarnessError
-from harness.core.types import Example
-from harness.scoring.registry import format_value, higher_is_better, scale_of
+from harness.core.runrecord import RunRecord
+from harness.scoring.fmt import fmt_metric, fmt_num, fmt_p, fmt_share, number, paired_test_name
+from harness.scoring.registry import higher_is_better, scale_of
 
-SCHEMA = "sft-harness/results/v1"
 SIGNIFICANCE = ((0.01, "‡"), (0.05, "†"))  # strictest first
 SIGNIFICANCE_LEGEND = (
     "bold: best per metric; † significantly below the best (Holm-adjusted p < 0.05), "
     "‡ (p < 0.01); brackets: 95% bootstrap interval"
 )
-
-
-@dataclass(frozen=True)
-class Run:
-    dir: Path
-    results: dict[str, Any]
-    predictions: list[dict[str, Any]]
-
-    @property
-    def strategies(self) -> list[str]:
-        return list(self.results["strategies"])
-
-    @property
-    def suite(self) -> dict[str, Any]:
-        return self.results["suite"]
-
-    @property
-    def task(self) -> str:
-        return str(self.suite.get("task", ""))
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.suite.get("labels") or ())
-
-    @property
-    def metrics(self) -> list[str]:
-        return metric_names(self.results)
-
-    @property
-    def primary_metric(self) -> str:
-        return primary_metric(self.results)
-
-    def predictions_for(self, strategy: str) -> list[dict[str, Any]]:
-        """The strategy's lines in file order, one per example (a resumed run may repeat a line:
-        the last one wins, as it does for the runner)."""
-        by_id: dict[str, dict[str, Any]] = {}
-        for line in self.predictions:
-            if line["strategy"] == strategy:
-                by_id.pop(str(line["example_id"]), None)
-                by_id[str(line["example_id"])] = line
-        return list(by_id.values())
-
-
-def load_run(run_dir: Path) -> Run:
-    """Read a run folder; every problem is a HarnessError that names the file (and line)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise HarnessError(f"{run_dir}: no such run folder (expected reports/<run-id> with results.json)")
-    results = _load_results(run_dir / "results.json")
-    predictions = _load_predictions(run_dir / "predictions.jsonl")
-    return Run(run_dir, results, predictions)
-
-
-def _load_results(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise HarnessError(f"{path}: not found; is {path.parent} a run folder written by `sft-harness run`?")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise HarnessError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); re-run to regenerate it") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise HarnessError(f"{path}: cannot be read ({e})") from None
-    if not isinstance(results, dict):
-        raise HarnessError(f"{path}: expected a JSON object, got {type(results).__name__}")
-    if results.get("schema") != SCHEMA:
-        raise HarnessError(f"{path}: schema is {results.get('schema')!r}, expected {SCHEMA!r}")
-    suite = results.get("suite")
-    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str) or not suite.get("task"):
-        raise HarnessError(f"{path}: 'suite' must be an object with 'name' and 'task'")
-    strategies = results.get("strategies")
-    if not isinstance(strategies, dict) or not all(isinstance(s, dict) for s in strategies.values()):
-        raise HarnessError(f"{path}: 'strategies' must be an object of strategy results")
-    for name, s in strategies.items():
-        if not isinstance(s.get("metrics", {}), dict):
-            raise HarnessError(f"{path}: strategies.{name}.metrics must be an object")
-    if not isinstance(results.get("comparisons", []), list):
-        raise HarnessError(f"{path}: 'comparisons' must be a list")
-    return results
-
-
-def _load_predictions(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise HarnessError(f"{path}: not found; the run folder is incomplete (re-run to regenerate it)")
-    lines: list[dict[str, Any]] = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    obj = json.loads(raw)
-                except json.JSONDecodeError as e:
-                    raise HarnessError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-                if not isinstance(obj, dict) or "strategy" not in obj or "example_id" not in obj:
-                    raise HarnessError(f"{path}:{n}: expected an object with 'strategy' and 'example_id'")
-                lines.append(obj)
-    except UnicodeDecodeError as e:
-        raise HarnessError(f"{path}: not UTF-8 text ({e.reason})") from None
-    return lines
-
-
-def to_example(line: dict[str, Any]) -> Example:
-    """The example a prediction line was scored on (input, target and meta are stored with it)."""
-    target = line.get("target")
-    if isinstance(target, list):
-        target = tuple(str(t) for t in target)
-    elif target is None:
-        target = ""
-    elif not isinstance(target, dict):
-        target = str(target)
-    return Example(
-        id=str(line["example_id"]),
-        input=str(line.get("input", "")),
-        target=target,
-        meta=dict(line.get("meta") or {}),
-    )
-
-
-def answer_of(line: dict[str, Any]) -> Any:
-    """What the metrics saw: a failed prediction is an invalid answer, as harness.scoring treats it."""
-    return None if line.get("error") is not None else line.get("answer")
 
 
 # --------------------------------------------------------------------------- views of results
@@ -167,21 +43,7 @@ def metric_value(strategy: dict[str, Any], metric: str) -> tuple[float, float, f
     """(value, ci_low, ci_high); NaN where absent."""
     m = strategy.get("metrics", {}).get(metric) or {}
     ci = m.get("ci") or [None, None]
-    return _num(m.get("value")), _num(ci[0] if len(ci) > 0 else None), _num(ci[1] if len(ci) > 1 else None)
-
-
-def _num(x: Any) -> float:
-    try:
-        return float(x) if x is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def fmt_metric(metric: str, value: Any) -> str:
-    v = _num(value)
-    if math.isnan(v):
-        return "—"
-    return format_value(metric, v)  # the metric's own format: 0.812 for accuracy, 31.4 for BLEU
+    return number(m.get("value")), number(ci[0] if len(ci) > 0 else None), number(ci[1] if len(ci) > 1 else None)
 
 
 def fmt_value_ci(metric: str, strategy: dict[str, Any]) -> str:
@@ -224,35 +86,16 @@ def significance_marker(results: dict[str, Any], strategy: str, metric: str) -> 
     c = find_comparison(results, strategy, best[0], metric)
     if c is None:
         return ""
-    p = _num(c.get("p_holm", c.get("p_value")))
+    p = number(c.get("p_holm", c.get("p_value")))
     if math.isnan(p):
         return "†" if c.get("significant") else ""
     return next((mark for level, mark in SIGNIFICANCE if p < level), "")
 
 
-def fmt_p(p: Any) -> str:
-    v = _num(p)
-    if math.isnan(v):
-        return "—"
-    return "<0.001" if v < 0.001 else f"{v:.3f}"
-
-
-def fmt_num(x: Any, digits: int = 2) -> str:
-    v = _num(x)
-    if math.isnan(v):
-        return "—"
-    if digits == 0 or (v.is_integer() and abs(v) >= 1000):
-        return f"{v:,.0f}"
-    return f"{v:,.{digits}f}"
-
-
-TEST_NAMES = {"paired_bootstrap": "paired bootstrap", "mcnemar_exact": "exact McNemar"}
-
-
 def describe_test(comparison: dict[str, Any]) -> str:
     """The test behind a comparison's p value, with the other test's p when both were run."""
     test = str(comparison.get("test", ""))
-    text = TEST_NAMES.get(test, test)
+    text = paired_test_name(test)
     if test == "mcnemar_exact" and comparison.get("bootstrap_p") is not None:
         text += f" (bootstrap p {fmt_p(comparison['bootstrap_p'])})"
     elif test != "mcnemar_exact" and comparison.get("mcnemar_p") is not None:
@@ -279,8 +122,12 @@ COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("prepare_s", "prepare s", 1),
     ("predict_s", "predict s", 1),
     ("examples_per_s", "examples/s", 2),
-    ("latency_p50_s", "latency p50 s", 3),
-    ("latency_p95_s", "latency p95 s", 3),
+    # Each example's share of its decoding batch's wall time: a cost, not a request's latency.
+    ("batch_share_p50_s", "time per example p50 s (share of batch)", 3),
+    ("batch_share_p95_s", "time per example p95 s (share of batch)", 3),
+    # Real per-request latency: only from a backend that serves requests (null for local decoding).
+    ("latency_p50_s", "request latency p50 s", 3),
+    ("latency_p95_s", "request latency p95 s", 3),
     ("prompt_tokens_per_example", "prompt tok/ex", 1),
     ("output_tokens_per_example", "output tok/ex", 1),
     ("training_tokens", "training tokens", 0),
@@ -288,15 +135,17 @@ COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("training_usd", "training USD", 2),
     ("usd_per_correct", "USD / correct", 5),
 )
-USD_KEYS = frozenset({"usd_per_1k_requests", "training_usd", "usd_per_correct"})
+# Shown only when some strategy has a value: a price was given, a backend measured requests.
+OPTIONAL_COST_KEYS = frozenset({"usd_per_1k_requests", "training_usd", "usd_per_correct", "latency_p50_s",
+                                "latency_p95_s"})
 
 
 def cost_columns(results: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """The cost columns to show: USD ones only when some strategy has a price."""
+    """The cost columns to show (see OPTIONAL_COST_KEYS)."""
     costs = [s.get("cost") or {} for s in results.get("strategies", {}).values()]
     return [
         col for col in COST_COLUMNS
-        if col[0] not in USD_KEYS or any(c.get(col[0]) is not None for c in costs)
+        if col[0] not in OPTIONAL_COST_KEYS or any(c.get(col[0]) is not None for c in costs)
     ]
 
 
@@ -325,7 +174,7 @@ def training_line(name: str, training: dict[str, Any]) -> str:
     if training.get("tokens_per_s") is not None:
         parts.append(f"{fmt_num(training['tokens_per_s'], 0)} tokens/s")
     if training.get("padding_share") is not None:
-        parts.append(f"padding {fmt_num(100 * _num(training['padding_share']), 1)}%")
+        parts.append(f"padding {fmt_share(training['padding_share'])}")
     if training.get("train_tokens") is not None:
         parts.append(f"{fmt_num(training['train_tokens'], 0)} training tokens")
     if training.get("epochs") is not None:
@@ -350,19 +199,8 @@ def retrieval_line(name: str, retrieval: dict[str, Any]) -> str:
     return f"{name}: {text}"
 
 
-def example_scores(run: Run) -> dict[str, dict[str, float]]:
-    """{strategy: {example_id: score in [0, 1]}} from each prediction's stored answer and target.
-
-    The score is `metrics.example_scores`: right/wrong for labels, token or field F1 where an
-    answer can be partly right.
-    """
-    from harness.scoring.metrics import (
-        example_scores as scores_of,  # numpy-backed; only the views that need it pay for it
-    )
-
-    out: dict[str, dict[str, float]] = {}
-    for name in run.strategies:
-        lines = run.predictions_for(name)
-        scores = scores_of(run.task, [answer_of(ln) for ln in lines], [to_example(ln) for ln in lines])
-        out[name] = {str(ln["example_id"]): float(v) for ln, v in zip(lines, scores, strict=True)}
-    return out
+def example_scores(run: RunRecord) -> dict[str, dict[str, float]]:
+    """{strategy: {example_id: score in [0, 1]}}: the score stored with each prediction
+    (harness.core.runrecord.SCORE_NAME): right/wrong for labels, token or field F1 where an
+    answer can be partly right."""
+    return {name: {r.example_id: r.score for r in run.predictions_for(name)} for name in run.strategies}

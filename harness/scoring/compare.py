@@ -1,8 +1,10 @@
 """From predictions to the per-strategy, pairwise and recommendation parts of results.json.
 
-Pure functions over `Suite`, `Example` and `Prediction`; `harness.runner` adds the run-level
-fields and writes the file (docs/results-schema.md). Values that are undefined (a metric on
-zero examples) are written as None, never NaN, so results.json stays strict JSON.
+Pure functions over `Suite`, `Example` and predictions: the runner's `PredictionRecord`s, whose
+per-example rows were computed once when they were recorded (harness.scoring.rows), or plain
+`Prediction`s, scored here. `harness.runner` adds the run-level fields and writes the file
+(docs/results-schema.md). Values that are undefined (a metric on zero examples) are written as
+None, never NaN, so results.json stays strict JSON.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.types import Example, Prediction, Suite
-from harness.scoring.registry import Metric, format_value, get_metric, higher_is_better
-from harness.scoring.stats import bootstrap_ci, holm, mcnemar_exact, paired_bootstrap, resamples_for_holm
+from harness.core.runrecord import last_wins
+from harness.core.types import Example, Suite
+from harness.scoring.fmt import fmt_metric, fmt_seconds, p_phrase
+from harness.scoring.paired import PairedComparison, paired_comparison
+from harness.scoring.registry import Metric, higher_is_better
+from harness.scoring.rows import Predicted, answer_of, bind_metrics, rows_over
+from harness.scoring.stats import bootstrap_ci, holm, resamples_for_holm
 
 ALPHA = 0.05
 MISSING_SLICE = "(missing)"
@@ -30,28 +36,12 @@ def _num(x: float | None) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _by_id(predictions: Sequence[Prediction]) -> dict[str, Prediction]:
-    # A resumed run may write an example twice; the last prediction written wins.
-    return {p.example_id: p for p in predictions}
-
-
-def _answer(pred: Prediction | None) -> Any:
-    # No prediction, or one that failed, is an invalid answer: scored as wrong.
-    if pred is None or pred.error is not None:
-        return None
-    return pred.answer
-
-
 def _slice_keys(example: Example, field: str) -> list[str]:
     if field not in example.meta:
         return [MISSING_SLICE]
     value = example.meta[field]
     values = value if isinstance(value, (list, tuple)) else [value]  # tags: one slice each
     return [v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True) for v in values]
-
-
-def _suite_metrics(suite: Suite) -> dict[str, Metric]:
-    return {m: get_metric(m, suite.path) for m in suite.metrics}
 
 
 def _capped(metric: Metric, resamples: int, wanted: int) -> dict[str, Any]:
@@ -66,7 +56,7 @@ def _capped(metric: Metric, resamples: int, wanted: int) -> dict[str, Any]:
 def score_strategy(
     suite: Suite,
     examples: Sequence[Example],
-    predictions: Sequence[Prediction],
+    predictions: Sequence[Predicted],
     *,
     seed: int,
     slice_by: Sequence[str] = (),
@@ -78,20 +68,20 @@ def score_strategy(
     whose prediction has `error` set, counts as invalid (wrong). `errors` counts those examples;
     `invalid_rate` is the share of examples whose answer is None (errors included).
     """
-    preds = _by_id(predictions)
-    answers = [_answer(preds.get(e.id)) for e in examples]
+    preds = last_wins(predictions)
+    answers = [answer_of(preds.get(e.id)) for e in examples]
     n = len(examples)
-    errors = sum(1 for e in examples if preds.get(e.id) is None or preds[e.id].error is not None)
+    errors = sum(1 for e in examples if (p := preds.get(e.id)) is None or p.error is not None)
 
     # Results keep the name the suite used (an alias such as exact_match included).
-    objs = _suite_metrics(suite)
-    aggs = {m: objs[m].bind(suite.task, suite.labels) for m in suite.metrics}
-    stats = {m: aggs[m].stats(answers, examples) for m in suite.metrics}
+    aggs = bind_metrics(suite)
+    stats = {m: rows_over(aggs[m], m, examples, preds) for m in suite.metrics}
     metrics: dict[str, Any] = {}
     for m in suite.metrics:
-        resamples = objs[m].resamples(n_resamples)
+        resamples = aggs[m].metric.resamples(n_resamples)
         lo, hi = bootstrap_ci(stats[m], aggs[m], n_resamples=resamples, seed=seed)
-        metrics[m] = {"value": _num(aggs[m](stats[m])), "ci": [_num(lo), _num(hi)], **_capped(objs[m], resamples, n_resamples)}
+        metrics[m] = {"value": _num(aggs[m](stats[m])), "ci": [_num(lo), _num(hi)],
+                      **_capped(aggs[m].metric, resamples, n_resamples)}
 
     slices: dict[str, Any] = {}
     for field in slice_by:
@@ -117,50 +107,34 @@ def score_strategy(
 def compare_strategies(
     suite: Suite,
     examples: Sequence[Example],
-    predictions_by_strategy: Mapping[str, Sequence[Prediction]],
+    predictions_by_strategy: Mapping[str, Sequence[Predicted]],
     *,
     seed: int,
     n_resamples: int = 1000,
 ) -> list[dict[str, Any]]:
     """Every unordered pair of strategies (in the mapping's order) on every suite metric.
 
-    Each pair is compared on the examples both strategies have a prediction for. diff = a - b
-    with a paired-bootstrap interval. p_value is the paired bootstrap's, except for accuracy,
-    where it is the exact McNemar test on per-example correctness ("test": "mcnemar_exact"; the
-    bootstrap p is kept as "bootstrap_p"). Holm's correction is applied per metric across pairs;
-    the bootstrap draws enough resamples for its p-values to survive it (`resamples_for_holm`).
+    Each pair is compared on the examples both strategies have a prediction for, by
+    `harness.scoring.paired.paired_comparison`: diff = a - b with a paired-bootstrap interval;
+    p_value is the paired bootstrap's, except for accuracy, where it is the exact McNemar test on
+    per-example correctness ("test": "mcnemar_exact"; the bootstrap p is kept as "bootstrap_p").
+    Holm's correction is applied per metric across pairs; the bootstrap draws enough resamples for
+    its p-values to survive it (`resamples_for_holm`).
     """
     names = list(predictions_by_strategy)
-    by_strategy = {s: _by_id(predictions_by_strategy[s]) for s in names}
+    by_strategy = {s: last_wins(predictions_by_strategy[s]) for s in names}
     n_pairs = len(names) * (len(names) - 1) // 2
     wanted = resamples_for_holm(n_pairs, ALPHA, at_least=n_resamples)
-    objs = _suite_metrics(suite)
+    aggs = bind_metrics(suite)
     rows: list[dict[str, Any]] = []
     for a, b in itertools.combinations(names, 2):
         common = [e for e in examples if e.id in by_strategy[a] and e.id in by_strategy[b]]
-        ans_a = [_answer(by_strategy[a][e.id]) for e in common]
-        ans_b = [_answer(by_strategy[b][e.id]) for e in common]
         for m in suite.metrics:
-            agg = objs[m].bind(suite.task, suite.labels)
-            stats_a, stats_b = agg.stats(ans_a, common), agg.stats(ans_b, common)
-            resamples = objs[m].resamples(wanted)
-            res = paired_bootstrap(stats_a, stats_b, agg, n_resamples=resamples, seed=seed)
-            row: dict[str, Any] = {
-                "a": a,
-                "b": b,
-                "metric": m,
-                "n": len(common),
-                "diff": _num(res.diff),
-                "ci": [_num(res.ci[0]), _num(res.ci[1])],
-                "p_value": res.p_value,
-                "test": "paired_bootstrap",
-                "resamples": resamples,
-            }
-            if objs[m].paired_test == "mcnemar_exact":  # rows are 0/1 correctness
-                mc = mcnemar_exact(stats_a[:, 0] > 0.5, stats_b[:, 0] > 0.5)
-                row.update(mcnemar_p=mc, bootstrap_p=res.p_value, p_value=mc, test="mcnemar_exact")
-            row.update(_capped(objs[m], resamples, wanted))  # evaluate modules: fewer resamples, said so
-            rows.append(row)
+            res = paired_comparison(rows_over(aggs[m], m, common, by_strategy[a]),
+                                    rows_over(aggs[m], m, common, by_strategy[b]),
+                                    aggs[m], seed=seed, n_resamples=wanted)
+            rows.append({"a": a, "b": b, "metric": m, "n": len(common), **_comparison(res),
+                         **_capped(aggs[m].metric, res.resamples, wanted)})  # evaluate modules: fewer, said so
     for m in suite.metrics:
         group = [r for r in rows if r["metric"] == m]
         for r, p in zip(group, holm([r["p_value"] for r in group]), strict=True):
@@ -169,25 +143,39 @@ def compare_strategies(
     return rows
 
 
+def _comparison(res: PairedComparison) -> dict[str, Any]:
+    row: dict[str, Any] = {"diff": _num(res.diff), "ci": [_num(res.ci[0]), _num(res.ci[1])],
+                           "p_value": res.p_value, "test": res.test, "resamples": res.resamples}
+    if res.mcnemar_p is not None:
+        row.update(mcnemar_p=res.mcnemar_p, bootstrap_p=res.bootstrap_p)
+    return row
+
+
 def cost_summary(
-    predictions: Sequence[Prediction],
+    predictions: Sequence[Predicted],
     *,
     prepare_s: float,
     predict_s: float,
     training_tokens: int = 0,
     usd_per_hour: float | None = None,
     n_correct: float | None = None,
+    request_latencies: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The "cost" block of results.json.
 
-    Latency percentiles come from the per-prediction latencies; throughput and dollars from the
-    wall-clock prepare/predict times (batched decoding makes per-request latency overstate the
-    cost). Dollar figures are None without a rate; usd_per_correct is (training_usd + inference
-    usd) / n_correct, None when nothing is correct. n_correct is the sum of per-example scores
-    (`metrics.example_scores`): right answers for labels, F1-weighted answers for free text.
+    The engine decodes in batches and charges each example an equal share of its batch's wall
+    time (`latency_s`): `batch_share_p50_s` / `_p95_s` are percentiles of those shares, a cost
+    figure, not what a user would wait for one request. Real per-request latency
+    (`latency_p50_s` / `_p95_s`) is only known to a backend that serves requests one by one (an
+    OpenAI-compatible server): it passes `request_latencies`; local decoding leaves them None.
+    Throughput and dollars come from the wall-clock prepare/predict times. Dollar figures are None
+    without a rate; usd_per_correct is (training_usd + inference usd) / n_correct, None when
+    nothing is correct. n_correct is the sum of per-example scores (`records.score_sum`): right
+    answers for labels, F1-weighted answers for free text.
     """
     n = len(predictions)
-    latencies = np.array([p.latency_s for p in predictions], dtype=np.float64)
+    shares = np.array([p.latency_s for p in predictions], dtype=np.float64)
+    requests = np.array([] if request_latencies is None else request_latencies, dtype=np.float64)
     infer_usd = training_usd = per_1k = per_correct = None
     if usd_per_hour is not None:
         training_usd = usd_per_hour * prepare_s / 3600.0
@@ -199,8 +187,10 @@ def cost_summary(
         "prepare_s": float(prepare_s),
         "predict_s": float(predict_s),
         "examples_per_s": n / predict_s if predict_s > 0 else None,
-        "latency_p50_s": float(np.percentile(latencies, 50)) if n else None,
-        "latency_p95_s": float(np.percentile(latencies, 95)) if n else None,
+        "batch_share_p50_s": _percentile(shares, 50),
+        "batch_share_p95_s": _percentile(shares, 95),
+        "latency_p50_s": _percentile(requests, 50),
+        "latency_p95_s": _percentile(requests, 95),
         "prompt_tokens_per_example": sum(p.prompt_tokens for p in predictions) / n if n else None,
         "output_tokens_per_example": sum(p.output_tokens for p in predictions) / n if n else None,
         "training_tokens": int(training_tokens),
@@ -208,6 +198,10 @@ def cost_summary(
         "training_usd": training_usd,
         "usd_per_correct": per_correct,
     }
+
+
+def _percentile(values: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
 
 
 # --------------------------------------------------------------------------- recommendation
@@ -249,24 +243,20 @@ def _pair(comparisons: Sequence[Mapping[str, Any]], x: str, y: str, metric: str)
 
 
 def _fmt(metric: str, v: float | None) -> str:
-    return "n/a" if v is None else format_value(metric, v)
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "p not available"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    return fmt_metric(metric, v, missing="n/a")
 
 
 def _fmt_cost(strategy: Mapping[str, Any]) -> str:
     s = _seconds(strategy)
     if s is None:
         return "cost not measured"
-    return f"{_secs(s[0])} to prepare and {_secs(s[1])} to predict"
+    return f"{fmt_seconds(s[0])} to prepare and {fmt_seconds(s[1])} to predict"
 
 
-def _secs(x: float) -> str:
-    return f"{x:.1f} s" if x < 10 else f"{x:.0f} s"
+def _advice(winner: str | None, metric: str, text: str, runner_up: str | None = None, margin: float | None = None,
+            significant: bool = False) -> dict[str, Any]:
+    return {"winner": winner, "metric": metric, "runner_up": runner_up, "margin": margin,
+            "significant": significant, "text": text}
 
 
 def recommend(
@@ -287,14 +277,7 @@ def recommend(
     values = {name: v for name, s in strategies.items() if (v := _value(s, m)) is not None}
     scored = {name: strategies[name] for name in values}
     if not scored:
-        return {
-            "winner": None,
-            "metric": m,
-            "runner_up": None,
-            "margin": None,
-            "significant": False,
-            "text": f"No strategy has a {m} score, so there is nothing to recommend.",
-        }
+        return _advice(None, m, f"No strategy has a {m} score, so there is nothing to recommend.")
 
     def rank_key(name: str) -> tuple[float, float, str]:
         total = _total(scored[name])
@@ -302,18 +285,9 @@ def recommend(
 
     ranked = sorted(scored, key=rank_key)
     top = ranked[0]
-    v_top = values[top]
     if len(ranked) == 1:
-        return {
-            "winner": top,
-            "metric": m,
-            "runner_up": None,
-            "margin": None,
-            "significant": False,
-            "text": f"Only {top} was scored ({m} {_fmt(m, v_top)}, {_fmt_cost(scored[top])}); "
-            "there is nothing to compare it with.",
-        }
-
+        return _advice(top, m, f"Only {top} was scored ({m} {_fmt(m, values[top])}, {_fmt_cost(scored[top])}); "
+                       "there is nothing to compare it with.")
     top_cost = _total(scored[top])
     cheaper_tied = []
     for name in ranked[1:]:
@@ -321,28 +295,31 @@ def recommend(
         c = _pair(comparisons, top, name, m)
         if top_cost is not None and cost is not None and cost < top_cost and not (c and c.get("significant")):
             cheaper_tied.append(name)
-
     if cheaper_tied:
         pick = min(cheaper_tied, key=lambda s: (_total(scored[s]), -sign * values[s], s))
-        c = _pair(comparisons, pick, top, m)
-        v_pick = values[pick]
-        p = c.get("p_holm") if c else None
-        text = (
-            f"Use {pick}: its {m} ({_fmt(m, v_pick)}) shows no significant difference from {top}'s "
-            f"({_fmt(m, v_top)}; {_fmt_p(p)} after Holm's correction), and it is cheaper "
-            f"({_fmt_cost(scored[pick])}, against {_fmt_cost(scored[top])} for {top})."
-        )
-        return {
-            "winner": pick,
-            "metric": m,
-            "runner_up": top,
-            "margin": sign * (v_pick - v_top),
-            "significant": False,
-            "text": text,
-        }
+        return _cheaper_tie(pick, top, scored, values, comparisons, m)
+    return _top_wins(top, ranked[1], scored, values, comparisons, m)
 
-    runner = ranked[1]
-    v_run = values[runner]
+
+def _cheaper_tie(pick: str, top: str, scored: Mapping[str, Mapping[str, Any]], values: Mapping[str, float],
+                 comparisons: Sequence[Mapping[str, Any]], m: str) -> dict[str, Any]:
+    """`pick` is cheaper than the top scorer `top` and not significantly worse: use it."""
+    sign = 1.0 if higher_is_better(m) else -1.0
+    c = _pair(comparisons, pick, top, m)
+    p = c.get("p_holm") if c else None
+    text = (
+        f"Use {pick}: its {m} ({_fmt(m, values[pick])}) shows no significant difference from {top}'s "
+        f"({_fmt(m, values[top])}; {p_phrase(p)} after Holm's correction), and it is cheaper "
+        f"({_fmt_cost(scored[pick])}, against {_fmt_cost(scored[top])} for {top})."
+    )
+    return _advice(pick, m, text, runner_up=top, margin=sign * (values[pick] - values[top]))
+
+
+def _top_wins(top: str, runner: str, scored: Mapping[str, Mapping[str, Any]], values: Mapping[str, float],
+              comparisons: Sequence[Mapping[str, Any]], m: str) -> dict[str, Any]:
+    """No cheaper strategy ties with the top scorer: it wins, significantly or not."""
+    sign = 1.0 if higher_is_better(m) else -1.0
+    v_top, v_run = values[top], values[runner]
     c = _pair(comparisons, top, runner, m)
     significant = bool(c and c.get("significant") and sign * (c.get("diff") or 0.0) > 0)
     p = c.get("p_holm") if c else None
@@ -351,23 +328,14 @@ def recommend(
     if c and c.get("ci") and c["ci"][0] is not None:
         head += f", 95% CI [{_fmt(m, c['ci'][0])}, {_fmt(m, c['ci'][1])}]"
     if significant:
-        text = f"{head}, {_fmt_p(p)} after Holm's correction), a significant difference; it takes {_fmt_cost(scored[top])}."
+        text = f"{head}, {p_phrase(p)} after Holm's correction), a significant difference; it takes {_fmt_cost(scored[top])}."
     else:
         # No cheaper strategy ties with the top one, so here the runner-up costs at least as much.
         why = (
             f"{top} is also no more expensive ({_fmt_cost(scored[top])}, against "
             f"{_fmt_cost(scored[runner])} for {runner})"
-            if top_cost is not None and _total(scored[runner]) is not None
+            if _total(scored[top]) is not None and _total(scored[runner]) is not None
             else "more test examples are needed to tell them apart"
         )
-        text = (
-            f"{head}), but there is no significant difference ({_fmt_p(p)} after Holm's correction); {why}."
-        )
-    return {
-        "winner": top,
-        "metric": m,
-        "runner_up": runner,
-        "margin": margin,
-        "significant": significant,
-        "text": text,
-    }
+        text = f"{head}), but there is no significant difference ({p_phrase(p)} after Holm's correction); {why}."
+    return _advice(top, m, text, runner_up=runner, margin=margin, significant=significant)

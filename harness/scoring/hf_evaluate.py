@@ -29,7 +29,7 @@ import numpy as np
 from harness.core.errors import HarnessError, MissingPackageError
 from harness.core.suites import EVALUATE_PREFIX, is_local_metric, split_evaluate_metric
 from harness.core.types import Example
-from harness.scoring.metrics import answer_text
+from harness.scoring.extract import answer_text
 from harness.scoring.registry import Metric, MetricContext
 
 MAX_RESAMPLES = 200
@@ -81,7 +81,7 @@ def _metric(name: str, aggregate: Any) -> Metric:
     target, key = split_evaluate_metric(name)
     base = (key or Path(target.rstrip("/")).stem).lower()
     return Metric(name, _rows, aggregate, None, scale=None, higher_is_better=base not in LOWER_IS_BETTER,
-                  format_spec=".4g", max_resamples=MAX_RESAMPLES, description=f"Hugging Face evaluate module {target}")
+                  format_spec=".4g", max_resamples=MAX_RESAMPLES, stored_rows=False, description=f"Hugging Face evaluate module {target}")
 
 
 def _not_loaded(rows: np.ndarray, ctx: MetricContext) -> float:

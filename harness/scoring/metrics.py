@@ -1,209 +1,49 @@
-"""Answer extraction and the built-in metrics, defined once for the whole harness.
+"""The built-in metrics, defined once for the whole harness.
 
-Two steps, kept apart:
-
-1. `extract_answer` turns a raw model output into what the metrics see (a label, a dict of
-   fields, a string), or None when the output is unusable. None is "invalid": it is scored as
-   a wrong answer, never a crash.
-2. Every metric is a `harness.metric_registry.Metric`: `stats` gives one row of sufficient
-   statistics per example, and `aggregate` turns any subset or resample of those rows into the
-   corpus value. The bootstrap and the slices then only index rows, which is both cheap and
-   exact (corpus BLEU of a resample is BLEU of the resample, not a mean of sentence BLEUs).
-   The built-ins are registered by `register_builtins`, the one place that lists them.
+Every metric is a `harness.scoring.registry.Metric`: `stats` gives one row of sufficient
+statistics per example, and `aggregate` turns any subset or resample of those rows into the
+corpus value. The bootstrap and the slices then only index rows, which is both cheap and exact
+(corpus BLEU of a resample is BLEU of the resample, not a mean of sentence BLEUs). The built-ins
+are registered by `register_builtins`, the one place that lists them. Answers come from
+harness.scoring.extract; BLEU and chrF live in harness.scoring.bleu_chrf.
 
 Scales: accuracy, f1, rouge_l lie in [0, 1]; bleu and chrf in [0, 100] as in sacrebleu.
 `exact_match` is another name of `accuracy`. Every built-in is higher-is-better. Aggregating
-zero rows gives NaN (undefined). BLEU uses only sacrebleu's public API; chrF is computed here
-(sacrebleu exposes no per-segment chrF statistics), and the tests hold both to sacrebleu's
-`corpus_bleu` / `corpus_chrf`.
+zero rows gives NaN (undefined).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-import string
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from harness.core.errors import MissingPackageError
 from harness.core.text import normalize_label
 from harness.core.types import Example
+from harness.scoring.bleu_chrf import (
+    bleu_aggregate,
+    bleu_resamples,
+    bleu_rows,
+    chrf_aggregate,
+    chrf_resamples,
+    chrf_rows,
+)
+from harness.scoring.extract import (
+    answer_text,
+    normalize_answer,
+    normalize_field,
+    normalize_value,
+    references,
+)
 from harness.scoring.registry import Aggregator, Metric, MetricContext, Registry, get_metric
 
 # Column meaning of the classification rows used by macro-F1: gold and predicted label index,
 # -1 for "not in the label set" (an invalid answer, or a gold label the suite does not list).
 _NO_LABEL = -1
-
-
-# --------------------------------------------------------------------------- normalisation
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalisation: lower, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCT)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-_PUNCT = frozenset(string.punctuation)
-
-
-def _normalize_value(value: Any) -> str:
-    """A field value as a comparable string: casefolded, whitespace collapsed, numbers canonical."""
-    text = " ".join(_value_to_str(value).casefold().split())
-    # "42", "42.0" and 42 are the same number; leave anything that is not a plain number alone.
-    if re.fullmatch(r"[-+]?\d+(\.\d+)?", text):
-        number = float(text)
-        if math.isfinite(number):
-            text = str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
-    return text
-
-
-def _normalize_field(name: str) -> str:
-    return " ".join(str(name).casefold().replace("_", " ").replace("-", " ").split())
-
-
-def _value_to_str(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    # Nested values compare by their canonical JSON text.
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def answer_text(answer: Any) -> str:
-    """What text metrics (BLEU, chrF, ROUGE-L, token F1) see for an answer; invalid is ''."""
-    if answer is None:
-        return ""
-    if isinstance(answer, str):
-        return answer
-    if isinstance(answer, dict):
-        return json.dumps(answer, ensure_ascii=False, sort_keys=True)
-    return str(answer)
-
-
-def _references(example: Example) -> tuple[str, ...]:
-    refs = tuple(r for r in example.references() if r is not None)
-    return refs or ("",)  # no reference at all scores like an empty one instead of crashing
-
-
-# --------------------------------------------------------------------------- extraction
-
-
-def extract_answer(
-    output: str | None, task: str, labels: Sequence[str] = (), fields: Sequence[str] = ()
-) -> Any | None:
-    """What the metrics see for one raw output; None when the output is invalid.
-
-    classification: the label the output names (see `_find_label`).
-    extraction: the first JSON object in the output, values as strings (see `parse_json_object`);
-        when `fields` is given, keys are matched to those names case-insensitively and other
-        keys are dropped (the suite's fields define what is scored).
-    qa / generation: the stripped output ('' is invalid).
-    """
-    if output is None:
-        return None
-    if task == "classification":
-        if not labels:
-            return output.strip() or None
-        return _find_label(output, labels)
-    if task == "extraction":
-        obj = parse_json_object(output)
-        if obj is None:
-            return None
-        return _restrict_fields(obj, fields)
-    if task in ("qa", "generation"):
-        return output.strip() or None
-    raise ValueError(f"unknown task {task!r}")
-
-
-def _find_label(output: str, labels: Sequence[str]) -> str | None:
-    """The label an output names.
-
-    1. The whole normalised output equals a normalised label.
-    2. Otherwise the labels that occur as whole words in the output; a match lying inside a
-       longer matching label ("positive" inside "very positive", "spam" inside "not spam") is
-       dropped; of the rest, the earliest wins (models state the answer first and explain
-       after), and at the same position the longest.
-    """
-    norm_out = normalize_label(output)
-    norm_labels = [(normalize_label(label), label) for label in labels]
-    for norm, label in norm_labels:
-        if norm and norm == norm_out:
-            return label
-    spans: list[tuple[int, int, str]] = []  # (start, end, label) of every whole-word occurrence
-    for norm, label in norm_labels:
-        if not norm:
-            continue
-        for m in re.finditer(r"(?<!\S)" + re.escape(norm) + r"(?!\S)", norm_out):
-            spans.append((m.start(), m.end(), label))
-    kept = [
-        s
-        for s in spans
-        if not any(o[0] <= s[0] and s[1] <= o[1] and (o[1] - o[0]) > (s[1] - s[0]) for o in spans)
-    ]
-    if not kept:
-        return None
-    kept.sort(key=lambda s: (s[0], -(s[1] - s[0])))
-    return kept[0][2]
-
-
-_FENCE = re.compile(r"```[a-zA-Z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
-
-
-def parse_json_object(text: str) -> dict[str, str] | None:
-    """The first JSON object in `text` (inside ```json fences or among prose), values as strings.
-
-    A single trailing comma before a closing bracket is tolerated. None when no object parses.
-    """
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for chunk in candidates:
-        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
-            obj = _decode_at(decoder, chunk, start)
-            if isinstance(obj, dict):
-                return {str(k): _value_to_str(v) for k, v in obj.items()}
-    return None
-
-
-def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> Any:
-    try:
-        return decoder.raw_decode(text, start)[0]
-    except json.JSONDecodeError:
-        pass
-    # Retry with trailing commas removed, up to the first closing brace that makes it parse.
-    for end in (i for i, ch in enumerate(text) if ch == "}" and i > start):
-        fixed = _TRAILING_COMMA.sub(r"\1", text[start : end + 1])
-        try:
-            return json.loads(fixed)
-        except json.JSONDecodeError:
-            continue
-    return None
-
-
-def _restrict_fields(obj: dict[str, str], fields: Sequence[str]) -> dict[str, str]:
-    if not fields:
-        return obj
-    by_norm = {_normalize_field(f): f for f in fields}
-    out: dict[str, str] = {}
-    for key, value in obj.items():
-        name = by_norm.get(_normalize_field(key))
-        if name is not None and name not in out:
-            out[name] = value
-    return out
 
 
 # --------------------------------------------------------------------------- per-example scores
@@ -260,7 +100,7 @@ def _pairs(d: Any) -> set[tuple[str, str]]:
             return set()
     if not isinstance(d, dict):
         return set()
-    pairs = {(_normalize_field(k), _normalize_value(v)) for k, v in d.items()}
+    pairs = {(normalize_field(k), normalize_value(v)) for k, v in d.items()}
     return {p for p in pairs if p[1] != ""}
 
 
@@ -299,7 +139,7 @@ def _correct(task: str, answer: Any, example: Example) -> bool:
     if task == "extraction":
         return isinstance(answer, (dict, str)) and _pairs(answer) == _pairs(example.target)
     norm = normalize_answer(answer_text(answer))
-    return any(norm == normalize_answer(ref) for ref in _references(example))
+    return any(norm == normalize_answer(ref) for ref in references(example))
 
 
 
@@ -327,7 +167,7 @@ def _f1_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricCon
             gold = _pairs(e.target)
             rows.append([len(pred & gold), len(pred - gold), len(gold - pred)])
         return np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return _best_over_references(squad_f1, answers, examples)
+    return _best_overreferences(squad_f1, answers, examples)
 
 
 def _f1_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
@@ -347,13 +187,13 @@ def _f1_many(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.nda
 
 
 def _rouge_l_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
-    return _best_over_references(rouge_l, answers, examples)
+    return _best_overreferences(rouge_l, answers, examples)
 
 
-def _best_over_references(score: Any, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
+def _best_overreferences(score: Any, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
     return np.array(
         [
-            max(score(answer_text(a), r) for r in _references(e)) if a is not None else 0.0
+            max(score(answer_text(a), r) for r in references(e)) if a is not None else 0.0
             for a, e in zip(answers, examples, strict=True)
         ],
         dtype=np.float64,
@@ -389,127 +229,6 @@ def _macro_f1_many(rows: np.ndarray, counts: np.ndarray, n_labels: int) -> np.nd
     return np.divide(f.sum(axis=1), present, out=np.zeros(len(f)), where=present > 0)
 
 
-# --------------------------------------------------------------------------- bleu (sacrebleu)
-
-
-@lru_cache(maxsize=1)
-def _bleu() -> Any:
-    try:
-        from sacrebleu.metrics import BLEU
-    except ImportError:
-        raise MissingPackageError("sacrebleu (for the bleu metric)", "pip install 'sacrebleu>=2.4'") from None
-    # The settings of sacrebleu.corpus_bleu: 13a, exp smoothing, order 4 (`_bleu_many` relies on them).
-    return BLEU()
-
-
-def _bleu_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
-    """[sys_len, ref_len, correct_1..4, total_1..4] per example: the statistics sacrebleu's corpus
-    BLEU sums, read from the (public) score of each segment on its own, all its references used."""
-    bleu = _bleu()
-    rows = []
-    for a, e in zip(answers, examples, strict=True):
-        s = bleu.corpus_score([answer_text(a)], [[r] for r in _references(e)])
-        rows.append([s.sys_len, s.ref_len, *s.counts, *s.totals])
-    return np.array(rows, dtype=np.float64).reshape(-1, 10)
-
-
-def _bleu_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
-    from sacrebleu.metrics import BLEU
-
-    # Integer counts, as sacrebleu sums them, so the score is bit-identical to its corpus score.
-    s = [int(round(x)) for x in rows.sum(axis=0)]
-    return float(BLEU.compute_bleu(s[2:6], s[6:10], s[0], s[1], smooth_method="exp").score)
-
-
-_LOG_ZERO = -9999999999.0  # sacrebleu.utils.my_log(0)
-
-
-def _bleu_many(sums: np.ndarray) -> np.ndarray:
-    """sacrebleu's BLEU.compute_bleu, vectorised over resamples, for the settings `_bleu()` uses
-    (exp smoothing, order 4, no effective order); rows = [sys_len, ref_len, correct_1..4, total_1..4]."""
-    sys_len, ref_len = sums[:, 0], sums[:, 1]
-    correct, total = sums[:, 2:6], sums[:, 6:10]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bp = np.where(sys_len < ref_len, np.where(sys_len > 0, np.exp(1 - ref_len / sys_len), 0.0), 1.0)
-        precisions = np.zeros_like(correct)
-        smooth = np.ones(len(sums))
-        alive = np.ones(len(sums), dtype=bool)  # sacrebleu stops at the first order with no n-grams
-        for k in range(4):
-            alive &= total[:, k] != 0
-            zero = alive & (correct[:, k] == 0)
-            smooth = np.where(zero, smooth * 2, smooth)
-            precisions[:, k] = np.where(
-                ~alive, 0.0, np.where(zero, 100.0 / (smooth * total[:, k]), 100.0 * correct[:, k] / total[:, k])
-            )
-        logs = np.where(precisions == 0.0, _LOG_ZERO, np.log(np.where(precisions == 0.0, 1.0, precisions)))
-        score = bp * np.exp(logs.sum(axis=1) / 4)
-    return np.where(correct.sum(axis=1) > 0, score, 0.0)
-
-
-# --------------------------------------------------------------------------- chrF (sacrebleu's, ported)
-
-# sacrebleu's CHRF() defaults, as corpus_chrf uses them: character 1..6-grams with whitespace
-# removed, no word n-grams, beta 2, no lowercasing, effective-order averaging (no eps smoothing).
-_CHRF_ORDER, _CHRF_BETA = 6, 2
-
-
-def _char_ngrams(text: str) -> list[Counter[str]]:
-    line = "".join(text.split())
-    return [Counter(line[i : i + n] for i in range(len(line) - n + 1)) for n in range(1, _CHRF_ORDER + 1)]
-
-
-def _chrf_segment(hyp: str, refs: Sequence[str]) -> list[int]:
-    """[hyp, ref, match] n-gram counts per order against the reference with the best chrF (the
-    first of equals), as sacrebleu's CHRF picks it."""
-    hyp_grams = _char_ngrams(hyp)
-    candidates = []
-    for ref in refs:
-        row: list[int] = []
-        for h, r in zip(hyp_grams, _char_ngrams(ref), strict=True):
-            match = sum(min(count, r[g]) for g, count in h.items() if g in r)
-            row += [sum(h.values()) if r else 0, sum(r.values()), match]
-        candidates.append(row)
-    best = _chrf_scores(np.array(candidates, dtype=np.float64))
-    return candidates[int(np.argmax(best))]
-
-
-def _chrf_scores(sums: np.ndarray) -> np.ndarray:
-    """sacrebleu's CHRF._compute_f_score on each row of summed statistics, with the same float
-    operations in the same order (so the values are bit-identical)."""
-    factor = _CHRF_BETA**2
-    avg_prec, avg_rec, effective = np.zeros(len(sums)), np.zeros(len(sums)), np.zeros(len(sums))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(_CHRF_ORDER):
-            n_hyp, n_ref, n_match = sums[:, 3 * i], sums[:, 3 * i + 1], sums[:, 3 * i + 2]
-            both = (n_hyp > 0) & (n_ref > 0)
-            avg_prec = np.where(both, avg_prec + n_match / n_hyp, avg_prec)
-            avg_rec = np.where(both, avg_rec + n_match / n_ref, avg_rec)
-            effective += both
-        avg_prec = np.where(effective > 0, avg_prec / effective, 0.0)
-        avg_rec = np.where(effective > 0, avg_rec / effective, 0.0)
-        score = (1 + factor) * avg_prec * avg_rec / ((factor * avg_prec) + avg_rec)
-    return np.where(avg_prec + avg_rec != 0, 100 * score, 0.0)
-
-
-def _chrf_rows(answers: Sequence[Any], examples: Sequence[Example], ctx: MetricContext) -> np.ndarray:
-    rows = [_chrf_segment(answer_text(a), _references(e)) for a, e in zip(answers, examples, strict=True)]
-    return np.array(rows, dtype=np.float64).reshape(-1, 3 * _CHRF_ORDER)
-
-
-def _chrf_aggregate(rows: np.ndarray, ctx: MetricContext) -> float:
-    return float(_chrf_scores(np.rint(rows.sum(axis=0))[None, :])[0])
-
-
-# --------------------------------------------------------------------------- the built-ins
-
-
-def _bleu_resamples(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.ndarray:
-    return _bleu_many(np.rint(counts @ rows))
-
-
-def _chrf_resamples(rows: np.ndarray, counts: np.ndarray, ctx: MetricContext) -> np.ndarray:
-    return _chrf_scores(np.rint(counts @ rows))
-
 
 def register_builtins(registry: Registry) -> None:
     """The one place that lists the built-in metrics (the registry calls it on first use)."""
@@ -518,10 +237,10 @@ def register_builtins(registry: Registry) -> None:
                description="normalised exact match against any reference; for classification, the label"),
         Metric("f1", _f1_rows, _f1_aggregate, _f1_many,
                description="macro-F1 (classification), field micro-F1 (extraction), SQuAD token F1"),
-        Metric("bleu", _bleu_rows, _bleu_aggregate, _bleu_resamples, scale=100.0, format_spec=".1f",
+        Metric("bleu", bleu_rows, bleu_aggregate, bleu_resamples, scale=100.0, format_spec=".1f",
                description="sacrebleu corpus BLEU, all references"),
         Metric("rouge_l", _rouge_l_rows, description="ROUGE-L F-measure against the best reference"),
-        Metric("chrf", _chrf_rows, _chrf_aggregate, _chrf_resamples, scale=100.0, format_spec=".1f",
+        Metric("chrf", chrf_rows, chrf_aggregate, chrf_resamples, scale=100.0, format_spec=".1f",
                description="sacrebleu corpus chrF, all references"),
     ):
         registry.add_builtin(metric)
@@ -563,18 +282,11 @@ def correct_vector(
     return np.array([_correct(task, a, e) for a, e in zip(answers, examples, strict=True)], dtype=bool)
 
 
-# The per-example score each task is judged by in the report's example views: exact for labels,
-# graded where an answer can be partly right (a long FAQ answer is almost never an exact match).
-EXAMPLE_SCORE_NAME = {"classification": "correct", "extraction": "field F1", "qa": "token F1", "generation": "token F1"}
-
-
-def graded(task: str) -> bool:
-    """Whether `example_scores` can fall between 0 and 1 for this task."""
-    return task != "classification"
-
-
 def example_scores(task: str, answers: Sequence[Any], examples: Sequence[Example]) -> np.ndarray:
-    """One score in [0, 1] per example (see EXAMPLE_SCORE_NAME): what "better here" means."""
+    """One score in [0, 1] per example: what "better here" means in the report's example views,
+    stored with each prediction's record (harness.core.runrecord.SCORE_NAME names it per task):
+    exact for labels, graded where an answer can be partly right (a long FAQ answer is almost
+    never an exact match)."""
     if task == "classification":
         return correct_vector(task, answers, examples).astype(np.float64)
     rows = _f1_rows(answers, examples, MetricContext(task))

@@ -3,12 +3,12 @@
 A metric is a name, the tasks it applies to, a function giving one row of sufficient statistics
 per example, an aggregate over any subset or resample of those rows (and, where one exists, a
 vectorised aggregate over bootstrap draw counts), its scale, its direction and its display format.
-Statistics (`harness.stats`) only ever index rows, so every metric gets exact bootstrap
+Statistics (`harness.scoring.stats`) only ever index rows, so every metric gets exact bootstrap
 intervals, slices and paired tests without the statistics knowing anything about it.
 
 Where metrics come from, in lookup order:
 - built-ins: `harness.scoring.metrics.register_builtins`, imported on first use;
-- `evaluate:NAME_OR_PATH[#KEY]`: a Hugging Face `evaluate` module (`harness.hf_evaluate`);
+- `evaluate:NAME_OR_PATH[#KEY]`: a Hugging Face `evaluate` module (`harness.scoring.hf_evaluate`);
 - plugins: the entry-point group `sft_harness.metrics`. An entry point is named like its metric
   and resolves to a `Metric` or to a zero-argument factory returning one; a plugin may not take
   a built-in's name.
@@ -81,6 +81,10 @@ class Metric:
     # "mcnemar_exact" needs rows whose first column is 0/1 correctness.
     paired_test: str = "paired_bootstrap"
     max_resamples: int | None = None  # a cap for metrics that recompute per resample
+    # Whether a run record keeps this metric's per-example rows (harness.core.runrecord), so that
+    # readers never score an answer again. False where the rows are not numbers but the examples
+    # themselves (evaluate modules): the gate then recomputes them from the stored answers.
+    stored_rows: bool = True
     description: str = ""
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
@@ -130,7 +134,7 @@ def _problems(m: Metric) -> list[str]:
 @dataclass(frozen=True)
 class Aggregator:
     """A metric bound to a task and label set: rows -> value, the callable the bootstrap resamples
-    (`harness.stats` uses `many` when it is not None)."""
+    (`harness.scoring.stats` uses `many` when it is not None)."""
 
     metric: Metric
     ctx: MetricContext
@@ -167,7 +171,7 @@ class Aggregator:
 
 
 class Registry:
-    """Built-ins (with aliases) and entry-point plugins; `evaluate:` names go to harness.hf_evaluate."""
+    """Built-ins (with aliases) and entry-point plugins; `evaluate:` names go to harness.scoring.hf_evaluate."""
 
     def __init__(self, builtin_module: str = "harness.scoring.metrics", group: str = ENTRY_POINT_GROUP) -> None:
         self._builtin_module, self._group = builtin_module, group
@@ -268,7 +272,7 @@ class Registry:
         except Exception as e:
             raise HarnessError(f"{where} failed to load: {type(e).__name__}: {e}") from e
         if not isinstance(obj, Metric):
-            raise HarnessError(f"{where} must resolve to a harness.metric_registry.Metric or a zero-argument "
+            raise HarnessError(f"{where} must resolve to a harness.scoring.registry.Metric or a zero-argument "
                                f"factory returning one, got {type(obj).__name__}")
         if obj.name != name:
             raise HarnessError(f"{where} gives a metric named '{_shown(obj.name)}': the entry point and the "

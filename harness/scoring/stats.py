@@ -1,6 +1,6 @@
 """Seeded statistics over per-example metric rows: bootstrap intervals and paired tests.
 
-Everything takes the rows of a metric's `stats` (harness.metric_registry) and an aggregate
+Everything takes the rows of a metric's `stats` (harness.scoring.registry) and an aggregate
 (rows -> corpus value), so a resample is just a row index: corpus BLEU of a resample is computed
 exactly, not approximated by averaging sentence scores. One index matrix is drawn per call from
 `numpy.random.default_rng(seed)`: the same seed gives the same interval.
@@ -22,6 +22,8 @@ class PairedResult:
     diff: float  # aggregate(a) - aggregate(b) on the full data
     ci: tuple[float, float]  # percentile interval of the resampled differences
     p_value: float  # two-sided, see paired_bootstrap
+    value_a: float = math.nan  # aggregate(a) and aggregate(b) on the full data
+    value_b: float = math.nan
 
 
 def _indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -41,7 +43,7 @@ def _draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
 
 def _resampled(stats: np.ndarray, aggregate: Aggregate, idx: np.ndarray) -> np.ndarray:
     # One row-index per resample; the aggregate sees real rows, so nonlinear corpus metrics
-    # (BLEU, macro-F1) are recomputed exactly. An aggregate with `many` (harness.metric_registry's
+    # (BLEU, macro-F1) are recomputed exactly. An aggregate with `many` (harness.scoring.registry's
     # Aggregator, for a metric with a vectorised aggregate) scores whole batches from draw counts:
     # one matrix product instead of a Python call per resample, which is what makes tens of
     # thousands of resamples affordable.
@@ -104,9 +106,10 @@ def paired_bootstrap(
     stats_a, stats_b = np.asarray(stats_a), np.asarray(stats_b)
     if len(stats_a) != len(stats_b):
         raise ValueError(f"paired rows differ in length: {len(stats_a)} vs {len(stats_b)}")
-    diff = float(aggregate(stats_a)) - float(aggregate(stats_b))
+    value_a, value_b = float(aggregate(stats_a)), float(aggregate(stats_b))
+    diff = value_a - value_b
     if len(stats_a) == 0 or math.isnan(diff):
-        return PairedResult(math.nan, (math.nan, math.nan), 1.0)
+        return PairedResult(math.nan, (math.nan, math.nan), 1.0, value_a, value_b)
     idx = _indices(len(stats_a), n_resamples, seed)
     diffs = _resampled(stats_a, aggregate, idx) - _resampled(stats_b, aggregate, idx)
     lo, hi = _percentile_ci(diffs, confidence)
@@ -114,7 +117,7 @@ def paired_bootstrap(
     le = (1 + int(np.count_nonzero(diffs <= 0))) / (r + 1)
     ge = (1 + int(np.count_nonzero(diffs >= 0))) / (r + 1)
     p = min(1.0, 2.0 * min(le, ge))
-    return PairedResult(diff, (min(lo, diff), max(hi, diff)), p)
+    return PairedResult(diff, (min(lo, diff), max(hi, diff)), p, value_a, value_b)
 
 
 def resamples_for_holm(n_tests: int, alpha: float, at_least: int = 1000) -> int:

@@ -1,0 +1,53 @@
+"""The scored parts of results.json (suite, strategies, comparisons, recommendation) from a run's
+prediction records; `harness.runner` adds the run-level fields (model, device, versions, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.core.runrecord import PredictionRecord
+from harness.core.types import Example, Suite
+from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
+from harness.scoring.records import score_sum
+
+
+def score_results(
+    suite: Suite,
+    examples: Sequence[Example],
+    predictions: Mapping[str, Sequence[PredictionRecord]],
+    sections: Mapping[str, Mapping[str, Any]],
+    *,
+    seed: int,
+    slice_by: Sequence[str] = (),
+    usd_per_hour: float | None = None,
+    n_resamples: int = 1000,
+) -> dict[str, Any]:
+    """`sections[s]`: what strategy `s` reports besides its scores (name, kind, params, retrieval,
+    training, ...), with the seconds its `prepare_s` took; they land in its results entry."""
+    strategies: dict[str, Any] = {}
+    for name, records in predictions.items():
+        info = dict(sections[name])
+        prepare_s = float(info.pop("prepare_s"))
+        scored = score_strategy(suite, examples, records, seed=seed, slice_by=slice_by, n_resamples=n_resamples)
+        cost = cost_summary(
+            records,
+            prepare_s=prepare_s,
+            predict_s=sum(r.latency_s for r in records),
+            training_tokens=int((info.get("training") or {}).get("train_tokens") or 0),
+            usd_per_hour=usd_per_hour,
+            # Partial credit where answers can be partly right: exact matches of free text are rare.
+            n_correct=score_sum(suite.task, examples, records),
+        )
+        strategies[name] = {**info, **scored, "cost": cost}
+    comparisons = compare_strategies(suite, examples, predictions, seed=seed, n_resamples=n_resamples)
+    return {
+        "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": str(suite.path),
+                  "sizes": {**suite.sizes(), "scored": len(examples)}, "labels": list(suite.labels),
+                  "fields": list(suite.fields), "metrics": list(suite.metrics),
+                  "primary_metric": suite.primary_metric, "instruction": suite.instruction},
+        "strategies": strategies,
+        "comparisons": comparisons,
+        "recommendation": recommend(strategies, comparisons, suite.primary_metric),
+    }
