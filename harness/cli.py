@@ -245,6 +245,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             correction=args.correction,
             allow_suite_change=args.allow_suite_change,
+            trust_remote_code=args.trust_remote_code,
         )
     for path, option, write in outputs:
         try:
@@ -290,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch-size", dest="batch_size", type=int, help="decoding batch (default: 64 on a CPU, 16 on a GPU)")
     r.add_argument("--gpu-hour-usd", dest="gpu_hour_usd", type=float, help="price per device hour for cost figures")
     r.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    r.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    r.add_argument("--trust-remote-code", action="store_true",
+                   help="allow model code from the hub and evaluate: metric modules (off by default)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite; every problem with file:line")
@@ -317,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--junit", help="write JUnit XML here")
     g.add_argument("--json", help="write the verdicts as JSON here")
     g.add_argument("--allow-suite-change", action="store_true")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="allow evaluate: metrics to run their module's code (off by default)")
     g.set_defaults(func=cmd_gate)
 
     h = sub.add_parser("history", help="metric trends across runs (reports/index.jsonl)")

@@ -273,7 +273,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     device, model references), so a refused run loads no model and leaves no folder behind.
     """
     console = console or Console(stderr=True)
-    from harness.scoring.registry import check_metric, load_suite_metrics
+    from harness.scoring.registry import check_metric, load_suite_metrics, require_trust
 
     try:
         suite = load_suite(opts.suite, known_metrics=check_metric)  # SuiteError with file:line before any model work
@@ -281,6 +281,11 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
         raise
     except HarnessError as e:  # the suite named is not there: blame the config line that named it
         raise HarnessError(f"{opts.sources['suite']}: {e}" if "suite" in opts.sources else str(e)) from None
+    for name in suite.metrics:
+        try:
+            require_trust(name, opts.trust_remote_code)
+        except HarnessError as e:
+            raise HarnessError(f"{suite.path / 'suite.toml' if suite.path else suite.name}: {e}") from None
     load_suite_metrics(suite)  # evaluate: modules and plugins load now, not after the predictions
     strategies = _build_strategies(opts)
     for s in strategies:

@@ -318,7 +318,9 @@ def test_an_evaluate_module_through_the_run_folder_report_and_gate(tmp_path: Pat
         runs[label] = run
     report.render_all(runs["base"])
     assert name in (runs["base"] / "report.md").read_text()
-    checks = {c.metric: c for c in gate.gate(runs["base"], runs["cand"]).checks}
+    with pytest.raises(HarnessError, match="runs the Python code of an evaluate module: pass --trust-remote-code"):
+        gate.gate(runs["base"], runs["cand"])  # a results.json names the folder: its code runs only when allowed
+    checks = {c.metric: c for c in gate.gate(runs["base"], runs["cand"], trust_remote_code=True).checks}
     ev = checks[name]
     assert (ev.baseline, ev.candidate, ev.test) == (1.0, 6 / 16, "paired_bootstrap")
     assert ev.verdict == "REGRESSION" and ev.p_value == pytest.approx(2 / 201)  # 200 resamples at most

@@ -167,3 +167,15 @@ def test_a_prompt_only_run_needs_no_embedder(tmp_path: Path, tiny_model_dir: Pat
     assert main(["run", "poem-sentiment", "--model", str(tiny_model_dir), "--strategies", "prompt:k=2:select=knn",
                  "--limit", "2", "--out", str(out), "--device", "cpu"]) == 2
     assert "pip install --no-deps no-such-embedder" in capsys.readouterr().err
+
+
+def test_an_evaluate_metric_needs_trust_remote_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_suites import write_suite
+
+    folder = write_suite(tmp_path / "suite")
+    toml = (folder / "suite.toml").read_text()
+    (folder / "suite.toml").write_text(toml.replace('metrics = ["accuracy"', 'metrics = ["accuracy", "evaluate:meteor"', 1))
+    assert 'evaluate:meteor' in (folder / "suite.toml").read_text()
+    assert main(["run", str(folder), "--out", str(tmp_path / "o")]) == 2
+    assert "pass --trust-remote-code to allow it" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

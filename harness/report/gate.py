@@ -41,7 +41,7 @@ from harness.report.gate_model import (
 from harness.report.gate_output import render_gate, write_json, write_junit
 from harness.report.views import metric_names
 from harness.scoring.paired import paired_comparison
-from harness.scoring.registry import Aggregator, check_metric, display_metric, get_metric
+from harness.scoring.registry import Aggregator, check_metric, display_metric, get_metric, require_trust
 from harness.scoring.rows import stored_rows
 from harness.scoring.stats import holm, resamples_for_holm
 
@@ -144,6 +144,7 @@ def gate(
     allow_suite_change: bool = False,
     seed: int = 0,
     n_resamples: int = 1000,
+    trust_remote_code: bool = False,
 ) -> GateReport:
     """Compare a candidate run with a baseline run; see the module docstring for the rule."""
     by_metric = dict(max_drop_by_metric or {})
@@ -158,6 +159,8 @@ def gate(
     pairs = _pairs(base, cand, base_s, cand_s)
     if correction == "holm":  # the bootstrap's p-value floor must survive the correction
         n_resamples = resamples_for_holm(len(pairs) * len(names), alpha, at_least=n_resamples)
+    for m in names:  # an evaluate: metric is recomputed by its module's code: only when allowed
+        require_trust(m, trust_remote_code)
     bindings = {m: _binding(base, m) for m in names}
     pairings, checks = [], []
     for b_name, c_name in pairs:

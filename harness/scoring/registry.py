@@ -309,6 +309,13 @@ def metric_names() -> list[str]:
     return REGISTRY.names()
 
 
+def require_trust(name: str, trusted: bool, flag: str = "--trust-remote-code") -> None:
+    """An `evaluate:` metric runs Python code (a hub script or one in the suite folder): like model
+    code from the hub, it runs only when the user allows it."""
+    if name.startswith(EVALUATE_PREFIX) and not trusted:
+        raise HarnessError(f"metric '{name}' runs the Python code of an evaluate module: pass {flag} to allow it")
+
+
 def load_suite_metrics(suite: Suite) -> dict[str, Metric]:
     """Every metric of a suite, loaded now (evaluate modules included), so that a missing one
     stops a run before any model work; errors name the suite.toml."""
