@@ -306,6 +306,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.set_defaults(func=cmd_report)
 
+    _add_gate(sub)
+
+    h = sub.add_parser("history", help="metric trends across runs (reports/index.jsonl)")
+    h.add_argument("suite", nargs="?")
+    h.add_argument("--reports", default="reports")
+    h.set_defaults(func=cmd_history)
+    return p
+
+
+def _add_gate(sub: Any) -> None:
     g = sub.add_parser("gate", help="baseline vs candidate run: exit 1 on a regression")
     g.add_argument("baseline", help="RUN_DIR or RUN_DIR:STRATEGY")
     g.add_argument("candidate", help="RUN_DIR or RUN_DIR:STRATEGY")
@@ -322,12 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow evaluate: metrics to run their module's code (off by default)")
     g.set_defaults(func=cmd_gate)
-
-    h = sub.add_parser("history", help="metric trends across runs (reports/index.jsonl)")
-    h.add_argument("suite", nargs="?")
-    h.add_argument("--reports", default="reports")
-    h.set_defaults(func=cmd_history)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,3 +99,18 @@ def test_readers_of_run_records_never_score(path: Path) -> None:
     they may aggregate stored rows (the registry), never compute them from answers."""
     scoring = sorted(name for name in imports_of(path) if name.startswith(SCORERS))
     assert not scoring, f"{module_name(path)} imports what scores answers: {scoring}"
+
+
+def test_functions_stay_short() -> None:
+    """~60 lines a function; a longer one says why in a `# long:` comment inside it."""
+    long = []
+    for path in SOURCES:
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                body = "\n".join(lines[node.lineno - 1 : node.end_lineno])
+                if size > 60 and "# long:" not in body:
+                    long.append(f"{module_name(path)}.{node.name} ({size} lines)")
+    assert not long, f"split these functions (or say why in a '# long:' comment): {long}"

@@ -228,6 +228,10 @@ def fit_lora(
         if checkpoints and epoch < config.epochs:  # after the last epoch the adapter itself is saved
             loop.epoch = epoch + 1
             save_checkpoint(checkpoints, loop, params, optimizer, device)
+    return _finish(loop)
+
+
+def _finish(loop: _Loop) -> TrainReport:
     report = loop.report
     report.steps = loop.step
     report.tokens_per_s = round(report.train_tokens / max(loop.step_seconds, 1e-9), 1)
