@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/sft.py
 	$(BIN)/python bench/stats.py
+	$(BIN)/python bench/cache.py   # the demo cold, then cached: about 10 minutes on 2 cores
 
 clean:
 	rm -rf $(VENV) .pytest_cache
