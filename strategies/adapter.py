@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from harness.core.cache import sha256_file
 from harness.core.errors import HarnessError
 from harness.core.types import Example, Prompt, Suite
+from harness.engine.adapter_checks import check_b_nonzero_file
 from harness.engine.context import Prepared, StrategyContext
 from harness.engine.prompting import build_messages
 
@@ -83,6 +84,7 @@ class AdapterStrategy(Strategy):
         self.config = read_adapter_config(self.path)
         if self.config.get("peft_type") == "LORA":
             ctx.check_adapter_fits(self.path / WEIGHTS)
+            check_b_nonzero_file(self.path / WEIGHTS)
         self.sha256 = sha256_file(self.path / WEIGHTS)
         # The runner keys predictions on the adapter's weights; its config changes them too.
         return Prepared(artifacts={"config_sha256": sha256_file(self.path / "adapter_config.json")}, adapter=self.path)

@@ -23,7 +23,7 @@ from harness.core.errors import HarnessError
 from harness.core.types import Chat, Example, Prompt, Suite
 from harness.engine.context import Prepared, StrategyContext
 from harness.engine.prompting import build_messages, target_text
-from harness.engine.training import LLAMA_PROJECTIONS, TrainConfig, TrainedAdapter
+from harness.engine.training import TrainConfig, TrainedAdapter
 
 from .base import Strategy
 from .rag import RETRIEVAL_OPTIONS
@@ -35,7 +35,7 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "rank": TrainConfig.rank,
     "alpha": TrainConfig.alpha,
     "dropout": TrainConfig.dropout,
-    "target_modules": LLAMA_PROJECTIONS,
+    "target_modules": TrainConfig.target_modules,
     "batch_size": TrainConfig.batch_size,
     "grad_accum": TrainConfig.grad_accum,
     "max_len": TrainConfig.max_len,

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.types import Chat, Generation, GenerationConfig
+from harness.engine.adapter_checks import check_logits_move
 from harness.engine.models import LoadedModel
 from harness.engine.prompting import render_chat
 
@@ -209,6 +210,12 @@ class Engine:
         except Exception as e:  # a broken or foreign adapter folder: the user's input
             raise HarnessError(f"cannot apply adapter {path}: {type(e).__name__}: {str(e)[:200]}") from e
         peft_model.eval()
+        try:  # an adapter that leaves the logits where they were would score exactly as the base model
+            check_logits_move(peft_model, [self.tokenizer("The answer is", add_special_tokens=False)["input_ids"]],
+                              f"adapter {path}")
+        except HarnessError:
+            peft_model.unload()
+            raise
         self._with_adapter = peft_model
         try:
             yield

@@ -29,7 +29,9 @@ class TrainConfig:
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.0  # a few epochs barely overfit; dropout costs a copy of the input per adapted layer
-    target_modules: tuple[str, ...] = LLAMA_PROJECTIONS  # ("all-linear",) for other architectures
+    # Every linear layer but the output head, whatever the architecture calls them (on Llama:
+    # exactly q/k/v/o/gate/up/down_proj, so the same adapter as naming them).
+    target_modules: tuple[str, ...] = ("all-linear",)
     batch_size: int = 8  # examples per micro-batch (packed into one row)
     grad_accum: int = 1  # micro-batches per optimizer step
     max_len: int = 1024  # longer examples are skipped (and counted), never silently truncated

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.core.cache import write_json_atomic
 from harness.core.errors import HarnessError
+from harness.engine.adapter_checks import check_b_nonzero_params, check_logits_move, no_match_error
 from harness.engine.training.checkpoint import Checkpoints, _Loop, restore_checkpoint, save_checkpoint
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport, steps_layout
 from harness.engine.training.data import Batch, Encoded, collate, plan_batches
@@ -94,7 +95,7 @@ def load_for_training(
     try:
         model = get_peft_model(base, lora)
     except ValueError as e:
-        raise HarnessError(f"LoRA target_modules {list(target_modules)} do not fit this model: {e}") from e
+        raise no_match_error(target_modules, base, e) from e
     return model.to(device)
 
 
@@ -278,6 +279,8 @@ def train_lora(
         checkpoints=checkpoints,
     )
     report.skipped = skipped
+    check_b_nonzero_params(model, "the trained adapter")
+    check_logits_move(model, [s.input_ids[: s.n_prompt] for s in train[:4]], "the trained adapter")
     model.save_pretrained(str(out_dir))
     report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'
     write_json_atomic(out_dir / REPORT_FILE, report.to_json())
