@@ -74,9 +74,29 @@ class Suite:
     # Hash of each part on its own, so caches can key on exactly what they depend on.
     part_sha256: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
+    primary_declared: str | None = None  # suite.toml's primary_metric, when it sets one
+
     @property
     def primary_metric(self) -> str:
-        return self.metrics[0]
+        """What the recommendation decides on: suite.toml's `primary_metric` when set, else the
+        task's natural metric among those listed (F1 for qa and extraction; accuracy for
+        classification, macro-F1 when one of several labels holds more than half of the test examples; BLEU,
+        then chrF, for generation), else the first listed. Exact match on free text is almost
+        always 0 for every strategy, so it must not decide a qa suite by being listed first."""
+        if self.primary_declared:
+            return self.primary_declared
+        wanted: tuple[str, ...] = {
+            "qa": ("f1",), "extraction": ("f1",), "generation": ("bleu", "chrf"),
+            "classification": ("f1", "accuracy") if self._imbalanced() else ("accuracy", "f1"),
+        }.get(self.task, ())
+        return next((m for m in wanted if m in self.metrics), self.metrics[0])
+
+    def _imbalanced(self) -> bool:
+        from collections import Counter
+
+        golds = Counter(ex.target for ex in self.test if isinstance(ex.target, str))
+        # One label alone is no distribution to balance: accuracy says all there is.
+        return len(golds) > 1 and max(golds.values()) > sum(golds.values()) / 2
 
     def sizes(self) -> dict[str, int]:
         return {
@@ -101,12 +121,20 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Generation:
-    """One decoded output with its cost figures, as the engine returns it."""
+    """One decoded output with its cost figures, as a model backend returns it.
+
+    `error` is set when the backend could not produce the output (an API request that still
+    failed after its retries): the text is empty, the example is recorded with that error and the
+    generation is never cached, so a rerun asks again. `request_latency_s` is a real per-request
+    latency where the backend has one (an API call); a batched local backend leaves it None.
+    """
 
     text: str
     latency_s: float
     prompt_tokens: int
     output_tokens: int
+    error: str | None = None
+    request_latency_s: float | None = None
 
 
 def scored_answer(answer: Any, error: str | None) -> Any:

@@ -21,7 +21,8 @@ from harness.core.runrecord import last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.fmt import fmt_metric, fmt_seconds, p_phrase
 from harness.scoring.paired import PairedComparison, paired_comparison
-from harness.scoring.registry import Metric, higher_is_better
+from harness.scoring.power import power_figures
+from harness.scoring.registry import Metric, higher_is_better, scale_of
 from harness.scoring.rows import Predicted, answer_of, bind_metrics, rows_over
 from harness.scoring.stats import bootstrap_ci, holm, resamples_for_holm
 
@@ -140,7 +141,17 @@ def compare_strategies(
         for r, p in zip(group, holm([r["p_value"] for r in group]), strict=True):
             r["p_holm"] = p
             r["significant"] = p < ALPHA
+            if not r["significant"] and r["diff"] is not None and None not in r["ci"]:
+                _add_power(r)
     return rows
+
+
+def _add_power(row: dict[str, Any]) -> None:
+    """For a pair that is not significantly different: what this test set could have detected."""
+    power = power_figures(row["diff"], (row["ci"][0], row["ci"][1]), row["n"], alpha=ALPHA)
+    if power is not None:
+        row["power"] = {"mde": _num(power.mde), "n_needed": power.n_needed, "alpha": power.alpha,
+                        "power": power.power}
 
 
 def _comparison(res: PairedComparison) -> dict[str, Any]:
@@ -253,13 +264,52 @@ def _fmt_cost(strategy: Mapping[str, Any]) -> str:
     return f"{fmt_seconds(s[0])} to prepare and {fmt_seconds(s[1])} to predict"
 
 
+def _power_text(c: Mapping[str, Any] | None, m: str) -> str:
+    """`; with 62 examples only differences above 0.090 f1 can be detected` (80% power, alpha 0.05)."""
+    power = (c or {}).get("power")
+    if not power or power.get("mde") is None:
+        return ""
+    return f"; with {c['n']} examples only differences above {_fmt(m, power['mde'])} {m} can be detected" \
+           f" (80% power at alpha {power['alpha']:g})" if c else ""
+
+
 def _advice(winner: str | None, metric: str, text: str, runner_up: str | None = None, margin: float | None = None,
             significant: bool = False) -> dict[str, Any]:
     return {"winner": winner, "metric": metric, "runner_up": runner_up, "margin": margin,
             "significant": significant, "text": text}
 
 
+def uninformative(strategies: Mapping[str, Mapping[str, Any]], metric: str) -> float | None:
+    """The value, when every scored strategy has the same extreme value of `metric` (all 0, or
+    all at the top of its scale): such a metric cannot tell strategies apart. Else None."""
+    values = [v for s in strategies.values() if (v := _value(s, metric)) is not None]
+    if len(values) < 2 or len(set(values)) > 1:
+        return None
+    return values[0] if values[0] in (0.0, scale_of(metric)) else None
+
+
 def recommend(
+    strategies: Mapping[str, Mapping[str, Any]],
+    comparisons: Sequence[Mapping[str, Any]],
+    primary_metric: str,
+    metrics: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The recommendation on the primary metric or, when it is uninformative (every strategy at the
+    same extreme value), on the first informative metric of `metrics`; see `_recommend_on`."""
+    stuck = uninformative(strategies, primary_metric)
+    if stuck is None:
+        return _recommend_on(strategies, comparisons, primary_metric)
+    other = next((m for m in metrics if m != primary_metric and uninformative(strategies, m) is None), None)
+    note = f"{primary_metric} is uninformative here (every strategy scored {_fmt(primary_metric, stuck)})"
+    if other is None:
+        return _advice(None, primary_metric, f"{note}, and so is every other metric: nothing to recommend.")
+    advice = _recommend_on(strategies, comparisons, other)
+    advice["text"] = f"{note}, so this is decided on {other}. {advice['text']}"
+    advice["uninformative"] = [primary_metric]
+    return advice
+
+
+def _recommend_on(
     strategies: Mapping[str, Mapping[str, Any]],
     comparisons: Sequence[Mapping[str, Any]],
     primary_metric: str,
@@ -309,7 +359,7 @@ def _cheaper_tie(pick: str, top: str, scored: Mapping[str, Mapping[str, Any]], v
     p = c.get("p_holm") if c else None
     text = (
         f"Use {pick}: its {m} ({_fmt(m, values[pick])}) shows no significant difference from {top}'s "
-        f"({_fmt(m, values[top])}; {p_phrase(p)} after Holm's correction), and it is cheaper "
+        f"({_fmt(m, values[top])}; {p_phrase(p)} after Holm's correction{_power_text(c, m)}), and it is cheaper "
         f"({_fmt_cost(scored[pick])}, against {_fmt_cost(scored[top])} for {top})."
     )
     return _advice(pick, m, text, runner_up=top, margin=sign * (values[pick] - values[top]))
@@ -337,5 +387,5 @@ def _top_wins(top: str, runner: str, scored: Mapping[str, Mapping[str, Any]], va
             if _total(scored[top]) is not None and _total(scored[runner]) is not None
             else "more test examples are needed to tell them apart"
         )
-        text = f"{head}), but there is no significant difference ({p_phrase(p)} after Holm's correction); {why}."
+        text = f"{head}), but there is no significant difference ({p_phrase(p)} after Holm's correction){_power_text(c, m)}; {why}."
     return _advice(top, m, text, runner_up=runner, margin=margin, significant=significant)

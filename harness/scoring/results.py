@@ -49,5 +49,5 @@ def score_results(
                   "primary_metric": suite.primary_metric, "instruction": suite.instruction},
         "strategies": strategies,
         "comparisons": comparisons,
-        "recommendation": recommend(strategies, comparisons, suite.primary_metric),
+        "recommendation": recommend(strategies, comparisons, suite.primary_metric, suite.metrics),
     }

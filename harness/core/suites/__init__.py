@@ -155,6 +155,7 @@ class _Head:
     fields: tuple[str, ...]
     metrics: tuple[str, ...]  # the primary metric first
     generation: GenerationConfig
+    primary: str | None  # primary_metric as suite.toml sets it (None: the task decides)
 
 
 def _top_level(t: _Toml, folder: Path, known_metrics: MetricCheck | None) -> _Head:
@@ -173,7 +174,9 @@ def _top_level(t: _Toml, folder: Path, known_metrics: MetricCheck | None) -> _He
         t.add("a classification suite needs 'labels'", "labels")
     metrics = _metrics(t, task, folder, known_metrics)
     generation = _generation(t, MAX_NEW_TOKENS)
-    return _Head(name, task, instruction, description, labels, fields, metrics, generation)
+    primary = t.conf.get("primary_metric")
+    primary = primary if isinstance(primary, str) and primary in metrics else None
+    return _Head(name, task, instruction, description, labels, fields, metrics, generation, primary)
 
 
 def _metrics(t: _Toml, task: str, folder: Path, known_metrics: MetricCheck | None) -> tuple[str, ...]:
@@ -279,6 +282,7 @@ def _suite(folder: Path, head: _Head, corpus: list[Document], examples: dict[str
         corpus=tuple(corpus),
         description=head.description,
         fields=head.fields,
+        primary_declared=head.primary,
         path=folder,
         sha256=_sha256_parts(parts),
         part_sha256={part: _sha256_parts([(part, data)]) for part, data in parts},
