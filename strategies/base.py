@@ -108,6 +108,9 @@ class Strategy:
     def check_params(self) -> None:
         """Refuse option values out of range (HarnessError naming the option); types are already checked."""
 
+    def check_device(self, device: str) -> None:
+        """Refuse (HarnessError) a device this strategy cannot run on, before any model loads."""
+
     def needs_embedder(self) -> bool:
         """Whether prepare() or prompts() embed text (the run then checks the embedder first)."""
         return False

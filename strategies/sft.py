@@ -44,6 +44,8 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "packing": TrainConfig.packing,
     "precision": TrainConfig.precision,
     "checkpoint_every": TrainConfig.checkpoint_every,  # optimizer steps; 0: at epoch ends only
+    "gradient_checkpointing": TrainConfig.gradient_checkpointing,
+    "quantize": TrainConfig.quantize,
 }
 
 
@@ -69,7 +71,7 @@ def safe_name(name: str) -> str:
 class SftStrategy(Strategy):
     kind = "sft"
     options: ClassVar[dict[str, Any]] = dict(TRAIN_OPTIONS)
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit")}
     neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
 
     def __init__(self, name: str | None = None, **params: Any):
@@ -103,6 +105,11 @@ class SftStrategy(Strategy):
         if problems:
             raise HarnessError(f"strategy '{self.name}': " + "; ".join(problems))
 
+    def check_device(self, device: str) -> None:
+        if self.params["quantize"] == "4bit" and not device.startswith("cuda"):
+            raise HarnessError(f"strategy '{self.name}': quantize=4bit (QLoRA) needs a CUDA GPU, and this run is on "
+                               f"{device}: drop it here, or use gradient_checkpointing=true to save memory")
+
     def check(self, suite: Suite) -> None:
         if not suite.train:
             raise HarnessError(
@@ -127,6 +134,8 @@ class SftStrategy(Strategy):
             packing=bool(p["packing"]),
             precision=str(p["precision"]),
             checkpoint_every=int(p["checkpoint_every"]),
+            gradient_checkpointing=bool(p["gradient_checkpointing"]),
+            quantize=str(p["quantize"]),
         )
 
     # -- what the adapter is trained on and decoded with: overridden by sft+rag ---------------

@@ -51,6 +51,11 @@ class TrainConfig:
     # 50: on the 135M default model a checkpoint (59 MB) takes ~0.2-0.3 s: ~0.3% of 50 CPU steps,
     # ~2% of 50 steps on an H100 (measured).
     checkpoint_every: int = 50
+    # Memory options for large models. Gradient checkpointing recomputes activations in the
+    # backward pass (about a third more compute, far less memory; the same gradients). quantize
+    # "4bit": QLoRA, the frozen base weights in NF4 through bitsandbytes (CUDA only).
+    gradient_checkpointing: bool = False
+    quantize: str = "none"  # none | 4bit
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

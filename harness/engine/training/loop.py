@@ -79,7 +79,21 @@ def load_for_training(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa")
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa",
+                                                **_quantization(config, device))
+    if config.quantize == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=config.gradient_checkpointing,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif config.gradient_checkpointing:
+        # transformers 5 renamed it (the old name warns); non-reentrant: works with frozen inputs
+        enable = getattr(base, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()  # the frozen embeddings must still pass gradients on to LoRA
     torch.manual_seed(config.seed)  # LoRA A matrices are initialised from the global generator
     targets: str | list[str] = (
         "all-linear" if tuple(target_modules) == ("all-linear",) else list(target_modules)
@@ -96,7 +110,28 @@ def load_for_training(
         model = get_peft_model(base, lora)
     except ValueError as e:
         raise no_match_error(target_modules, base, e) from e
-    return model.to(device)
+    return model if config.quantize == "4bit" else model.to(device)  # 4-bit weights are placed by bitsandbytes
+
+
+def _quantization(config: TrainConfig, device: str) -> dict[str, Any]:
+    """from_pretrained arguments for QLoRA (4-bit NF4 base weights), refused where it cannot run."""
+    if config.quantize == "none":
+        return {}
+    if config.quantize != "4bit":
+        raise HarnessError(f"quantize must be none or 4bit, not {config.quantize!r}")
+    if not device.startswith("cuda"):
+        raise HarnessError("sft:quantize=4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit kernels do not run on "
+                           f"{device}; train without it here, or with sft:gradient_checkpointing=true to save memory")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise HarnessError("sft:quantize=4bit needs bitsandbytes: pip install bitsandbytes")
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                             bnb_4bit_compute_dtype=torch.bfloat16)
+    return {"quantization_config": bnb, "device_map": {"": device}}
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -267,17 +302,15 @@ def train_lora(
     checkpoints = None
     if checkpoint_dir is not None:
         checkpoints = Checkpoints(checkpoint_dir, key=checkpoint_dir.name, started=started)
-    report = fit_lora(
-        model,
-        train,
-        config,
-        pad_id=pad_id,
-        validation=validation,
-        device=device,
-        progress=progress,
-        description=description,
-        checkpoints=checkpoints,
-    )
+    try:
+        report = fit_lora(model, train, config, pad_id=pad_id, validation=validation, device=device,
+                          progress=progress, description=description, checkpoints=checkpoints)
+    except torch.cuda.OutOfMemoryError:
+        raise HarnessError(
+            f"out of GPU memory while training on {device} (batch_size={config.batch_size}, max_len={config.max_len}): "
+            "try sft:gradient_checkpointing=true, sft:quantize=4bit, or a smaller sft:batch_size (with grad_accum "
+            "to keep the step) or sft:max_len; checkpoints so far are kept"
+        ) from None
     report.skipped = skipped
     check_b_nonzero_params(model, "the trained adapter")
     check_logits_move(model, [s.input_ids[: s.n_prompt] for s in train[:4]], "the trained adapter")
