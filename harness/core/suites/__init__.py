@@ -77,7 +77,7 @@ def validate(ref: str, known_metrics: MetricCheck | None = None) -> tuple[Suite 
     """Every problem of a suite as `file:line: message` (empty when it is valid).
 
     Metric names are checked for their form only, unless `known_metrics` says which exist
-    (the CLI and the runner pass harness.metric_registry.check_metric)."""
+    (the CLI and the runner pass harness.scoring.registry.check_metric)."""
     return _load(find_suite(ref), known_metrics)
 
 

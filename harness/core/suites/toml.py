@@ -17,11 +17,11 @@ from harness.core.text import did_you_mean, normalize_label
 from harness.core.types import GenerationConfig
 
 GENERATION_KEYS = ("max_new_tokens", "stop")
-# `evaluate:NAME_OR_PATH[#KEY]` in `metrics`: a Hugging Face evaluate module (harness.hf_evaluate);
+# `evaluate:NAME_OR_PATH[#KEY]` in `metrics`: a Hugging Face evaluate module (harness.scoring.hf_evaluate);
 # a PATH starts with ./ or ../ and is relative to the suite folder.
 EVALUATE_PREFIX = "evaluate:"
 # (metric name, task) -> why the name is no metric of such a suite, or None. The metric registry
-# lives above this layer, so its callers pass its checker in (harness.metric_registry.check_metric).
+# lives above this layer, so its callers pass its checker in (harness.scoring.registry.check_metric).
 MetricCheck = Callable[[str, str], "str | None"]
 
 
