@@ -106,3 +106,15 @@ def test_a_frame_that_cannot_fit_is_refused(tiny) -> None:
         engine.encode_fitting(chat, max_new_tokens=8)
     with pytest.raises(HarnessError, match="leaves no room for a prompt"):
         engine.encode_fitting(CHATS[0], max_new_tokens=5000)
+
+
+def test_the_engine_is_the_default_backend(tiny) -> None:
+    from harness.engine.backends.base import Backend
+    from harness.engine.backends.transformers import TransformersBackend
+
+    backend = TransformersBackend(tiny, batch_size=2)
+    assert isinstance(backend, Backend) and isinstance(backend, Engine)
+    described = backend.describe()
+    assert described["backend"] == "transformers" and described["sha256"] == tiny.sha256
+    gens = backend.generate(CHATS[:2], GenerationConfig(max_new_tokens=3))
+    assert all(g.error is None and g.request_latency_s is None for g in gens)

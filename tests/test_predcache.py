@@ -54,3 +54,13 @@ def test_jsonl_reports_hostile_lines_without_raising() -> None:
     assert lines[1].error and "digits" in lines[1].error
     assert lines[2].value == {"ok": "\u2028"}
     assert lines[3].error and "UTF-8" in lines[3].error
+
+
+def test_a_failed_generation_is_not_cached_and_request_latency_is_kept(tmp_path: Path) -> None:
+    cache = PredictionCache(tmp_path, {"strategy": "x"})
+    cache.add_many([("ok", Generation("yes", 0.2, 3, 1, request_latency_s=0.2)),
+                    ("failed", Generation("", 1.0, 0, 0, error="HTTP 503: busy (after 5 attempts)"))])
+    cache.add_many([("failed-too", Generation("", 1.0, 0, 0, error="timed out"))])  # nothing to write
+    again = PredictionCache(tmp_path, {"strategy": "x"})
+    assert set(again.entries) == {"ok"} and again.get("ok") == Generation("yes", 0.2, 3, 1, request_latency_s=0.2)
+    assert len(cache.path.read_text().splitlines()) == 1

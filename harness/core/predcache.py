@@ -1,7 +1,8 @@
 """Prediction cache: a rerun of an unchanged comparison does no model work.
 
 One JSONL file per (strategy fingerprint, model weights, decoding config), one line per decoded
-prompt, appended and fsynced batch by batch, so an interrupted run resumes where it stopped.
+prompt (a local generation or an API response; a failed request is not cached), appended and
+fsynced batch by batch, so an interrupted run resumes where it stopped.
 A torn last line (a writer killed mid-line) is skipped on reading and closed before the next
 append (harness.jsonl), so no entry is ever lost or glued to the fragment.
 """
@@ -30,7 +31,18 @@ def _generation(d: Any) -> tuple[str, Generation] | None:
         return None
     if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
         return None
-    return key, Generation(text, float(numbers[0]), int(numbers[1]), int(numbers[2]))  # type: ignore[arg-type]
+    request = d.get("request_latency_s")
+    request = float(request) if isinstance(request, (int, float)) and not isinstance(request, bool) else None
+    return key, Generation(text, float(numbers[0]), int(numbers[1]), int(numbers[2]),  # type: ignore[arg-type]
+                           request_latency_s=request)
+
+
+def _line(key: str, g: Generation) -> dict[str, Any]:
+    line: dict[str, Any] = {"key": key, "text": g.text, "latency_s": g.latency_s, "prompt_tokens": g.prompt_tokens,
+                            "output_tokens": g.output_tokens}
+    if g.request_latency_s is not None:
+        line["request_latency_s"] = g.request_latency_s
+    return line
 
 
 class PredictionCache:
@@ -48,13 +60,10 @@ class PredictionCache:
         return self.entries.get(key)
 
     def add_many(self, items: list[tuple[str, Generation]]) -> None:
-        jsonl.append(
-            self.path,
-            (
-                {"key": k, "text": g.text, "latency_s": g.latency_s, "prompt_tokens": g.prompt_tokens,
-                 "output_tokens": g.output_tokens}
-                for k, g in items
-            ),
-        )
+        """Append generations; a failed one (`error` set) is never cached, so a rerun asks again."""
+        items = [(k, g) for k, g in items if g.error is None]
+        if not items:
+            return
+        jsonl.append(self.path, (_line(k, g) for k, g in items))
         for k, g in items:
             self.entries[k] = g

@@ -1,0 +1,6 @@
+"""Model backends: the one narrow interface the runner and strategies decode and count tokens through.
+
+`base.Backend` is the interface; `transformers.TransformersBackend` (the default: local weights,
+batched greedy decoding, LoRA adapters) and `openai.OpenAIBackend` (any OpenAI-compatible
+`/v1/chat/completions` endpoint) implement it.
+"""

@@ -1,0 +1,310 @@
+"""A backend for any OpenAI-compatible `/v1/chat/completions` endpoint (OpenAI, vLLM's server,
+llama.cpp's server, Ollama, TGI), over httpx.
+
+Requests run concurrently (`max_concurrency` threads sharing one connection pool), each with a
+timeout, retried with exponential backoff and jitter on 429, 5xx and connection errors (a
+`Retry-After` in seconds or as an HTTP date is honoured). Decoding is greedy (temperature 0);
+`max_tokens` and the stop strings come from the suite. A request that still fails after its
+retries becomes that example's error (the run goes on, the report counts it, the cache skips it);
+an error that will not get better (a refused key, a model the server does not serve) raises
+`HarnessError` at once, which the command line shows in one line with exit code 2.
+
+The API key is read from the environment variable the user names, once, and lives only in the
+HTTP client's headers: it is in no description, message, log, cache identity or file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness.core.errors import HarnessError
+from harness.core.types import Chat, Generation, GenerationConfig
+from harness.engine.backends.base import OnBatch
+from harness.engine.generate import truncate_at_stop
+
+MAX_STOP = 4  # OpenAI accepts at most 4 stop strings; the rest are applied to the text here
+CHARS_PER_TOKEN = 4  # count_tokens without a tokenizer: the usual rule of thumb for English text
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int = 4  # attempts after the first
+    backoff_s: float = 1.0  # the first wait; doubled each retry, with jitter
+    max_backoff_s: float = 30.0
+    max_retry_after_s: float = 120.0  # a longer Retry-After is cut to this
+
+    def wait_s(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after_s)
+        base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+        return base * (0.5 + random.random() / 2)  # "equal jitter": concurrent clients spread out
+
+
+class _Transient(Exception):
+    """A failed attempt worth retrying (429, 5xx, connection error, timeout)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Failed(Exception):
+    """A request that will not succeed for this example (e.g. 400: prompt too long): its error."""
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A Retry-After header in seconds: a number of seconds or an HTTP date (None if neither)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's own words on an error, short and on one line."""
+    try:
+        body = response.json()
+        err = body.get("error", body) if isinstance(body, dict) else body
+        text = str(err.get("message", err) if isinstance(err, dict) else err)
+    except ValueError:
+        text = response.text
+    return " ".join(text.split())[:200]
+
+
+class OpenAIBackend:
+    """Greedy decoding through an OpenAI-compatible server; no adapters, no local weights."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str | None = None,
+        max_concurrency: int = 4,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        tokenizer: Any = None,
+        usd_per_1m_input: float | None = None,
+        usd_per_1m_output: float | None = None,
+        check_model: bool = True,
+    ):
+        if max_concurrency < 1:
+            raise HarnessError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self.tokenizer = tokenizer  # anything a transformers tokenizer's call accepts; None: approximate
+        self.prices = {"usd_per_1m_input": usd_per_1m_input, "usd_per_1m_output": usd_per_1m_output}
+        self.truncated = 0  # the server fits prompts itself (or refuses them): nothing is cut here
+        self._check_model = check_model
+        self._checked = False
+        headers = {"Content-Type": "application/json"}
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise HarnessError(f"the API key variable ${api_key_env} is not set (or empty) in the environment")
+            headers["Authorization"] = f"Bearer {key}"  # held by the client only, never stored here
+        limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
+        self._client = httpx.Client(headers=headers, timeout=timeout_s, limits=limits)
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- the interface -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"backend": self.name, "id": self.model, "base_url": self.base_url,
+                               "api_key_env": self.api_key_env, "max_concurrency": self.max_concurrency}
+        out.update({k: v for k, v in self.prices.items() if v is not None})
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text`: by the local tokenizer when one was given, else about len(text)/4
+        (servers have no common tokenizer endpoint; the usual English rule of thumb)."""
+        if self.tokenizer is not None:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+    @contextlib.contextmanager
+    def adapter(self, path: Path | None) -> Iterator[None]:
+        if path is not None:
+            raise HarnessError(f"the {self.name} backend ({self.model} at {self.base_url}) cannot apply a LoRA "
+                               f"adapter ({path}): decode adapter strategies with a local backend")
+        yield
+
+    def generate(
+        self, chats: Sequence[Chat], config: GenerationConfig, *, on_batch: OnBatch | None = None
+    ) -> list[Generation]:
+        """Decode every chat, `max_concurrency` requests at a time; `on_batch` gets each group of
+        requests finished since the last call. A refused key or unknown model raises at once."""
+        self.check()
+        results: list[Generation | None] = [None] * len(chats)
+        stop = threading.Event()  # set on a fatal error: requests not yet sent are not sent
+        pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="openai")
+        pending = {pool.submit(self._one, chat, config, stop): i for i, chat in enumerate(chats)}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished = sorted((pending.pop(f), f) for f in done)  # indices are unique: futures never compared
+                gens = [f.result() for _, f in finished]  # a fatal HarnessError surfaces here
+                indices = [i for i, _ in finished]
+                for i, g in zip(indices, gens, strict=True):
+                    results[i] = g
+                if on_batch:
+                    on_batch(indices, gens)
+        except BaseException:
+            stop.set()  # no retry starts; requests in flight end on their own (or their timeout)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        return [r for r in results if r is not None]
+
+    # -- one request ---------------------------------------------------------------------------
+    def _payload(self, chat: Chat, config: GenerationConfig) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": self.model, "messages": chat, "temperature": 0,
+                                   "max_tokens": config.max_new_tokens}
+        stops = [s for s in config.stop if s][:MAX_STOP]
+        if stops:
+            payload["stop"] = stops
+        return payload
+
+    def _one(self, chat: Chat, config: GenerationConfig, stop: threading.Event) -> Generation:
+        """One chat's generation: retried on transient failures, an error Generation when they persist."""
+        payload = self._payload(chat, config)
+        start = time.perf_counter()
+        error, attempts = "not sent: the run stopped", 0
+        while attempts <= self.retry.retries and not stop.is_set():
+            attempts += 1
+            sent = time.perf_counter()
+            try:
+                body = self._post(payload)
+            except _Transient as e:
+                error = str(e)
+                if attempts <= self.retry.retries:
+                    stop.wait(self.retry.wait_s(attempts - 1, e.retry_after))
+                continue
+            except _Failed as e:
+                error = str(e)
+                break
+            return self._generation(body, chat, config, time.perf_counter() - sent)
+        tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+        return Generation("", time.perf_counter() - start, 0, 0, error=f"{error}{tries}")
+
+    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The response body of one attempt; _Transient, _Failed or HarnessError (fatal) otherwise."""
+        url = f"{self.base_url}/chat/completions"
+        try:
+            response = self._client.post(url, json=payload)
+        except httpx.TimeoutException as e:
+            raise _Transient(f"timed out: {type(e).__name__}") from None
+        except httpx.TransportError as e:  # connection refused or reset, DNS, protocol errors
+            raise _Transient(f"cannot reach {self.base_url}: {type(e).__name__}: {str(e)[:120]}") from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise _Transient(f"HTTP {status}: {_detail(response)}", retry_after_s(response.headers.get("Retry-After")))
+        if status in (401, 403):
+            raise self._refused(status)
+        if status == 404:
+            raise self._unknown_model(f"{url} answered 404 ({_detail(response)})")
+        if status >= 400:
+            raise _Failed(f"HTTP {status}: {_detail(response)}")
+        try:
+            body = response.json()
+            body["choices"][0]["message"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise _Failed(f"not a chat completion: {response.text[:200]!r}") from None
+        return body  # type: ignore[no-any-return]
+
+    def _generation(self, body: dict[str, Any], chat: Chat, config: GenerationConfig, latency: float) -> Generation:
+        text = body["choices"][0]["message"].get("content") or ""
+        text = truncate_at_stop(text, config.stop).strip()  # stops past the 4th, and servers that keep them
+        usage = body.get("usage") or {}
+        prompt = usage.get("prompt_tokens")
+        output = usage.get("completion_tokens")
+        if not isinstance(prompt, int):  # a server without usage: estimate
+            prompt = sum(self.count_tokens(m.get("content", "")) for m in chat)
+        if not isinstance(output, int):
+            output = self.count_tokens(text)
+        return Generation(text, latency, prompt, output, request_latency_s=latency)
+
+    # -- errors that stop the run ----------------------------------------------------------------
+    def _refused(self, status: int) -> HarnessError:
+        if self.api_key_env:
+            return HarnessError(f"the server at {self.base_url} refused the API key from ${self.api_key_env} "
+                                f"(HTTP {status})")
+        return HarnessError(f"the server at {self.base_url} wants an API key (HTTP {status}): "
+                            "name the environment variable that holds it (api_key_env)")
+
+    def served_models(self) -> list[str] | None:
+        """The model ids GET /models lists, or None when the server lists none (or cannot be asked)."""
+        try:
+            response = self._client.get(f"{self.base_url}/models")
+        except httpx.TransportError as e:
+            raise _Transient(f"{type(e).__name__}: {str(e)[:120]}") from None
+        except httpx.HTTPError:
+            return None
+        if response.status_code in (401, 403):
+            raise self._refused(response.status_code)
+        try:
+            data = response.json()["data"] if response.status_code == 200 else None
+            return [str(m["id"]) for m in data] if isinstance(data, list) else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def _unknown_model(self, why: str) -> HarnessError:
+        try:
+            served = self.served_models()
+        except _Transient:
+            served = None
+        listed = f": it serves {', '.join(served[:20])}" if served else f" ({why})"
+        return HarnessError(f"the server at {self.base_url} does not serve model '{self.model}'{listed}")
+
+    def check(self) -> None:
+        """Before the first request: refuse a server that cannot be reached (after the retries), a
+        key the server refuses and a model it does not list.
+
+        Some servers (llama.cpp's) answer for any model name with the one they serve, so a typo
+        would silently decode with another model: the name must be one `GET /models` lists
+        (Ollama's implicit `:latest` tag allowed). A server that lists nothing is not checked.
+        """
+        if self._checked or not self._check_model:
+            return
+        served: list[str] | None = None
+        for attempt in range(self.retry.retries + 1):
+            try:
+                served = self.served_models()
+                break
+            except _Transient as e:
+                if attempt == self.retry.retries:  # no server there at all: a wrong address, not bad luck
+                    raise HarnessError(f"cannot reach the server at {self.base_url} ({e}, "
+                                       f"{attempt + 1} attempts): is it running?") from None
+                time.sleep(self.retry.wait_s(attempt, None))
+        if served is not None and self.model not in served and f"{self.model}:latest" not in served:
+            raise self._unknown_model("not listed")
+        self._checked = True
