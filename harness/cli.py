@@ -94,7 +94,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     s = suite.sizes()
     out.print(f"[green]ok[/] {escape(suite.name)}: {suite.task}, train {s['train']}, test {s['test']}, "
               f"validation {s['validation']}, corpus {s['corpus']}, sha256 {suite.sha256[:12]}", soft_wrap=True)
-    return 0
+    return _validate_leakage(suite, args)
+
+
+def _validate_leakage(suite: Any, args: argparse.Namespace) -> int:
+    """`validate`'s leakage summary: offline text checks (near-duplicates only with --embedder); a
+    finding, not a broken suite: exit 0 unless --fail-on-leakage."""
+    from harness.engine.leakage import check_validate_leakage
+
+    report = check_validate_leakage(suite, args.embedder, args.leakage_threshold)
+    out.print(f"[{'yellow' if report.pairs else 'green'}]leakage[/]: {escape(report.summary())} "
+              f"({report.seconds:.2f} s)", soft_wrap=True, highlight=False)
+    for line in report.lines(args.show):
+        out.print(line, markup=False, highlight=False)
+    return 2 if args.fail_on_leakage and report.pairs else 0
+
+
+def _add_leakage_flags(p: argparse.ArgumentParser, run: bool) -> None:
+    p.add_argument("--fail-on-leakage", dest="fail_on_leakage", action="store_true",
+                   help="exit 2 when a test example leaks into train, validation or the corpus (for CI)")
+    if run:
+        p.add_argument("--no-leakage-check", dest="no_leakage_check", action="store_true",
+                       help="skip the leakage check (huge suites)")
+    else:
+        p.add_argument("--show", type=int, default=20, help="pairs to list (default 20)")
+    p.add_argument("--leakage-threshold", dest="leakage_threshold", type=float, default=None if run else 0.95,
+                   help="cosine from which two examples are near-duplicates (default 0.95)")
 
 
 def _names_option(message: str, key: str) -> bool:
@@ -157,11 +182,21 @@ def _run_options(args: argparse.Namespace) -> Any:
         seed=pick("seed", 0),
         slice_by=tuple(slice_by),
         batch_size=pick("batch_size", None),
-        usd_per_hour=pick("gpu_hour_usd", None),
+        usd_per_hour=pick("gpu_hour_usd", config.cost("device_hour_usd") if config else None),
+        monthly_requests=pick("monthly_requests", config.cost("monthly_requests") if config else None),
         device=pick("device", None),
         trust_remote_code=bool(args.trust_remote_code or conf.get("trust_remote_code", False)),
+        **_leakage_options(args, conf),
         strategy_params=strategy_params,
     )
+
+
+def _leakage_options(args: argparse.Namespace, conf: dict[str, Any]) -> dict[str, Any]:
+    """The leakage options of `run`: a flag wins over the config file's key."""
+    threshold = args.leakage_threshold if args.leakage_threshold is not None else conf.get("leakage_threshold", 0.95)
+    return {"leakage_check": not args.no_leakage_check and bool(conf.get("leakage_check", True)),
+            "leakage_threshold": float(threshold),
+            "fail_on_leakage": bool(args.fail_on_leakage or conf.get("fail_on_leakage", False))}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -289,14 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="run.toml with any of these options and [[strategies]] tables")
     r.add_argument("--slice-by", dest="slice_by", type=lambda s: [x for x in s.split(",") if x], help="meta fields, e.g. source")
     r.add_argument("--batch-size", dest="batch_size", type=int, help="decoding batch (default: 64 on a CPU, 16 on a GPU)")
-    r.add_argument("--gpu-hour-usd", dest="gpu_hour_usd", type=float, help="price per device hour for cost figures")
+    r.add_argument("--gpu-hour-usd", dest="gpu_hour_usd", type=float,
+                   help="price per device hour for cost figures ([cost] device_hour_usd in --config)")
+    r.add_argument("--monthly-requests", dest="monthly_requests", type=float,
+                   help="expected requests a month: monthly cost and break-even in months ([cost] monthly_requests)")
     r.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     r.add_argument("--trust-remote-code", action="store_true",
                    help="allow model code from the hub and evaluate: metric modules (off by default)")
+    _add_leakage_flags(r, run=True)
     r.set_defaults(func=cmd_run)
 
-    v = sub.add_parser("validate", help="check a suite; every problem with file:line")
+    v = sub.add_parser("validate", help="check a suite; every problem with file:line; leakage of its test split")
     v.add_argument("suite")
+    v.add_argument("--embedder", help="also look for embedding near-duplicates with this embedder (e.g. all-minilm-l6-v2)")
+    _add_leakage_flags(v, run=False)
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("suites", help="list the built-in suites")

@@ -31,8 +31,10 @@ from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, Predictio
 from harness.core.suites import load_suite
 from harness.core.text import did_you_mean
 from harness.core.types import Example, Generation, Prediction, Suite
+from harness.engine.backends.base import Backend
+from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.context import Prepared, StrategyContext, make_progress
-from harness.engine.generate import Engine
+from harness.engine.leakage import DEFAULT_THRESHOLD, LeakageReport, check_run_leakage
 from harness.engine.models import (
     DEFAULT_EMBEDDER,
     DEFAULT_MODEL,
@@ -58,8 +60,12 @@ class RunOptions:
     slice_by: tuple[str, ...] = ()
     batch_size: int | None = None  # None: default_batch_size(device)
     usd_per_hour: float | None = None
+    monthly_requests: float | None = None  # expected traffic: monthly cost and break-even months
     device: str | None = None
     trust_remote_code: bool = False
+    leakage_check: bool = True  # test vs train/validation/corpus before any model work (harness.engine.leakage)
+    leakage_threshold: float = DEFAULT_THRESHOLD  # cosine of an embedding near-duplicate
+    fail_on_leakage: bool = False  # any leak: exit 2 before any model work, no run folder
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # from --config
     sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
 
@@ -165,7 +171,7 @@ def decode_strategy(
     strategy: Any,
     suite: Suite,
     examples: Sequence[Example],
-    engine: Engine,
+    engine: Backend,
     cache: PredictionCache,
     record: Record,
     console: Console,
@@ -181,9 +187,9 @@ def decode_strategy(
     records: list[PredictionRecord | None] = [None] * len(examples)
 
     def to_prediction(i: int, gen: Generation) -> Prediction:
-        answer = extract_answer(gen.text, suite.task, suite.labels, suite.fields)
+        answer = None if gen.error else extract_answer(gen.text, suite.task, suite.labels, suite.fields)
         return Prediction(strategy.name, examples[i].id, gen.text, answer, gen.latency_s,
-                          gen.prompt_tokens, gen.output_tokens, prompts[i].retrieved)
+                          gen.prompt_tokens, gen.output_tokens, prompts[i].retrieved, error=gen.error)
 
     def flush(indices: list[int]) -> None:
         preds = [to_prediction(i, g) for i in indices if (g := generations[i]) is not None]
@@ -203,7 +209,7 @@ def decode_strategy(
                 real = [todo[i] for i in indices]
                 for i, g in zip(real, gens, strict=True):
                     generations[i] = g
-                cache.add_many([(keys[i], g) for i, g in zip(real, gens, strict=True)])
+                cache.add_many([(keys[i], g) for i, g in zip(real, gens, strict=True)])  # not the failed ones
                 flush(real)
                 tokens += sum(g.output_tokens for g in gens)
                 seconds += sum(g.latency_s for g in gens)
@@ -215,6 +221,9 @@ def decode_strategy(
         if engine.truncated > before:
             console.print(f"[yellow]warning:[/] {engine.truncated - before} prompt(s) of {escape(strategy.name)} were "
                           "longer than the model's context: cut from the start of the input to fit")
+        if failed := sum(1 for i in todo if (g := generations[i]) is not None and g.error):
+            console.print(f"[yellow]warning:[/] {failed} request(s) of {escape(strategy.name)} failed: recorded as "
+                          "errors and not cached; run again to retry them")
     return [r for r in records if r is not None]
 
 
@@ -253,8 +262,13 @@ def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -
         raise HarnessError(f"{opts.flag('limit')} must be a positive number of test examples")
     if opts.batch_size is not None and opts.batch_size < 1:
         raise HarnessError(f"{opts.flag('batch_size')} must be at least 1, got {opts.batch_size}")
+    if opts.monthly_requests is not None and not (math.isfinite(opts.monthly_requests) and opts.monthly_requests >= 0):
+        raise HarnessError(f"{opts.flag('monthly_requests')} must be 0 or more, got {opts.monthly_requests}")
     if opts.usd_per_hour is not None and not (math.isfinite(opts.usd_per_hour) and opts.usd_per_hour >= 0):
         raise HarnessError(f"{opts.flag('gpu_hour_usd')} must be a price of 0 or more, got {opts.usd_per_hour}")
+    if not (math.isfinite(opts.leakage_threshold) and 0 < opts.leakage_threshold <= 1):
+        raise HarnessError(f"{opts.flag('leakage_threshold')} must be a cosine above 0 and at most 1, "
+                           f"got {opts.leakage_threshold}")
     if not 0 <= opts.seed < 2**32:  # numpy and torch seeds
         raise HarnessError(f"{opts.flag('seed')} must be a whole number from 0 to {2**32 - 1}, got {opts.seed}")
     for field_name in opts.slice_by:
@@ -298,9 +312,17 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     check_options(opts, suite, examples)
     out = check_out_dir(Path(opts.out), opts.flag("out"))
     device = pick_device(opts.device, opts.flag("device"))
+    for s in strategies:
+        s.check_device(device)  # e.g. QLoRA needs CUDA: refused before any model loads
     check_model_ref(opts.model, opts.flag("model"))
-    if opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies):
-        check_model_ref(opts.embedder, opts.flag("embedder"))  # else it is never loaded: no need to have it
+    if needs_embedder := opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies):
+        check_model_ref(opts.embedder, opts.flag("embedder"))  # else only the leakage check may use it
+    leakage: LeakageReport | None = None
+    if opts.leakage_check:  # before the generator: --fail-on-leakage refuses with no model loaded, no folder
+        leakage = check_run_leakage(suite, examples, embedder=opts.embedder, threshold=opts.leakage_threshold,
+                                    trust_remote_code=opts.trust_remote_code, fail=opts.fail_on_leakage,
+                                    embedder_optional=not needs_embedder)
+        console.print(f"leakage: {escape(leakage.summary())}", highlight=False)
 
     # The tokenizer and the weights' identity now; the weights themselves when first decoded with.
     loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)
@@ -308,7 +330,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
     try:
-        _execute(opts, suite, examples, strategies, loaded, run_id, run_dir, console)
+        _execute(opts, suite, examples, strategies, loaded, run_id, run_dir, console, leakage)
     except BaseException:
         remove_if_empty(run_dir)
         raise
@@ -338,13 +360,14 @@ def _execute(
     run_id: str,
     run_dir: Path,
     console: Console,
+    leakage: LeakageReport | None = None,
 ) -> None:
     """Prepare and decode every strategy into run_dir, then score and render the reports."""
     from harness.scoring.records import recorder
     from harness.scoring.results import score_results
 
     batch_size = opts.batch_size or default_batch_size(loaded.device)
-    engine = Engine(loaded, batch_size=batch_size)
+    engine = TransformersBackend(loaded, batch_size=batch_size)
     ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
                           embedder_name=opts.embedder, console=console, trust_remote_code=opts.trust_remote_code)
     import torch
@@ -365,11 +388,12 @@ def _execute(
                                 "retrieval": None, "training": None, **details}
 
     results = score_results(suite, examples, predictions, per_strategy, seed=opts.seed, slice_by=opts.slice_by,
-                            usd_per_hour=opts.usd_per_hour)
+                            usd_per_hour=opts.usd_per_hour, monthly_requests=opts.monthly_requests, leaked_ids=leakage.leaked_ids if leakage else ())
+    results["leakage"] = leakage.to_json() if leakage else {"checked": False}
     results.update(
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        model={**loaded.info(), "embedder": opts.embedder},
+        model={**engine.describe(), "embedder": opts.embedder},
         decoding={**suite.generation.fingerprint(), "batch_size": batch_size},
         seed=opts.seed,
         limit=opts.limit,
@@ -377,6 +401,7 @@ def _execute(
         device=_device_info(loaded.device),
         argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
-        work={"generator_loaded": loaded.loaded, "embedder_loaded": ctx.encoder_loaded},
+        work={"generator_loaded": loaded.loaded,
+              "embedder_loaded": ctx.encoder_loaded or bool(leakage and leakage.embedder_loaded)},
     )
     write_results(run_dir, results)

@@ -30,6 +30,16 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "gpu_hour_usd": ((int, float), "a number"),
     "device": ((str,), '"cpu", "cuda" or "cuda:N"'),
     "trust_remote_code": ((bool,), "true or false"),
+    "cost": ((dict,), "a [cost] table (device_hour_usd, monthly_requests)"),
+    "leakage_check": ((bool,), "true or false"),
+    "fail_on_leakage": ((bool,), "true or false"),
+    "leakage_threshold": ((int, float), "a number"),
+}
+
+# The [cost] table: prices and traffic for the cost figures and break-even volumes.
+COST_KEYS: dict[str, str] = {
+    "device_hour_usd": "the price of one device hour (local training and decoding), 0 or more",
+    "monthly_requests": "the expected number of requests a month, 0 or more",
 }
 
 # key -> (is the value in range?, what it must be): checked after the type, blamed on the key's line.
@@ -41,6 +51,7 @@ RANGES: dict[str, tuple[Any, str]] = {
     "device": (lambda v: re.fullmatch(r"cpu|cuda(:\d+)?|mps", v) is not None, '"cpu", "cuda", "cuda:N" or "mps"'),
     "slice_by": (lambda v: isinstance(v, str) or all(isinstance(x, str) and x for x in v), "meta field names"),
     "suite": (lambda v: bool(v.strip()), "a suite name or folder"),
+    "leakage_threshold": (lambda v: math.isfinite(v) and 0 < v <= 1, "a cosine above 0 and at most 1"),
 }
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
@@ -71,6 +82,23 @@ class RunConfig:
             if key is not None and re.match(rf'^\s*["\']?{re.escape(key)}["\']?\s*=', lines[i]):
                 return f"{self.path}:{i + 1}"
         return f"{self.path}:{start}" if entry is not None else str(self.path)  # the header, or just the file
+
+    def where_in(self, table: str, key: str) -> str:
+        """`path:line` of `key` inside `[table]` (the header's line when the key is not found)."""
+        lines = self.text.split("\n")
+        header = next((i for i, line in enumerate(lines) if re.match(rf"^\s*\[\s*{re.escape(table)}\s*\]", line)), None)
+        if header is None:
+            return self.where(table)
+        for i in range(header + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if re.match(rf'^\s*["\']?{re.escape(key)}["\']?\s*=', lines[i]):
+                return f"{self.path}:{i + 1}"
+        return f"{self.path}:{header + 1}"
+
+    def cost(self, key: str) -> Any:
+        table = self.data.get("cost")
+        return table.get(key) if isinstance(table, dict) else None
 
     def strategy_tables(self) -> list[dict[str, Any]]:
         tables = self.data.get("strategies")
@@ -112,6 +140,7 @@ def load_config(path: str | Path) -> RunConfig:
         in_range, must_be = RANGES.get(key, (None, ""))
         if in_range is not None and not (isinstance(value, list) and key != "slice_by") and not in_range(value):
             raise HarnessError(f"{conf.where(key)}: '{key}' must be {must_be}, got {_short(value)}")
+    _check_cost(conf)
     if isinstance(data.get("strategies"), list):
         for i, table in enumerate(data["strategies"]):
             if not isinstance(table, dict):
@@ -123,3 +152,16 @@ def load_config(path: str | Path) -> RunConfig:
                     raise HarnessError(f"{conf.where(key, entry=i)}: '{key}' should be a non-empty string, "
                                        f"got {_short(table[key])}")
     return conf
+
+
+def _check_cost(conf: RunConfig) -> None:
+    table = conf.data.get("cost")
+    if not isinstance(table, dict):
+        return
+    for key, value in table.items():
+        if key not in COST_KEYS:
+            raise HarnessError(f"{conf.where_in('cost', key)}: unknown key '{key}' in [cost]"
+                               f"{did_you_mean(key, sorted(COST_KEYS))}; keys: {', '.join(COST_KEYS)}")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value) or value < 0:
+            raise HarnessError(f"{conf.where_in('cost', key)}: '{key}' should be {COST_KEYS[key]}, got {_short(value)}")

@@ -178,6 +178,8 @@ class Engine:
         on_batch: Callable[[list[int], list[Generation]], None] | None = None,
     ) -> list[Generation]:
         """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
+        import torch
+
         encoded = []
         for i, chat in enumerate(chats):
             ids, cut = self.encode_fitting(chat, config.max_new_tokens)
@@ -185,7 +187,12 @@ class Engine:
             encoded.append(EncodedPrompt(i, ids))
         results: list[Generation | None] = [None] * len(chats)
         for batch in self.batches(encoded):
-            gens = self._decode_batch(batch, config)
+            try:
+                gens = self._decode_batch(batch, config)
+            except torch.cuda.OutOfMemoryError:
+                raise HarnessError(
+                    f"out of GPU memory decoding a batch of {len(batch)} prompts of up to {len(batch[0].ids)} tokens: "
+                    "pass a smaller --batch-size (decoded batches so far are cached)") from None
             for e, g in zip(batch, gens, strict=True):
                 results[e.index] = g
             if on_batch:

@@ -18,9 +18,13 @@ from harness.report import svg
 from harness.report.history import created_time
 from harness.report.html_examples import examples_section, winloss_section
 from harness.report.html_parts import CSS, JS, e, section, swatch, table, td
+from harness.report.leakage import leakage_html
+from harness.report.tradeoff import tradeoff_chart
 from harness.report.views import (
+    BREAK_EVEN_HEAD,
     SIGNIFICANCE_LEGEND,
     best_strategies,
+    break_even_rows,
     cost_columns,
     describe_test,
     example_scores,
@@ -46,9 +50,10 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
     sections = [
         _recommendation(results),
         _comparison(results, colors),
+        leakage_html(results),
         _training(results, colors),
         winloss_section(run, scores),
-        _cost(results),
+        _cost(results, colors),
         _slices(results),
         _comparisons(results),
         _history(results, history or [], colors),
@@ -74,6 +79,7 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
 
 NAV = (
     ("comparison", "Comparison"),
+    ("leakage", "Leakage"),
     ("training", "Retrieval & training"),
     ("winloss", "Win/loss"),
     ("cost", "Cost"),
@@ -192,13 +198,18 @@ def _training(results: dict[str, Any], colors: dict[str, str]) -> str:
 
 
 
-def _cost(results: dict[str, Any]) -> str:
+def _cost(results: dict[str, Any], colors: dict[str, str]) -> str:
     cols = cost_columns(results)
     rows = []
     for name, s in results["strategies"].items():
         cost = s.get("cost") or {}
         rows.append([td(e(name), "name")] + [td(e(fmt_num(cost.get(k), d)), "num") for k, _, d in cols])
-    return section("cost", "Cost", table(["Strategy", *[t for _, t, _ in cols]], rows, "cost numeric"))
+    inner = table(["Strategy", *[t for _, t, _ in cols]], rows, "cost numeric")
+    if len(results["strategies"]) > 1 and (chart := tradeoff_chart(results, colors)):
+        inner += f"<figure><figcaption>Quality against cost</figcaption>{chart}</figure>"
+    if breaks := break_even_rows(results):
+        inner += "<h3>Break-even</h3>" + table(BREAK_EVEN_HEAD, [[td(e(c)) for c in r] for r in breaks], "numeric")
+    return section("cost", "Cost", inner)
 
 
 def _slices(results: dict[str, Any]) -> str:

@@ -21,9 +21,12 @@ from rich.text import Text
 from harness.core.cache import write_text_atomic
 from harness.core.runrecord import RunRecord, load_run
 from harness.report.html import render_html
+from harness.report.leakage import leakage_markdown
 from harness.report.views import (
+    BREAK_EVEN_HEAD,
     SIGNIFICANCE_LEGEND,
     best_strategies,
+    break_even_rows,
     cost_columns,
     describe_test,
     fmt_value_ci,
@@ -102,11 +105,14 @@ def render_markdown(run: RunRecord) -> str:
         row += [md(s.get("n", "—")), fmt_share(invalid), md(s.get("errors", 0))]
         rows.append(row)
     out += [_md_table(["Strategy", *map(md, metrics), "n", "invalid", "errors"], rows), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
+    out += leakage_markdown(results)
 
     cols = cost_columns(results)
     out += ["## Cost", ""]
     rows = [[md(name)] + [fmt_num((s.get("cost") or {}).get(k), d) for k, _, d in cols] for name, s in strategies.items()]
     out += [_md_table(["Strategy", *[t for _, t, _ in cols]], rows), ""]
+    if breaks := break_even_rows(results):
+        out += ["### Break-even", "", _md_table(BREAK_EVEN_HEAD, [[md(c) for c in r] for r in breaks]), ""]
 
     retrieval = [retrieval_line(n, s["retrieval"]) for n, s in strategies.items() if s.get("retrieval")]
     if retrieval:

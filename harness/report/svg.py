@@ -210,3 +210,68 @@ def _legend(series: Sequence[Series], left: float, plot_w: float, height: int) -
             f'<text x="{_f(lx + 28)}" y="{ly + 4}" {FONT}>{escape(s.name)}</text>'
         )
     return out
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    x: float  # cost
+    y: float  # quality
+    low: float  # the quality's 95% interval
+    high: float
+    color: str
+    marked: bool = False  # no cheaper-or-equal strategy beats it significantly
+
+
+def scatter_chart(points: Sequence[Point], *, x_title: str, y_title: str, title: str,
+                  width: int = 680, height: int = 340) -> str:
+    """Quality against cost: one dot per strategy with its interval as a vertical whisker; marked
+    dots (ringed) are the ones no cheaper-or-equal strategy beats significantly."""
+    pts = [p for p in points if math.isfinite(p.x) and math.isfinite(p.y)]
+    if not pts:
+        return ""
+    left, right, top, bottom = 56, 150, 14, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    xt = nice_ticks(0.0, max(p.x for p in pts) or 1.0)
+    lows = [p.low for p in pts if math.isfinite(p.low)] + [p.y for p in pts]
+    highs = [p.high for p in pts if math.isfinite(p.high)] + [p.y for p in pts]
+    yt = nice_ticks(min(lows), max(highs))
+
+    def px(v: float) -> float:
+        return left + plot_w * (v - xt[0]) / ((xt[-1] - xt[0]) or 1.0)
+
+    def py(v: float) -> float:
+        return top + plot_h * (1 - (v - yt[0]) / ((yt[-1] - yt[0]) or 1.0))
+
+    out = [f'<svg class="chart scatter-chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
+           f'aria-label="{escape(title)}">', f"<title>{escape(title)}</title>"]
+    out += _scatter_axes(xt, yt, px, py, left, top, plot_w, plot_h, x_title, y_title)
+    for p in pts:
+        cx, cy = _f(px(p.x)), _f(py(p.y))
+        if math.isfinite(p.low) and math.isfinite(p.high):
+            out.append(f'<line class="whisker" x1="{cx}" y1="{_f(py(p.low))}" x2="{cx}" y2="{_f(py(p.high))}" '
+                       f'stroke="{p.color}"/>')
+        ring = f'<circle cx="{cx}" cy="{cy}" r="9" fill="none" stroke="{p.color}" stroke-width="2"/>' if p.marked else ""
+        out.append(f'{ring}<circle class="dot" data-strategy="{escape(p.label)}" cx="{cx}" cy="{cy}" r="5" '
+                   f'fill="{p.color}"><title>{escape(p.label)}</title></circle>')
+        out.append(f'<text x="{_f(px(p.x) + 12)}" y="{_f(py(p.y) + 4)}" {FONT}>{escape(_clip(p.label, 20))}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _scatter_axes(xt: Sequence[float], yt: Sequence[float], px: Callable[[float], float],
+                  py: Callable[[float], float], left: float, top: float, plot_w: float, plot_h: float,
+                  x_title: str, y_title: str) -> list[str]:
+    out = []
+    for t in yt:
+        out.append(f'<line x1="{left}" y1="{_f(py(t))}" x2="{_f(left + plot_w)}" y2="{_f(py(t))}" class="grid"/>')
+        out.append(f'<text x="{left - 6}" y="{_f(py(t) + 4)}" text-anchor="end" {FONT} class="tick">{_tick_label(t)}</text>')
+    for t in xt:
+        out.append(f'<text x="{_f(px(t))}" y="{_f(top + plot_h + 16)}" text-anchor="middle" {FONT} '
+                   f'class="tick">{_tick_label(t)}</text>')
+    out.append(f'<line x1="{left}" y1="{_f(top + plot_h)}" x2="{_f(left + plot_w)}" y2="{_f(top + plot_h)}" class="axis"/>')
+    out.append(f'<text x="{_f(left + plot_w / 2)}" y="{_f(top + plot_h + 36)}" text-anchor="middle" {FONT}>'
+               f"{escape(x_title)}</text>")
+    out.append(f'<text x="12" y="{_f(top + plot_h / 2)}" text-anchor="middle" {FONT} '
+               f'transform="rotate(-90 12 {_f(top + plot_h / 2)})">{escape(y_title)}</text>')
+    return out

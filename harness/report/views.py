@@ -134,10 +134,34 @@ COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("usd_per_1k_requests", "USD / 1k requests", 4),
     ("training_usd", "training USD", 2),
     ("usd_per_correct", "USD / correct", 5),
+    ("monthly_usd", "USD / month at the stated volume", 2),
 )
 # Shown only when some strategy has a value: a price was given, a backend measured requests.
 OPTIONAL_COST_KEYS = frozenset({"usd_per_1k_requests", "training_usd", "usd_per_correct", "latency_p50_s",
-                                "latency_p95_s"})
+                                "latency_p95_s", "monthly_usd"})
+
+
+def break_even_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The break-even table: which strategy costs more up front, what it saves per 1,000 requests,
+    and after how many requests (and months, at the stated volume) it is the cheaper one."""
+    econ = results.get("economics")
+    pairs = econ.get("break_even") if isinstance(econ, dict) else None
+    rows = []
+    for p in pairs if isinstance(pairs, list) else []:
+        # (Nearly) equal one-off costs: the cheaper per request is cheaper at any volume, as the
+        # cost table already says; a hundredth of a cent of set-up is no break-even.
+        if not isinstance(p, dict) or not isinstance(p.get("one_off_diff_usd"), (int, float)) \
+                or p["one_off_diff_usd"] < 1e-4:
+            continue
+        n, months = p.get("break_even_requests"), p.get("break_even_months")
+        when = "never" if n is None else f"{fmt_num(n, 0)} requests" + (
+            f" ({fmt_num(months, 1)} months)" if months is not None else "")
+        rows.append([str(p.get("higher_one_off")), str(p.get("lower_one_off")), fmt_num(p.get("one_off_diff_usd"), 4),
+                     fmt_num(p.get("per_1k_saving_usd"), 4), when])
+    return rows
+
+
+BREAK_EVEN_HEAD = ["pays more up front", "than", "extra one-off USD", "saves USD / 1k requests", "cheaper in total after"]
 
 
 def cost_columns(results: dict[str, Any]) -> list[tuple[str, str, int]]:

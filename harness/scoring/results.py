@@ -4,12 +4,14 @@ prediction records; `harness.runner` adds the run-level fields (model, device, v
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from harness.core.runrecord import PredictionRecord
 from harness.core.types import Example, Suite
+from harness.scoring.clean import clean_subset
 from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
+from harness.scoring.economics import economics
 from harness.scoring.records import score_sum
 
 
@@ -22,10 +24,14 @@ def score_results(
     seed: int,
     slice_by: Sequence[str] = (),
     usd_per_hour: float | None = None,
+    monthly_requests: float | None = None,
     n_resamples: int = 1000,
+    leaked_ids: Collection[str] = (),
 ) -> dict[str, Any]:
     """`sections[s]`: what strategy `s` reports besides its scores (name, kind, params, retrieval,
-    training, ...), with the seconds its `prepare_s` took; they land in its results entry."""
+    training, ...), with the seconds its `prepare_s` took; they land in its results entry.
+    `leaked_ids`: test examples that leak (harness.engine.leakage): each strategy also gets its
+    metrics on the other examples (`clean_metrics`, `n_clean`) when some scored example is among them."""
     strategies: dict[str, Any] = {}
     for name, records in predictions.items():
         info = dict(sections[name])
@@ -40,8 +46,10 @@ def score_results(
             # Partial credit where answers can be partly right: exact matches of free text are rare.
             n_correct=score_sum(suite.task, examples, records),
         )
-        strategies[name] = {**info, **scored, "cost": cost}
+        clean = clean_subset(suite, examples, records, leaked_ids, seed=seed, n_resamples=n_resamples)
+        strategies[name] = {**info, **scored, **clean, "cost": cost}
     comparisons = compare_strategies(suite, examples, predictions, seed=seed, n_resamples=n_resamples)
+    money = economics(strategies, monthly_requests=monthly_requests, usd_per_hour=usd_per_hour)
     return {
         "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": str(suite.path),
                   "sizes": {**suite.sizes(), "scored": len(examples)}, "labels": list(suite.labels),
@@ -50,4 +58,5 @@ def score_results(
         "strategies": strategies,
         "comparisons": comparisons,
         "recommendation": recommend(strategies, comparisons, suite.primary_metric, suite.metrics),
+        "economics": money,
     }
