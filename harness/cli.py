@@ -143,7 +143,8 @@ def _run_options(args: argparse.Namespace) -> Any:
     if not suite:
         raise HarnessError("no suite given: `sft-harness run SUITE` (or `suite = ...` in --config)")
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = []
-    # Where each value from the file sits, so a later refusal names run.toml:LINE, not a flag.
+    # long: one option after another. Where each value from the file sits, so a later refusal names
+    # run.toml:LINE, not a flag.
     sources = {key: config.where(key) for key in conf if getattr(args, key, None) is None} if config else {}
     spec = args.strategies
     tables = config.strategy_tables() if config and spec is None else []  # [[strategies]] kind = "prompt" ...
@@ -159,6 +160,7 @@ def _run_options(args: argparse.Namespace) -> Any:
                 raise HarnessError(f"{config.where(blamed, entry=i)}: {e}") from None
             strategy_params.append((kind, name, table))
             sources[f"strategy {name or kind}"] = config.where(entry=i)
+            sources[f"strategy {name or kind} model"] = config.where("model", entry=i)  # or the header's line
     elif spec is None:
         spec = conf.get("strategies", "prompt")
         if config and "strategies" in conf:  # a spec string in the file: blame its line
@@ -168,6 +170,8 @@ def _run_options(args: argparse.Namespace) -> Any:
                 registry.from_spec(str(spec))
             except HarnessError as e:
                 raise HarnessError(f"{config.where('strategies')}: {e}") from None
+    models = config.model_specs() if config else {}  # [[models]]: what `model=NAME` picks
+    sources.update({f"model {name}": config.where_model(None, i) for i, name in enumerate(models)} if config else {})
     slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])
     if isinstance(slice_by, str):
         slice_by = [s for s in slice_by.split(",") if s]
@@ -188,6 +192,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         trust_remote_code=bool(args.trust_remote_code or conf.get("trust_remote_code", False)),
         **_leakage_options(args, conf),
         strategy_params=strategy_params,
+        models=models,
     )
 
 

@@ -25,14 +25,15 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.core.cache import cache_root, sha256_file
+from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError, SuiteError
 from harness.core.predcache import PredictionCache, prompt_key
 from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, PredictionWriter, write_results
 from harness.core.suites import load_suite
 from harness.core.text import did_you_mean
 from harness.core.types import Example, Generation, Prediction, Suite
+from harness.engine import modelset
 from harness.engine.backends.base import Backend
-from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.context import Prepared, StrategyContext, make_progress
 from harness.engine.leakage import DEFAULT_THRESHOLD, LeakageReport, check_run_leakage
 from harness.engine.models import (
@@ -68,6 +69,7 @@ class RunOptions:
     fail_on_leakage: bool = False  # any leak: exit 2 before any model work, no run folder
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # from --config
     sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
+    models: dict[str, ModelSpec] = field(default_factory=dict)  # [[models]] by name: what `model=NAME` picks
 
     def flag(self, key: str) -> str:
         """How an error names an option: `run.toml:7: batch_size` when the file set it, else `--batch-size`."""
@@ -253,7 +255,7 @@ def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: S
     params = {k: v for k, v in strategy.params.items() if k not in neutral}
     return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
                          "adapter": adapter},
-            "model": loaded.sha256 or loaded.path, "decoding": suite.generation.fingerprint()}
+            "model": modelset.model_identity(loaded), "decoding": suite.generation.fingerprint()}
 
 
 def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -> None:
@@ -302,6 +304,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
             raise HarnessError(f"{suite.path / 'suite.toml' if suite.path else suite.name}: {e}") from None
     load_suite_metrics(suite)  # evaluate: modules and plugins load now, not after the predictions
     strategies = _build_strategies(opts)
+    picked = modelset.strategy_models(opts.model, opts.models, opts.sources, strategies)  # unknown model names, API models for fine-tuning
     for s in strategies:
         try:
             s.check(suite)
@@ -314,7 +317,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     device = pick_device(opts.device, opts.flag("device"))
     for s in strategies:
         s.check_device(device)  # e.g. QLoRA needs CUDA: refused before any model loads
-    check_model_ref(opts.model, opts.flag("model"))
+    modelset.check_model_refs(picked, opts.flag("model"), opts.sources)
     if needs_embedder := opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies):
         check_model_ref(opts.embedder, opts.flag("embedder"))  # else only the leakage check may use it
     leakage: LeakageReport | None = None
@@ -324,13 +327,12 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
                                     embedder_optional=not needs_embedder)
         console.print(f"leakage: {escape(leakage.summary())}", highlight=False)
 
-    # The tokenizer and the weights' identity now; the weights themselves when first decoded with.
-    loaded = load_generator(opts.model, device=device, trust_remote_code=opts.trust_remote_code)
+    models = modelset.build_models(picked, load_generator, device=device, trust_remote_code=opts.trust_remote_code)
     run_id, run_dir = new_run_dir(out, run_id_base(suite.name, opts.run_label))
     console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
     try:
-        _execute(opts, suite, examples, strategies, loaded, run_id, run_dir, console, leakage)
+        _execute(opts, suite, examples, strategies, picked, models, run_id, run_dir, console, leakage, device)
     except BaseException:
         remove_if_empty(run_dir)
         raise
@@ -356,52 +358,62 @@ def _execute(
     suite: Suite,
     examples: list[Example],
     strategies: list[Any],
-    loaded: Any,
+    picked: dict[str, ModelSpec],
+    models: dict[str, Any],
     run_id: str,
     run_dir: Path,
     console: Console,
     leakage: LeakageReport | None = None,
+    device: str = "cpu",
 ) -> None:
-    """Prepare and decode every strategy into run_dir, then score and render the reports."""
+    """Prepare and decode every strategy into run_dir (each with its model: `picked`, `models`,
+    local weights freed once no later strategy needs them), then score and render the reports."""
     from harness.scoring.records import recorder
     from harness.scoring.results import score_results
 
-    batch_size = opts.batch_size or default_batch_size(loaded.device)
-    engine = TransformersBackend(loaded, batch_size=batch_size)
-    ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, generator=loaded,
-                          embedder_name=opts.embedder, console=console, trust_remote_code=opts.trust_remote_code)
+    batch_size = opts.batch_size or default_batch_size(device)
+    engines = modelset.engines(models, batch_size)
     import torch
 
     torch.manual_seed(opts.seed)
 
     per_strategy: dict[str, dict[str, Any]] = {}
     predictions: dict[str, list[PredictionRecord]] = {}
+    ctx: StrategyContext | None = None
     record = recorder(suite, PredictionWriter(run_dir))
-    for s in strategies:
+    for n, s in enumerate(strategies):
+        spec = picked[s.name]
+        key = modelset.model_key(spec)
+        model = models[key]
+        ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, **modelset.context_model(model),
+                              embedder_name=opts.embedder, encoder=ctx._encoder if ctx else None, console=console,
+                              trust_remote_code=opts.trust_remote_code)
         prepared, prepare_s = _prepare(s, suite, ctx)
-        cache = PredictionCache(cache_root(), prediction_identity(s, prepared, loaded, suite))
-        predictions[s.name] = decode_strategy(s, suite, examples, engine, cache, record, console, prepared.adapter)
+        cache = PredictionCache(cache_root(), prediction_identity(s, prepared, model, suite))
+        predictions[s.name] = decode_strategy(s, suite, examples, engines[key], cache, record, console, prepared.adapter)
         details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
-        # Every section a strategy reports (retrieval, training, adapter, ...) lands in results.json;
-        # retrieval and training are always present so readers can test them against null.
+        # long: one loop over the strategies, each step a call. Every section a strategy reports lands in
+        # results.json; retrieval and training are always present, so readers can test them against null.
         per_strategy[s.name] = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
-                                "retrieval": None, "training": None, **details}
+                                "retrieval": None, "training": None, **details, "model": modelset.model_record(spec, model)}
+        modelset.free_if_done(key, model, engines[key], [picked[later.name] for later in strategies[n + 1:]])
 
     results = score_results(suite, examples, predictions, per_strategy, seed=opts.seed, slice_by=opts.slice_by,
-                            usd_per_hour=opts.usd_per_hour, monthly_requests=opts.monthly_requests, leaked_ids=leakage.leaked_ids if leakage else ())
+                            usd_per_hour=opts.usd_per_hour, monthly_requests=opts.monthly_requests,
+                            leaked_ids=leakage.leaked_ids if leakage else (), token_prices=modelset.token_prices(picked))
     results["leakage"] = leakage.to_json() if leakage else {"checked": False}
     results.update(
         run_id=run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        model={**engine.describe(), "embedder": opts.embedder},
+        model={**modelset.default_model_record(models, opts.model), "embedder": opts.embedder},
         decoding={**suite.generation.fingerprint(), "batch_size": batch_size},
         seed=opts.seed,
         limit=opts.limit,
         versions=_versions(),
-        device=_device_info(loaded.device),
+        device=_device_info(device),
         argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
-        work={"generator_loaded": loaded.loaded,
-              "embedder_loaded": ctx.encoder_loaded or bool(leakage and leakage.embedder_loaded)},
+        work={"generator_loaded": modelset.weights_loaded(models),
+              "embedder_loaded": bool(ctx and ctx.encoder_loaded) or bool(leakage and leakage.embedder_loaded)},
     )
     write_results(run_dir, results)

@@ -70,6 +70,7 @@ def _check_safetensors(path: Path) -> None:
 class AdapterStrategy(Strategy):
     kind = "adapter"
     options: ClassVar[dict[str, Any]] = {"path": ""}
+    needs_local_weights: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None, **params: Any):
         super().__init__(name, **params)

@@ -87,14 +87,25 @@ class Strategy:
     # Options that change how the work is done, not what it produces (left out of cache keys).
     neutral_options: ClassVar[frozenset[str]] = frozenset()
 
+    # Options every strategy accepts besides its own: `model`, the [[models]] name to decode with
+    # ("" is the run's --model). Kept out of `params`, so it reaches cache keys only as the model's identity.
+    common_options: ClassVar[dict[str, Any]] = {"model": ""}
+    # Whether the strategy trains or applies a LoRA adapter (then it needs a model with local weights).
+    needs_local_weights: ClassVar[bool] = False
+
     def __init__(self, name: str | None = None, **params: Any):
         self.name = name or self.kind
+        model = params.pop("model", "")
+        if not isinstance(model, str):
+            raise HarnessError(f"strategy '{self.kind}': option model={model!r} should be text (a [[models]] name)")
+        self.model: str = model.strip()
         unknown = [k for k in params if k not in self.options]
         if unknown:
             k = unknown[0]
-            known = ", ".join(sorted(self.options)) or "none"
+            known = ", ".join(sorted({*self.options, *self.common_options}))
             raise HarnessError(
-                f"strategy '{self.kind}' has no option '{k}'{did_you_mean(k, list(self.options))}; options: {known}"
+                f"strategy '{self.kind}' has no option '{k}'{did_you_mean(k, [*self.options, *self.common_options])}; "
+                f"options: {known}"
             )
         self.params: dict[str, Any] = {k: _coerce(self.kind, k, params.get(k, d), d) for k, d in self.options.items()}
         for key, allowed in self.choices.items():

@@ -73,6 +73,7 @@ class SftStrategy(Strategy):
     options: ClassVar[dict[str, Any]] = dict(TRAIN_OPTIONS)
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit")}
     neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
+    needs_local_weights: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None, **params: Any):
         super().__init__(name, **params)

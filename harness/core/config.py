@@ -34,7 +34,21 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "leakage_check": ((bool,), "true or false"),
     "fail_on_leakage": ((bool,), "true or false"),
     "leakage_threshold": ((int, float), "a number"),
+    "models": ((list,), "[[models]] tables (name, backend, id, ...)"),
 }
+
+# A [[models]] table's keys -> (accepted types, what it must be).
+MODEL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+    "name": ((str,), "a non-empty name that strategies refer to with model = NAME"),
+    "backend": ((str,), '"transformers" or "openai"'),
+    "id": ((str,), "a model alias, hub id or folder (openai: the model name the server knows)"),
+    "base_url": ((str,), 'the server\'s address, e.g. "http://127.0.0.1:8080/v1"'),
+    "api_key_env": ((str,), "the name of the environment variable that holds the API key"),
+    "usd_per_1m_input": ((int, float), "a price of 0 or more"),
+    "usd_per_1m_output": ((int, float), "a price of 0 or more"),
+    "max_concurrency": ((int,), "a whole number, at least 1"),
+}
+BACKENDS = ("transformers", "openai")
 
 # The [cost] table: prices and traffic for the cost figures and break-even volumes.
 COST_KEYS: dict[str, str] = {
@@ -56,6 +70,7 @@ RANGES: dict[str, tuple[Any, str]] = {
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
 _STRATEGIES_HEADER = re.compile(r"^\s*\[\[\s*strategies\s*\]\]")
+_MODELS_HEADER = re.compile(r"^\s*\[\[\s*models\s*\]\]")
 
 
 @dataclass(frozen=True)
@@ -64,13 +79,15 @@ class RunConfig:
     text: str
     data: dict[str, Any]
 
-    def where(self, key: str | None = None, entry: int | None = None) -> str:
-        """`path:line` of a top-level key, of a key in the entry-th [[strategies]] table, or of
-        that table's header; just `path` when the line cannot be found."""
+    def where(self, key: str | None = None, entry: int | None = None, table: str = "strategies") -> str:
+        """`path:line` of a top-level key, of a key in the entry-th [[strategies]] (or, with
+        table="models", [[models]]) table, or of that table's header; just `path` when the line
+        cannot be found."""
         lines = self.text.split("\n")  # TOML's line ends; splitlines() would also split on U+2028
         start = 0
         if entry is not None:
-            headers = [i for i, line in enumerate(lines) if _STRATEGIES_HEADER.match(line)]
+            header = _MODELS_HEADER if table == "models" else _STRATEGIES_HEADER
+            headers = [i for i, line in enumerate(lines) if header.match(line)]
             if entry >= len(headers):
                 return str(self.path)
             if key is None:
@@ -99,6 +116,18 @@ class RunConfig:
     def cost(self, key: str) -> Any:
         table = self.data.get("cost")
         return table.get(key) if isinstance(table, dict) else None
+
+    def where_model(self, key: str | None = None, entry: int = 0) -> str:
+        """`path:line` of `key` in the entry-th [[models]] table (its header's line without a key)."""
+        return self.where(key, entry=entry, table="models")
+
+    def model_tables(self) -> list[dict[str, Any]]:
+        tables = self.data.get("models")
+        return [dict(t) for t in tables] if isinstance(tables, list) else []
+
+    def model_specs(self) -> dict[str, ModelSpec]:
+        """The [[models]] tables by name (checked by load_config)."""
+        return {t["name"]: ModelSpec.from_table(t) for t in self.model_tables()}
 
     def strategy_tables(self) -> list[dict[str, Any]]:
         tables = self.data.get("strategies")
@@ -141,6 +170,7 @@ def load_config(path: str | Path) -> RunConfig:
         if in_range is not None and not (isinstance(value, list) and key != "slice_by") and not in_range(value):
             raise HarnessError(f"{conf.where(key)}: '{key}' must be {must_be}, got {_short(value)}")
     _check_cost(conf)
+    _check_models(conf)
     if isinstance(data.get("strategies"), list):
         for i, table in enumerate(data["strategies"]):
             if not isinstance(table, dict):
@@ -165,3 +195,69 @@ def _check_cost(conf: RunConfig) -> None:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or not math.isfinite(value) or value < 0:
             raise HarnessError(f"{conf.where_in('cost', key)}: '{key}' should be {COST_KEYS[key]}, got {_short(value)}")
+
+
+def _check_models(conf: RunConfig) -> None:
+    """Every [[models]] table: known keys of the right types and ranges, a unique name, an id, a
+    backend this version has, base_url for an openai model; errors at the key's line."""
+    tables = conf.data.get("models")
+    if not isinstance(tables, list):
+        return
+    names: dict[str, int] = {}
+    for i, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise HarnessError(f"{conf.where('models')}: 'models' should be [[models]] tables")
+        for key, value in table.items():
+            if key not in MODEL_KEYS:
+                raise HarnessError(f"{conf.where_model(key, i)}: unknown key '{key}' in [[models]]"
+                                   f"{did_you_mean(key, sorted(MODEL_KEYS))}; keys: {', '.join(MODEL_KEYS)}")
+            types, wanted = MODEL_KEYS[key]
+            bad_type = not isinstance(value, types) or isinstance(value, bool)
+            if bad_type or (isinstance(value, str) and not value.strip()):
+                raise HarnessError(f"{conf.where_model(key, i)}: '{key}' should be {wanted}, got {_short(value)}")
+            if key.startswith("usd_") and not (math.isfinite(value) and value >= 0):
+                raise HarnessError(f"{conf.where_model(key, i)}: '{key}' must be a price of 0 or more, "
+                                   f"got {_short(value)}")
+            if key == "max_concurrency" and value < 1:
+                raise HarnessError(f"{conf.where_model(key, i)}: 'max_concurrency' must be at least 1, got {value}")
+        for key in ("name", "id"):
+            if key not in table:
+                raise HarnessError(f"{conf.where_model(None, i)}: [[models]] entry {i + 1} needs '{key}'")
+        name = table["name"]
+        if name in names:
+            raise HarnessError(f"{conf.where_model('name', i)}: model name '{name}' is already used by "
+                               f"[[models]] entry {names[name] + 1}")
+        names[name] = i
+        backend = table.get("backend", "transformers")
+        if backend == "vllm":
+            raise HarnessError(f"{conf.where_model('backend', i)}: backend 'vllm' is not available in this version: "
+                               "serve the model with vLLM's OpenAI-compatible server and use backend = \"openai\"")
+        if backend not in BACKENDS:
+            raise HarnessError(f"{conf.where_model('backend', i)}: backend '{backend}' is not one of "
+                               f"{', '.join(BACKENDS)}{did_you_mean(backend, BACKENDS)}")
+        if backend == "openai" and "base_url" not in table:
+            raise HarnessError(f"{conf.where_model(None, i)}: model '{name}' (backend openai) needs a base_url")
+        if backend != "openai":
+            for key in ("base_url", "api_key_env", "max_concurrency", "usd_per_1m_input", "usd_per_1m_output"):
+                if key in table:
+                    raise HarnessError(f"{conf.where_model(key, i)}: '{key}' is for backend = \"openai\" models; "
+                                       f"model '{name}' is {backend} (local models use [cost] device_hour_usd)")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One [[models]] table: what strategies name with `model = NAME`. The API key itself is never
+    here, only the name of the variable that holds it."""
+
+    name: str
+    id: str
+    backend: str = "transformers"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    usd_per_1m_input: float | None = None
+    usd_per_1m_output: float | None = None
+    max_concurrency: int = 4
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> ModelSpec:
+        return cls(**{k: v for k, v in table.items() if k in MODEL_KEYS})

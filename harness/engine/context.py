@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from harness.core.errors import HarnessError
 from harness.engine.models import DEFAULT_EMBEDDER, LoadedModel
 
 if TYPE_CHECKING:
@@ -70,11 +71,12 @@ class StrategyContext:
         seed: int,
         cache_dir: Path,
         run_dir: Path,
-        generator: LoadedModel,
+        generator: LoadedModel | None,
         embedder_name: str = DEFAULT_EMBEDDER,
         encoder: Encoder | None = None,
         console: Console | None = None,
         trust_remote_code: bool = False,
+        backend: Any = None,
     ):
         self.seed = seed
         self.cache_dir = Path(cache_dir)
@@ -83,24 +85,44 @@ class StrategyContext:
         self.embedder_name = embedder_name
         self.trust_remote_code = trust_remote_code
         self._generator = generator
+        self._backend = backend  # the strategy's model as a Backend; None: the local generator's
         self._encoder = encoder
+        if generator is None and backend is None:
+            raise ValueError("a StrategyContext needs a local generator or a backend")
 
     # -- the generator, without its weights ------------------------------------------------------
     @property
+    def local(self) -> bool:
+        """Whether the strategy's model has local weights (an API model has none: no training)."""
+        return self._generator is not None
+
+    def _local(self, what: str) -> LoadedModel:
+        if self._generator is None:
+            raise HarnessError(f"{what} needs local weights: the model ({self._backend.name} backend, "
+                               f"{self._backend.describe().get('id')}) is served by an API; "
+                               "fine-tuning needs local weights")
+        return self._generator
+
+    @property
     def device(self) -> str:
-        return self._generator.device
+        return self._generator.device if self._generator is not None else "api"
 
     @property
     def model_id(self) -> str:
-        """What identifies the generator's weights in cache keys."""
+        """What identifies the generator's weights (an API model: its server and name) in cache keys."""
+        if self._generator is None:
+            d = self._backend.describe()
+            return f"{self._backend.name}:{d.get('base_url')}:{d.get('id')}"
         return self._generator.sha256 or self._generator.path
 
     @property
     def tokenizer(self) -> Any:
-        """The generator's tokenizer: prompts are rendered and counted with it."""
-        return self._generator.tokenizer
+        """The generator's tokenizer: prompts are rendered and counted with it (None for an API model)."""
+        return self._generator.tokenizer if self._generator is not None else None
 
     def count_tokens(self, text: str) -> int:
+        if self._generator is None:
+            return int(self._backend.count_tokens(text))
         return len(self._generator.tokenizer.encode(text, add_special_tokens=False))
 
     # -- embeddings ------------------------------------------------------------------------------
@@ -133,15 +155,16 @@ class StrategyContext:
         """Train (or take from the cache) a LoRA adapter of the generator on these pairs."""
         from harness.engine.training import train_adapter
 
+        generator = self._local("training a LoRA adapter")
         with self.progress() as progress:
             return train_adapter(
-                model_path=self._generator.path,
+                model_path=generator.path,
                 model_id=self.model_id,
-                tokenizer=self._generator.tokenizer,
+                tokenizer=generator.tokenizer,
                 train_pairs=train_pairs,
                 validation_pairs=validation_pairs,
                 config=config,
-                end_ids=self._generator.end_token_ids(),
+                end_ids=generator.end_token_ids(),
                 device=self.device,
                 progress=progress,
                 description=description,
@@ -152,7 +175,7 @@ class StrategyContext:
         """Refuse (HarnessError) a LoRA adapter whose layers the generator lacks or sizes differ."""
         from harness.engine.models import check_lora_fits
 
-        check_lora_fits(weights, self._generator)
+        check_lora_fits(weights, self._local("a LoRA adapter"))
 
     def progress(self) -> Progress:
         return make_progress(self.console)

@@ -194,15 +194,32 @@ class LoadedModel:
         self.sha256 = sha256  # of the weights (see weights_sha256)
         self.trust_remote_code = trust_remote_code
         self._model = model
+        self.was_loaded = model is not None  # the weights were in memory at some point of the run
 
     @property
     def loaded(self) -> bool:
         return self._model is not None
 
+    def free(self) -> None:
+        """Drop the weights (no strategy left needs them): collected now, CUDA memory given back.
+        They load again on the next use of `.model`."""
+        if self._model is None:
+            return
+        device = self.device
+        self._model = None
+        import gc
+
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
     @property
     def model(self) -> Any:
         if self._model is None:
             self._model = _load_weights(self.name, self.path, self.device, self.dtype, self.trust_remote_code)
+            self.was_loaded = True
         return self._model
 
     @property

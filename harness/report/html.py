@@ -31,6 +31,7 @@ from harness.report.views import (
     fmt_value_ci,
     metric_names,
     metric_value,
+    model_names,
     primary_metric,
     recommendation_text,
     retrieval_line,
@@ -148,8 +149,9 @@ def _comparison(results: dict[str, Any], colors: dict[str, str]) -> str:
     strategies = results["strategies"]
     best = {m: best_strategies(results, m) for m in metrics}
     rows = []
+    models = model_names(results)
     for name, s in strategies.items():
-        cells = [td(swatch(colors[name]) + e(name), "name")]
+        cells = [td(swatch(colors[name]) + e(name), "name")] + ([td(e(models[name]), "name")] if models else [])
         for m in metrics:
             text = e(fmt_value_ci(m, s))
             if name in best[m]:
@@ -163,7 +165,7 @@ def _comparison(results: dict[str, Any], colors: dict[str, str]) -> str:
         cells.append(td(e(fmt_share(invalid)), "num"))
         cells.append(td(e(s.get("errors", 0)), "num"))
         rows.append(cells)
-    grid = table(["Strategy", *metrics, "n", "invalid", "errors"], rows, "comparison")
+    grid = table(["Strategy", *(["Model"] if models else []), *metrics, "n", "invalid", "errors"], rows, "comparison")
     primary = primary_metric(results)
     bars = []
     for name, s in strategies.items():

@@ -32,6 +32,7 @@ from harness.report.views import (
     fmt_value_ci,
     metric_names,
     metric_value,
+    model_names,
     primary_metric,
     recommendation_text,
     retrieval_line,
@@ -95,8 +96,9 @@ def render_markdown(run: RunRecord) -> str:
     out += ["## Comparison", ""]
     best = {m: best_strategies(results, m) for m in metrics}
     rows = []
+    models = model_names(results)
     for name, s in strategies.items():
-        row = [md(name)]
+        row = [md(name)] + ([md(models[name])] if models else [])
         for m in metrics:
             cell = fmt_value_ci(m, s)
             cell = f"**{cell}**" if name in best[m] else cell
@@ -104,7 +106,7 @@ def render_markdown(run: RunRecord) -> str:
         invalid = s.get("invalid_rate")
         row += [md(s.get("n", "—")), fmt_share(invalid), md(s.get("errors", 0))]
         rows.append(row)
-    out += [_md_table(["Strategy", *map(md, metrics), "n", "invalid", "errors"], rows), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
+    out += [_md_table(["Strategy", *(["Model"] if models else []), *map(md, metrics), "n", "invalid", "errors"], rows), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
     out += leakage_markdown(results)
 
     cols = cost_columns(results)

@@ -25,6 +25,16 @@ SIGNIFICANCE_LEGEND = (
 # --------------------------------------------------------------------------- views of results
 
 
+def model_names(results: dict[str, Any]) -> dict[str, str] | None:
+    """Each strategy's model name, for a "Model" column: None when the strategies share one model
+    (or the run predates per-strategy models), so single-model reports keep their shape."""
+    names = {}
+    for name, s in (results.get("strategies") or {}).items():
+        model = s.get("model") if isinstance(s, dict) else None
+        names[name] = str(model.get("name") or model.get("id") or "—") if isinstance(model, dict) else "—"
+    return names if len(set(names.values())) > 1 else None
+
+
 def metric_names(results: dict[str, Any]) -> list[str]:
     """The suite's metrics in its order, then any other metric a strategy reports."""
     names = [str(m) for m in results.get("suite", {}).get("metrics") or []]

@@ -171,6 +171,7 @@ def cost_summary(
     usd_per_hour: float | None = None,
     n_correct: float | None = None,
     request_latencies: Sequence[float] | None = None,
+    token_prices: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The "cost" block of results.json.
 
@@ -181,14 +182,24 @@ def cost_summary(
     OpenAI-compatible server): it passes `request_latencies`; local decoding leaves them None.
     Throughput and dollars come from the wall-clock prepare/predict times. Dollar figures are None
     without a rate; usd_per_correct is (training_usd + inference usd) / n_correct, None when
-    nothing is correct. n_correct is the sum of per-example scores (`records.score_sum`): right
+    nothing is correct. An API model (`token_prices`: USD per million input and output tokens)
+    is priced by its tokens instead, with no device-hour cost. n_correct is the sum of per-example scores (`records.score_sum`): right
     answers for labels, F1-weighted answers for free text.
     """
     n = len(predictions)
     shares = np.array([p.latency_s for p in predictions], dtype=np.float64)
     requests = np.array([] if request_latencies is None else request_latencies, dtype=np.float64)
     infer_usd = training_usd = per_1k = per_correct = None
-    if usd_per_hour is not None:
+    if token_prices is not None:  # an API model: its own token prices, no device hours
+        usd_in, usd_out = token_prices
+        prompt = sum(p.prompt_tokens for p in predictions)
+        output = sum(p.output_tokens for p in predictions)
+        infer_usd = (prompt * usd_in + output * usd_out) / 1e6
+        training_usd = 0.0
+        per_1k = infer_usd / n * 1000.0 if n else None
+        if n_correct:
+            per_correct = infer_usd / n_correct
+    elif usd_per_hour is not None:
         training_usd = usd_per_hour * prepare_s / 3600.0
         infer_usd = usd_per_hour * predict_s / 3600.0
         per_1k = infer_usd / n * 1000.0 if n else None

@@ -27,6 +27,7 @@ def score_results(
     monthly_requests: float | None = None,
     n_resamples: int = 1000,
     leaked_ids: Collection[str] = (),
+    token_prices: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """`sections[s]`: what strategy `s` reports besides its scores (name, kind, params, retrieval,
     training, ...), with the seconds its `prepare_s` took; they land in its results entry.
@@ -43,6 +44,7 @@ def score_results(
             predict_s=sum(r.latency_s for r in records),
             training_tokens=int((info.get("training") or {}).get("train_tokens") or 0),
             usd_per_hour=usd_per_hour,
+            token_prices=(token_prices or {}).get(name),  # API models: priced by their tokens
             # Partial credit where answers can be partly right: exact matches of free text are rare.
             n_correct=score_sum(suite.task, examples, records),
         )
