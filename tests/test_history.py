@@ -65,6 +65,11 @@ def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path, three_runs: list
     assert "missing or non-text 'run_id'" in problems[0] and "not valid JSON" in problems[3]
     H.load_history(tmp_path)  # without a list the problems go to stderr
     assert f"{index}:6" in capsys.readouterr().err
+    with open(index, "ab") as f:  # hostile lines are a line's problem, never a crash
+        f.write(b"[" * 200_000 + b"\n" + b'{"run_id": ' + b"9" * 5000 + b"}\n")
+    problems = []
+    assert len(H.load_history(tmp_path, problems=problems)) == 4
+    assert "nested too deeply" in problems[-2] and "not valid JSON" in problems[-1]
 
     console = Console(record=True, width=160)
     H.print_history(tmp_path, "ticket-triage", console)

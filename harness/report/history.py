@@ -7,9 +7,7 @@ mid-write, a bad merge, a hand edit) is reported with file:line and skipped, nev
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.core import jsonl
 from harness.report.views import metric_names
 from harness.scoring.fmt import fmt_metric, fmt_signed
 
@@ -51,23 +50,12 @@ def entries_for(results: dict[str, Any], run_dir: Path | str) -> list[dict[str, 
 
 
 def append_run(reports_root: Path, results: dict[str, Any], run_dir: Path | None = None) -> None:
-    """Append the run's lines to reports_root/index.jsonl (one write, flushed and fsynced)."""
+    """Append the run's lines to reports_root/index.jsonl (one write, flushed and fsynced; a torn
+    last line left by a crash is closed first: harness.core.jsonl)."""
     reports_root = Path(reports_root)
     reports_root.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir or reports_root / str(results.get("run_id", ""))
-    lines = [json.dumps(e, ensure_ascii=False, allow_nan=False, default=str) for e in entries_for(results, run_dir)]
-    if not lines:
-        return
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    with open(reports_root / INDEX, "a+b") as f:
-        # A torn last line (a crash mid-append) must not swallow our first line.
-        if f.seek(0, os.SEEK_END) > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                data = b"\n" + data
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    jsonl.append(reports_root / INDEX, entries_for(results, run_dir))
 
 
 def load_history(
@@ -80,18 +68,15 @@ def load_history(
         return []
     found: list[str] = []
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            entry, why = _parse(raw)
-            if entry is None:
-                found.append(f"{path}:{n}: {why}; line skipped")
-                continue
-            if suite is None or entry["suite"] == suite:
-                key = (entry["run_id"], entry["strategy"])
-                by_key.pop(key, None)
-                by_key[key] = entry
+    for line in jsonl.read(path):  # lines by \n only; deep nesting or huge numbers are a line's problem
+        entry, why = _entry(line)
+        if entry is None:
+            found.append(f"{path}:{line.number}: {why}; line skipped")
+            continue
+        if suite is None or entry["suite"] == suite:
+            key = (entry["run_id"], entry["strategy"])
+            by_key.pop(key, None)
+            by_key[key] = entry
     if problems is not None:
         problems.extend(found)
     else:
@@ -100,13 +85,11 @@ def load_history(
     return sorted(by_key.values(), key=lambda e: created_time(e.get("created")))
 
 
-def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
-    try:
-        entry = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
-    except json.JSONDecodeError as e:
-        return None, f"not valid JSON ({e.msg})"
+def _entry(line: jsonl.Line) -> tuple[dict[str, Any] | None, str]:
+    if line.error is not None:
+        return None, f"not valid JSON ({line.error.removeprefix('bad JSON: ')})" if line.error.startswith("bad JSON") \
+            else line.error
+    entry = line.value
     if not isinstance(entry, dict):
         return None, f"expected a JSON object, got {type(entry).__name__}"
     for key in ("run_id", "strategy", "suite"):
