@@ -33,8 +33,8 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
         raise HarnessError(f"adapter: {folder} is not a PEFT adapter folder (no adapter_config.json)")
     try:
         config = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HarnessError(f"adapter: {cfg_file} is not valid JSON: {e}") from e
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON, bad UTF-8, a 5,000-digit number
+        raise HarnessError(f"adapter: {cfg_file} is not valid JSON: {type(e).__name__}: {str(e)[:200]}") from None
     if not isinstance(config, dict) or "peft_type" not in config:
         raise HarnessError(f"adapter: {cfg_file} has no peft_type: not a PEFT adapter config")
     if not (folder / WEIGHTS).is_file():

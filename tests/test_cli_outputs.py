@@ -77,3 +77,14 @@ def test_report_and_gate_on_results_with_wrong_types(runs: tuple[Path, Path], tm
     for argv in (["report", str(run_dir)], ["gate", str(source), str(run_dir)], ["gate", str(run_dir), str(run_dir)]):
         code = main(argv)
         assert code in (0, 1, 2), (argv, path, value, code)  # 3 would be an internal error
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000, '{"schema": ' + "9" * 5000 + "}"])
+def test_report_on_a_hostile_results_json_is_one_line(text: str, runs: tuple[Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs[0], run_dir)
+    (run_dir / "results.json").write_text(text)
+    assert main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "results.json: not valid JSON" in err and len(err.strip().splitlines()) == 1

@@ -475,3 +475,12 @@ def test_chrf_and_bleu_equal_sacrebleu_on_edge_cases() -> None:
         hyps, examples = _text_examples(100 + seed, 8, 4)
         assert M.compute("chrf", "generation", hyps, examples) == sacrebleu.corpus_chrf(hyps, _streams(examples)).score
         assert M.compute("bleu", "generation", hyps, examples) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score
+
+
+def test_hostile_model_output_is_an_unparsable_answer() -> None:
+    """A model can emit thousands of nested brackets or digits: no answer, never a crash."""
+    from harness.scoring.extract import parse_json_object
+
+    assert parse_json_object('{"a": ' + "[" * 5000 + "]" * 5000 + "}") is None
+    assert parse_json_object('{"a": ' + "9" * 5000 + "}") is None
+    assert parse_json_object('x {"a": "b",} y') == {"a": "b"}

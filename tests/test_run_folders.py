@@ -134,6 +134,8 @@ def test_out_that_is_a_file_or_unwritable(tmp_path: Path, capsys: pytest.Capture
         ('{"peft_type": "LORA", "r": "8"}', b"", "'r' must be a positive whole number"),
         ('{"peft_type": "LORA"}', b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage", "not a readable safetensors file"),
         ('{"peft_type": "LORA"}', b"tiny", "not a readable safetensors file"),
+        ("[" * 100_000, b"", "is not valid JSON: RecursionError"),
+        ('{"peft_type": "LORA", "r": ' + "9" * 5000 + "}", b"", "is not valid JSON: ValueError"),
     ],
 )
 def test_a_broken_adapter_folder_is_refused_before_any_model(

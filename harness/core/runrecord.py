@@ -258,6 +258,9 @@ def read_results(path: Path) -> dict[str, Any]:
         raise HarnessError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); re-run to regenerate it") from None
     except (OSError, UnicodeDecodeError) as e:
         raise HarnessError(f"{path}: cannot be read ({e})") from None
+    except (ValueError, RecursionError):  # nested too deeply, or a number of thousands of digits
+        raise HarnessError(f"{path}: not valid JSON (nested too deeply or a number too long); re-run to "
+                           "regenerate it") from None
     if not isinstance(results, dict):
         raise HarnessError(f"{path}: expected a JSON object, got {type(results).__name__}")
     _check_results(path, results)

@@ -157,16 +157,19 @@ def parse_json_object(text: str) -> dict[str, str] | None:
 
 
 def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> Any:
+    # A model's output is untrusted: nesting past the recursion limit or a number of more digits
+    # than Python converts is an unparsable answer, like any other bad JSON (ValueError covers both
+    # that and JSONDecodeError).
     try:
         return decoder.raw_decode(text, start)[0]
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         pass
     # Retry with trailing commas removed, up to the first closing brace that makes it parse.
     for end in (i for i, ch in enumerate(text) if ch == "}" and i > start):
         fixed = _TRAILING_COMMA.sub(r"\1", text[start : end + 1])
         try:
             return json.loads(fixed)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             continue
     return None
 

@@ -96,7 +96,7 @@ def _pairs(d: Any) -> set[tuple[str, str]]:
     if isinstance(d, str):
         try:
             d = json.loads(d)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # as extract.parse_json_object: unparsable is no pairs
             return set()
     if not isinstance(d, dict):
         return set()
