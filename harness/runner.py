@@ -35,7 +35,8 @@ from harness.core.types import Example, Generation, Prediction, Suite
 from harness.engine import modelset
 from harness.engine.backends.base import Backend
 from harness.engine.context import Prepared, StrategyContext, make_progress
-from harness.engine.leakage import DEFAULT_THRESHOLD, LeakageReport, check_run_leakage
+from harness.engine.encoder import Encoder
+from harness.engine.leakage import DEFAULT_THRESHOLD, LeakageReport, check_run_leakage, run_encoder
 from harness.engine.models import (
     DEFAULT_EMBEDDER,
     DEFAULT_MODEL,
@@ -320,11 +321,12 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     modelset.check_model_refs(picked, opts.flag("model"), opts.sources)
     if needs_embedder := opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies):
         check_model_ref(opts.embedder, opts.flag("embedder"))  # else only the leakage check may use it
+    # One embedder for the leakage check and every strategy: its weights load once, if at all.
+    encoder = run_encoder(opts.embedder, trust_remote_code=opts.trust_remote_code, optional=not needs_embedder)
     leakage: LeakageReport | None = None
     if opts.leakage_check:  # before the generator: --fail-on-leakage refuses with no model loaded, no folder
-        leakage = check_run_leakage(suite, examples, embedder=opts.embedder, threshold=opts.leakage_threshold,
-                                    trust_remote_code=opts.trust_remote_code, fail=opts.fail_on_leakage,
-                                    embedder_optional=not needs_embedder)
+        leakage = check_run_leakage(suite, examples, encoder=encoder, threshold=opts.leakage_threshold,
+                                    fail=opts.fail_on_leakage)
         console.print(f"leakage: {escape(leakage.summary())}", highlight=False)
 
     models = modelset.build_models(picked, load_generator, device=device, trust_remote_code=opts.trust_remote_code)
@@ -332,7 +334,7 @@ def run(opts: RunOptions, console: Console | None = None) -> Path:
     console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, {len(examples)} test examples), "
                   f"strategies {escape(', '.join(s.name for s in strategies))} -> {escape(str(run_dir))}")
     try:
-        _execute(opts, suite, examples, strategies, picked, models, run_id, run_dir, console, leakage, device)
+        _execute(opts, suite, examples, strategies, picked, models, run_id, run_dir, console, leakage, device, encoder)
     except BaseException:
         remove_if_empty(run_dir)
         raise
@@ -365,9 +367,10 @@ def _execute(
     console: Console,
     leakage: LeakageReport | None = None,
     device: str = "cpu",
+    encoder: Encoder | None = None,
 ) -> None:
     """Prepare and decode every strategy into run_dir (each with its model: `picked`, `models`,
-    local weights freed once no later strategy needs them), then score and render the reports."""
+    local weights freed once no later strategy needs them), then score and write results.json."""
     from harness.scoring.records import recorder
     from harness.scoring.results import score_results
 
@@ -386,7 +389,7 @@ def _execute(
         key = modelset.model_key(spec)
         model = models[key]
         ctx = StrategyContext(seed=opts.seed, cache_dir=cache_root(), run_dir=run_dir, **modelset.context_model(model),
-                              embedder_name=opts.embedder, encoder=ctx._encoder if ctx else None, console=console,
+                              embedder_name=opts.embedder, encoder=encoder, console=console,
                               trust_remote_code=opts.trust_remote_code)
         prepared, prepare_s = _prepare(s, suite, ctx)
         cache = PredictionCache(cache_root(), prediction_identity(s, prepared, model, suite))
@@ -414,6 +417,6 @@ def _execute(
         argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
         work={"generator_loaded": modelset.weights_loaded(models),
-              "embedder_loaded": bool(ctx and ctx.encoder_loaded) or bool(leakage and leakage.embedder_loaded)},
+              "embedder_loaded": bool(encoder and encoder.loaded) or bool(ctx and ctx.encoder_loaded)},
     )
     write_results(run_dir, results)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.types import Example, Suite
+from harness.engine.encoder import Encoder
 
 NGRAM = 13
 DEFAULT_THRESHOLD = 0.95
@@ -342,28 +343,31 @@ def failure_message(report: LeakageReport) -> str:
     return f"{report.summary()}; see `sft-harness validate SUITE` (or run without --fail-on-leakage)"
 
 
+def run_encoder(embedder: str, *, trust_remote_code: bool = False, optional: bool = False) -> Encoder | None:
+    """The run's one embedder, shared by the leakage check and the strategies (it loads only for
+    vectors not cached yet). `optional` (no strategy embeds): when it is not installed, None, and
+    the leakage check skips near-duplicates and says so."""
+    from harness.core.errors import HarnessError
+
+    try:
+        return Encoder(embedder, trust_remote_code=trust_remote_code)
+    except HarnessError:
+        if not optional:
+            raise
+        return None
+
+
 def check_run_leakage(
     suite: Suite,
     examples: Sequence[Example],
     *,
-    embedder: str,
+    encoder: Encoder | None,
     threshold: float = DEFAULT_THRESHOLD,
-    trust_remote_code: bool = False,
     fail: bool = False,
-    embedder_optional: bool = False,
 ) -> LeakageReport:
-    """The runner's check, with the run's embedder (it loads only for vectors not cached yet);
-    `fail`: any leak is a HarnessError (exit 2) before any model work. `embedder_optional` (no
-    strategy needs the embedder): when it is not installed, near-duplicates are skipped, said so."""
+    """The runner's check; `fail`: any leak is a HarnessError (exit 2) before any model work."""
     from harness.core.errors import HarnessError
-    from harness.engine.encoder import Encoder
 
-    try:
-        encoder: Encoder | None = Encoder(embedder, trust_remote_code=trust_remote_code)
-    except HarnessError:
-        if not embedder_optional:
-            raise
-        encoder = None
     report = check_leakage(suite, examples, encoder=encoder, threshold=threshold)
     if fail and report.pairs:
         raise HarnessError(failure_message(report))
