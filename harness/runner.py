@@ -1,7 +1,8 @@
-"""The one loop: suite -> strategies prepare -> shared engine decodes -> predictions -> scores -> reports.
+"""The one loop: suite -> strategies prepare -> their models decode -> prediction records -> scores
+-> results.json.
 
-Results go to disk first (predictions flushed batch by batch); reports are rendered from the
-files alone, so nothing computed is lost if a later step fails.
+Results go to disk first (predictions flushed batch by batch); the CLI then renders the reports
+from the files alone (harness.report.publish), so nothing computed is lost if a later step fails.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from harness.engine.models import (
     DEFAULT_EMBEDDER,
     DEFAULT_MODEL,
     check_model_ref,
+    device_info,
     load_generator,
     pick_device,
 )
@@ -88,17 +90,6 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
-
-
-def _device_info(device: str) -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {"type": device, "threads": torch.get_num_threads()}
-    if device.startswith("cuda"):
-        info["name"] = torch.cuda.get_device_name(0)
-    else:
-        info["name"] = platform.processor() or platform.machine()
-    return info
 
 
 def default_batch_size(device: str) -> int:
@@ -413,7 +404,7 @@ def _execute(
         seed=opts.seed,
         limit=opts.limit,
         versions=_versions(),
-        device=_device_info(device),
+        device=device_info(device),
         argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
         work={"generator_loaded": modelset.weights_loaded(models),

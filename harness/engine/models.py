@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,18 @@ def pick_device(requested: str | None = None, flag: str = "--device") -> str:
     if requested == "mps" and not torch.backends.mps.is_available():
         raise HarnessError(f"{flag} mps: Apple's MPS backend is not available on this machine")
     return requested
+
+
+def device_info(device: str) -> dict[str, Any]:
+    """The device a run used, for results.json."""
+    import torch
+
+    info: dict[str, Any] = {"type": device, "threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        info["name"] = torch.cuda.get_device_name(0)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return info
 
 
 def _hub_offline() -> bool:
