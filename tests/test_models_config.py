@@ -93,7 +93,7 @@ def test_an_unknown_model_is_refused_before_any_model_loads(tmp_path: Path, caps
     def no_loading(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("harness.runner.load_generator", no_loading)
+    monkeypatch.setattr("harness.runner.loop.load_generator", no_loading)
     monkeypatch.setattr(models, "load_generator", no_loading)
     out = tmp_path / "runs"
     assert main(["run", "poem-sentiment", "--strategies", "prompt:model=nope", "--out", str(out),
@@ -111,7 +111,7 @@ def test_an_unknown_model_is_refused_before_any_model_loads(tmp_path: Path, caps
 @pytest.mark.parametrize("spec", ["sft:model=served", "sft+rag:model=served"])
 def test_fine_tuning_refuses_an_api_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
-    monkeypatch.setattr("harness.runner.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr("harness.runner.loop.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     config = write(tmp_path, MODELS)
     assert main(["run", "--config", str(config), "--strategies", spec, "--out", str(tmp_path / "runs"),
                  "--no-leakage-check"]) == 2
