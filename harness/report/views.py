@@ -31,8 +31,21 @@ def model_names(results: dict[str, Any]) -> dict[str, str] | None:
     names = {}
     for name, s in (results.get("strategies") or {}).items():
         model = s.get("model") if isinstance(s, dict) else None
-        names[name] = str(model.get("name") or model.get("id") or "—") if isinstance(model, dict) else "—"
+        names[name] = model_label(model) if isinstance(model, dict) else "—"
     return names if len(set(names.values())) > 1 else None
+
+
+def model_label(model: dict[str, Any]) -> str:
+    """`small: smollm2-135m-instruct (transformers)`: the [[models]] name, what it is, its backend
+    (a folder shows its last part only; the run's default model shows no name)."""
+    ident = str(model.get("id") or "")
+    ident = ident.rstrip("/").rsplit("/", 1)[-1] if ident.startswith(("/", ".", "~")) else ident
+    name = str(model.get("name") or "")
+    if not ident:  # an older or hand-made results.json: the name is all there is
+        head = name or "—"
+    else:
+        head = f"{name}: {ident}" if name and name not in ("default", ident) else ident
+    return f"{head} ({model.get('backend') or 'transformers'})"
 
 
 def metric_names(results: dict[str, Any]) -> list[str]:

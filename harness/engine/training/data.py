@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.types import Chat
-from harness.engine.prompting import render_chat
+from harness.engine.prompting import has_chat_template, render_chat
 from harness.engine.training.config import IGNORE
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def completion_text(tokenizer: Any, chat: Chat, answer: str, prompt_text: str) -
     """What follows the prompt in the full chat: the answer, the end-of-turn marker, maybe more."""
     global _warned_prefix
     eos = tokenizer.eos_token or ""
-    if not getattr(tokenizer, "chat_template", None):
+    if not has_chat_template(tokenizer):  # the plain format's prompt ends with "Answer:"
         return " " + answer + eos
     full = tokenizer.apply_chat_template(
         [*chat, {"role": "assistant", "content": answer}], add_generation_prompt=False, tokenize=False
