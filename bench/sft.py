@@ -7,9 +7,25 @@ loading excluded on both sides). TRL gets its best options for this hardware, na
 output: loss on the completion only, no gradient checkpointing (TRL turns it on by default; our
 loop does not use it), and its padding-free mode where asked (`--trl padding_free`).
 
-    .venv/bin/python bench/sft.py [--suite suites/poem-sentiment] [--examples 128] [--epochs 1]
+    .venv/bin/python bench/sft.py [--suite suites/poem-sentiment] [--examples 128] [--epochs 1] [--model NAME]
 
-Needs the bench extras: `pip install trl datasets`. The last line is `speedup: N.NNx`.
+TRL comes with the bench extras (`pip install trl datasets`); without them the script still measures
+our loop and ends with `speedup: n/a (pip install trl datasets)`. Otherwise the last line is
+`speedup: N.NNx` (our tokens/s over TRL's).
+
+MFU (model FLOPs utilisation, on a GPU) = FLOPs per token x tokens/s / the GPU's dense bf16 peak, with
+
+    FLOPs per token = 4 * N_base + 6 * N_lora
+
+N_base: the weights of the base model's linear layers (the output head included, embeddings as a lookup
+not); N_lora: the LoRA A and B weights. A frozen base weight costs 2 FLOPs per token forward and 2
+backward (the gradient of its input, which LoRA layers below still need; no weight gradient); a LoRA
+weight 6 (forward, input and weight gradients), the usual 6N of full training. Attention scores
+(~ sequence length x hidden size per layer and token) are left out, as is usual for short sequences:
+the figure slightly understates the work. It counts every token fed, as if every position were
+projected onto the vocabulary; our loop projects only answer positions, so its MFU by this formula
+credits it with head work it skips (the same formula for both sides keeps the comparison fair:
+tokens/s). Peaks (dense bf16, no sparsity): H100 SXM and H200 989 TFLOP/s, H100 PCIe 756, A100 312.
 """
 
 from __future__ import annotations
@@ -43,6 +59,52 @@ from harness.engine.training import (  # noqa: E402
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+# Dense bf16 peak in TFLOP/s by a substring of torch.cuda.get_device_name (most specific first).
+PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H200", 989.0), ("H100", 989.0), ("H800", 989.0), ("A100", 312.0),
+                    ("A800", 312.0), ("L40S", 362.0), ("A10G", 70.0), ("L4", 121.0))
+
+
+def device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
+
+
+def peak_flops(name: str) -> float | None:
+    return next((tf * 1e12 for key, tf in PEAK_BF16_TFLOPS if key in name), None)
+
+
+def flops_per_token(model: Any) -> tuple[float, int, int]:
+    """(4 * N_base + 6 * N_lora, N_base, N_lora) of a PEFT model (see the module docstring)."""
+    import torch
+
+    n_base = n_lora = 0
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            if "lora_" in name:
+                n_lora += module.weight.numel()
+            else:
+                n_base += module.weight.numel()
+    return 4.0 * n_base + 6.0 * n_lora, n_base, n_lora
+
+
+def mfu_text(device: str, name: str, per_token: float, tokens_per_s: float) -> str:
+    if not device.startswith("cuda"):
+        return "n/a (CPU)"
+    peak = peak_flops(name)
+    if peak is None:
+        return f"n/a (no dense bf16 peak known for {name}: add it to PEAK_BF16_TFLOPS)"
+    return f"{per_token * tokens_per_s / peak:.1%} of {peak / 1e12:.0f} TFLOP/s"
 
 
 def load_pairs(suite_dir: Path, n: int) -> tuple[str, list[tuple[Chat, str]]]:
@@ -76,6 +138,7 @@ def bench_ours(
 ) -> dict[str, Any]:
     encoded, skipped = encode_all(tok, pairs, end_token_ids(tok), config.max_len)
     model = load_for_training(path, config.target_modules, config, device)
+    per_token, n_base, n_lora = flops_per_token(model)
     start = time.perf_counter()
     report = fit_lora(model, encoded, config, pad_id=tok.pad_token_id, device=device)
     seconds = time.perf_counter() - start
@@ -89,6 +152,9 @@ def bench_ours(
         "loss_first": losses[0],
         "loss_last_epoch": sum(losses[-per_epoch:]) / per_epoch,
         "skipped": skipped,
+        "flops_per_token": per_token,
+        "n_base": n_base,
+        "n_lora": n_lora,
     }
 
 
@@ -153,6 +219,24 @@ def bench_trl(
     }
 
 
+def compare_trl(path: str, tok: Any, pairs: list[tuple[Chat, str]], config: TrainConfig, device: str,
+                mode: str, name: str, ours: dict[str, Any]) -> str:
+    """Run TRL's SFTTrainer where it is installed; returns the `speedup: ...` line."""
+    import importlib.util
+
+    missing = [m for m in ("trl", "datasets") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"trl SFTTrainer: not measured ({' and '.join(missing)} not installed)")
+        return "speedup: n/a (pip install trl datasets)"
+    trl = bench_trl(path, tok, pairs, config, device, mode)
+    print(
+        f"trl SFTTrainer ({mode}, completion_only_loss, no gradient checkpointing): {trl['tokens']} tokens in "
+        f"{trl['seconds']:.1f} s = {trl['tokens_per_s']:.1f} tok/s (mean train loss {trl['train_loss']:.3f})"
+    )
+    print(f"trl MFU: {mfu_text(device, name, ours['flops_per_token'], trl['tokens_per_s'])}")
+    return f"speedup: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default=str(ROOT / "suites" / "poem-sentiment"))
@@ -160,6 +244,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--trl", choices=["padded", "padding_free"], default="padded", help="TRL batching mode")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help=f"a packaged model alias or a folder (default {DEFAULT_MODEL})")
     opts = ap.parse_args()
 
     import torch
@@ -169,13 +254,13 @@ def main() -> None:
     device = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu":
         torch.set_num_threads(cpu_threads())
-    path = materialize(resolve(DEFAULT_MODEL))
+    name = device_name(device)
+    path = materialize(resolve(opts.model))
     tok = load_tokenizer(path)
     what, pairs = load_pairs(Path(opts.suite), opts.examples)
     config = TrainConfig(epochs=opts.epochs, precision=resolve_precision(TrainConfig.precision, device))
-    print(
-        f"data: {what}; model {DEFAULT_MODEL} on {device} ({torch.get_num_threads()} threads), {config.precision}"
-    )
+    print(f"device: {device} ({name})")
+    print(f"data: {what}; model {opts.model} on {device} ({torch.get_num_threads()} threads), {config.precision}")
     print(
         f"lora: r={config.rank} alpha={config.alpha} dropout={config.dropout} targets={'+'.join(config.target_modules)}; "
         f"lr={config.lr} cosine warmup={config.warmup}; batch={config.batch_size}x{config.grad_accum}; epochs={config.epochs}"
@@ -188,15 +273,13 @@ def main() -> None:
         f"(length-grouped batches, padding {ours['padding_share']:.1%}; loss {ours['loss_first']:.3f} -> "
         f"{ours['loss_last_epoch']:.3f} last-epoch mean)"
     )
-    trl = bench_trl(path, tok, pairs, config, device, opts.trl)
-    print(
-        f"trl SFTTrainer ({opts.trl}, completion_only_loss, no gradient checkpointing): {trl['tokens']} tokens in "
-        f"{trl['seconds']:.1f} s = {trl['tokens_per_s']:.1f} tok/s (mean train loss {trl['train_loss']:.3f})"
-    )
+    print(f"FLOPs per token: 4 x {ours['n_base']:,} base + 6 x {ours['n_lora']:,} LoRA = {ours['flops_per_token']:.3g}")
+    print(f"MFU: {mfu_text(device, name, ours['flops_per_token'], ours['tokens_per_s'])}")
+    speedup = compare_trl(path, tok, pairs, config, device, opts.trl, name, ours)
     print(
         f"load average after: {os.getloadavg()[0]:.2f} (the benchmark itself adds about {torch.get_num_threads()})"
     )
-    print(f"speedup: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x")
+    print(speedup)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,31 @@ TRAIN_OPTIONS: dict[str, Any] = {
     "checkpoint_every": TrainConfig.checkpoint_every,  # optimizer steps; 0: at epoch ends only
     "gradient_checkpointing": TrainConfig.gradient_checkpointing,
     "quantize": TrainConfig.quantize,
+    # Data-parallel training processes (gloo on the CPU, one CUDA GPU each): batch_size is per
+    # process, the global batch batch_size x grad_accum x processes (harness.engine.training.launch).
+    "processes": TrainConfig.processes,
 }
+# `seeds=3`: one adapter per training seed (the run's seed, +1, +2), scored as the mean over seeds
+# (harness.scoring.seeds); `seeds=1+5+9` (TOML: [1, 5, 9]) names the seeds. 1 is a plain run.
+SEED_OPTION: dict[str, Any] = {"seeds": 1}
+
+
+def parse_seeds(strategy: str, raw: Any) -> int | tuple[int, ...]:
+    """The `seeds` option: a count (int) or the training seeds themselves (a tuple), checked."""
+    try:
+        if isinstance(raw, str) and ("+" in raw or "," in raw):
+            raw = [int(x) for x in raw.replace("+", ",").split(",") if x.strip()]
+        elif isinstance(raw, str):
+            raw = int(raw)
+    except ValueError:
+        raw = None
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        return raw
+    if isinstance(raw, (list, tuple)) and raw and all(isinstance(x, int) and not isinstance(x, bool)
+                                                      and 0 <= x < 2**32 for x in raw) and len(set(raw)) == len(raw):
+        return tuple(raw)
+    raise HarnessError(f"strategy '{strategy}': seeds should be a number of training seeds (seeds=3) or distinct seeds "
+                       "from 0 to 2**32-1 (seeds=1+5+9 on the command line, seeds = [1, 5, 9] in TOML)")
 
 
 def link_or_copy_tree(src: Path, dest: Path) -> None:
@@ -70,13 +94,17 @@ def safe_name(name: str) -> str:
 
 class SftStrategy(Strategy):
     kind = "sft"
-    options: ClassVar[dict[str, Any]] = dict(TRAIN_OPTIONS)
+    options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **SEED_OPTION}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit")}
-    neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every"})
+    # seeds: each seed's adapter is keyed by its own TrainConfig.seed; the count itself changes nothing cached.
+    # processes: what it changes (the global batch) is in the adapter key, which the artifacts name.
+    neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every", "seeds", "processes"})
     needs_local_weights: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None, **params: Any):
+        seeds = params.pop("seeds", 1)
         super().__init__(name, **params)
+        self.params["seeds"] = parse_seeds(self.name, seeds)
         self.trained: TrainedAdapter | None = None
         self._adapter_rel = ""
 
@@ -92,6 +120,7 @@ class SftStrategy(Strategy):
                 ("grad_accum", 1),
                 ("max_len", 16),
                 ("checkpoint_every", 0),
+                ("processes", 1),
             )
             if int(p[key]) < low
         ]
@@ -107,6 +136,12 @@ class SftStrategy(Strategy):
             raise HarnessError(f"strategy '{self.name}': " + "; ".join(problems))
 
     def check_device(self, device: str) -> None:
+        from harness.engine.training.launch import check_processes
+
+        try:  # enough GPUs, a device DDP runs on
+            check_processes(self.params["processes"], device)
+        except HarnessError as e:
+            raise HarnessError(f"strategy '{self.name}': {e}") from None
         if self.params["quantize"] == "4bit" and not device.startswith("cuda"):
             raise HarnessError(f"strategy '{self.name}': quantize=4bit (QLoRA) needs a CUDA GPU, and this run is on "
                                f"{device}: drop it here, or use gradient_checkpointing=true to save memory")
@@ -116,6 +151,11 @@ class SftStrategy(Strategy):
             raise HarnessError(
                 f"strategy '{self.name}': suite '{suite.name}' has no train examples to fine-tune on"
             )
+
+    def training_seeds(self, run_seed: int) -> tuple[int, ...]:
+        """The seeds to train one adapter each with: the run's seed and the next ones, or those given."""
+        seeds = self.params["seeds"]
+        return seeds if isinstance(seeds, tuple) else tuple(run_seed + i for i in range(seeds))
 
     def train_config(self, seed: int) -> TrainConfig:
         p = self.params
@@ -137,6 +177,7 @@ class SftStrategy(Strategy):
             checkpoint_every=int(p["checkpoint_every"]),
             gradient_checkpointing=bool(p["gradient_checkpointing"]),
             quantize=str(p["quantize"]),
+            processes=int(p["processes"]),
         )
 
     # -- what the adapter is trained on and decoded with: overridden by sft+rag ---------------
@@ -197,6 +238,9 @@ class SftStrategy(Strategy):
                 "precision": r.precision,
                 "cached": self.trained.cached,
                 "resumed_from_step": r.resumed_from_step,  # > 0: a killed training picked up from its checkpoint
+                "processes": r.processes,  # data-parallel training processes
+                # examples per optimizer step, over all processes (0 in reports cached before it was recorded)
+                "global_batch": r.global_batch or int(self.params["batch_size"]) * int(self.params["grad_accum"]),
             }
         }
 
@@ -206,7 +250,7 @@ class SftRagStrategy(SftStrategy):
 
     kind = "sft+rag"
     # The same retrieval defaults as `rag`, so by default both see exactly the same passages.
-    options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **RETRIEVAL_OPTIONS}
+    options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **SEED_OPTION, **RETRIEVAL_OPTIONS}
 
     def check_params(self) -> None:
         from .rag import check_retrieval_params

@@ -58,6 +58,7 @@ from harness.engine.training.data import (
     plan_batches,
     sequences_sha256,
 )
+from harness.engine.training.launch import launch_training
 from harness.engine.training.loop import (
     batch_loss_sum,
     cpu_threads,
@@ -105,10 +106,19 @@ def adapter_key(
             "train": sequences_sha256(train),
             # validation only shapes the report, but a cached report must match the request
             "validation": sequences_sha256(list(validation)[: config.max_val_examples]),
-            "config": {k: v for k, v in config.to_json().items() if k != "checkpoint_every"},
+            "config": _key_config(config),
         },
         length=24,
     )
+
+
+def _key_config(config: TrainConfig) -> dict[str, Any]:
+    """The config as far as it shapes the adapter. Not where the loop saves (checkpoint_every); and the
+    processes only through the global micro-batch: 1 process x batch 4 and 2 x 2 run the same optimizer
+    steps (distributed.py) and share one cache entry. With one process the key is what it always was."""
+    d = {k: v for k, v in config.to_json().items() if k not in ("checkpoint_every", "processes")}
+    d["batch_size"] = config.batch_size * config.processes
+    return d
 
 
 def train_adapter(
@@ -143,7 +153,8 @@ def train_adapter(
         report = TrainReport.from_json(json.loads((final / REPORT_FILE).read_text()))
         return TrainedAdapter(final, report, key, cached=True)
     with atomic_dir(final) as tmp:
-        report = train_lora(
+        run = train_lora if config.processes == 1 else launch_training  # launch: N worker processes
+        report = run(
             model_path,
             tokenizer,
             train,

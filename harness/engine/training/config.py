@@ -56,6 +56,9 @@ class TrainConfig:
     # "4bit": QLoRA, the frozen base weights in NF4 through bitsandbytes (CUDA only).
     gradient_checkpointing: bool = False
     quantize: str = "none"  # none | 4bit
+    # Data-parallel processes (distributed.py, launch.py): each takes batch_size examples of every
+    # global micro-batch of batch_size x processes. In the adapter key only through that global batch.
+    processes: int = 1
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -79,6 +82,8 @@ class TrainReport:
     device: str = "cpu"
     precision: str = "fp32"
     resumed_from_step: int = 0  # > 0: continued from a checkpoint of an interrupted training
+    processes: int = 1  # data-parallel training processes
+    global_batch: int = 0  # examples per optimizer step: batch_size x grad_accum x processes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +95,6 @@ class TrainReport:
 
 
 def steps_layout(n_train: int, config: TrainConfig) -> tuple[int, int]:
-    """(micro-batches, optimizer steps) per epoch."""
-    micro = math.ceil(n_train / config.batch_size)
+    """(global micro-batches, optimizer steps) per epoch."""
+    micro = math.ceil(n_train / (config.batch_size * config.processes))
     return micro, math.ceil(micro / config.grad_accum)

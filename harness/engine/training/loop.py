@@ -3,6 +3,7 @@ gradient accumulation, cosine schedule, checkpoints (see checkpoint.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -18,6 +19,7 @@ from harness.engine.adapter_checks import check_b_nonzero_params, check_logits_m
 from harness.engine.training.checkpoint import Checkpoints, _Loop, restore_checkpoint, save_checkpoint
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport, steps_layout
 from harness.engine.training.data import Batch, Encoded, collate, plan_batches
+from harness.engine.training.distributed import Single, group_counts, shard
 
 
 def batch_loss_sum(model: Any, batch: Batch, device: str, precision: str = "fp32") -> Any:
@@ -141,26 +143,34 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: int, device: str) -> float:
-    """Mean token loss on the answer tokens of `seqs` (eval mode, no gradients)."""
+def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: int, device: str,
+             dist: Single | None = None) -> float:
+    """Mean token loss on the answer tokens of `seqs` (eval mode, no gradients). Under several
+    processes each takes every world-th batch (of the unwrapped model) and the sums are added."""
     import torch
 
+    dist = dist or Single()
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for i in range(0, len(seqs), config.batch_size):
+        for i in range(dist.rank * config.batch_size, len(seqs), config.batch_size * dist.world):
             batch = collate(seqs[i : i + config.batch_size], config.packing, pad_id)
             total += batch_loss_sum(model, batch, device, config.precision).item()
             count += len(batch.targets)
     model.train(was_training)
+    if dist.world > 1:
+        total, summed = dist.sum([total, count])
+        count = round(summed)
     return total / max(1, count)
 
 
 def _epoch_plan(lengths: Sequence[int], config: TrainConfig, epoch: int) -> list[list[int]]:
     # A generator per epoch (a str seed is hashed with SHA-512: the same in every process), so a
     # resume needs only the epoch and the position in it, not a generator state.
-    return plan_batches(lengths, config.batch_size, random.Random(f"{config.seed}:{epoch}"), config.packing)
+    # The global micro-batch: every process plans the same batches and takes its shard of each.
+    size = config.batch_size * config.processes
+    return plan_batches(lengths, size, random.Random(f"{config.seed}:{epoch}"), config.packing)
 
 
 def _start(
@@ -179,24 +189,45 @@ def _start(
         if loop is not None:
             return loop
     torch.manual_seed(config.seed)  # LoRA dropout draws from the global generator
-    report = TrainReport(epochs=config.epochs, examples=n_train, device=device, precision=config.precision)
+    report = TrainReport(epochs=config.epochs, examples=n_train, device=device, precision=config.precision,
+                         processes=config.processes,
+                         global_batch=config.batch_size * config.grad_accum * config.processes)
     return _Loop(report)
 
 
+def _step_batches(train: Sequence[Encoded], group: Sequence[Sequence[int]], config: TrainConfig, pad_id: int,
+                  dist: Single) -> list[tuple[Batch, float]]:
+    """This process's micro-batches of one optimizer step, with their weights (0: a stand-in that
+    only keeps an empty shard in the gradient all-reduce)."""
+    out = []
+    for idx in group:
+        part = shard(idx, dist.rank, dist.world) if dist.world > 1 else list(idx)
+        out.append((collate([train[i] for i in part or idx[:1]], config.packing, pad_id), 1.0 if part else 0.0))
+    return out
+
+
 def _train_step(
-    model: Any, batches: Sequence[Batch], optimizer: Any, lr: float, loop: _Loop, device: str, precision: str
+    model: Any, batches: Sequence[tuple[Batch, float]], counts: tuple[int, int, int], optimizer: Any, lr: float,
+    loop: _Loop, device: str, precision: str, dist: Single,
 ) -> float:
-    """One optimizer step over `batches` (micro-batches); returns the step's mean token loss."""
+    """One optimizer step over `batches` (this process's micro-batches); `counts` = (tokens, targets,
+    slots) of the whole step over all processes. Returns the step's mean token loss."""
     t0 = time.perf_counter()
-    n_targets = sum(len(b.targets) for b in batches)
+    n_targets = counts[1]
     loss_total = 0.0
-    for b in batches:  # normalised by the whole step's targets: exact gradient accumulation
-        loss = batch_loss_sum(model, b, device, precision) / max(1, n_targets)
-        loss.backward()
-        loss_total += loss.item()
-        loop.report.train_tokens += b.tokens
-        loop.report.target_tokens += len(b.targets)
-        loop.slots += b.slots
+    for i, (b, weight) in enumerate(batches):  # normalised by the whole step's targets: exact accumulation
+        last = i == len(batches) - 1  # DDP all-reduces the gradients on the last backward only
+        with dist.no_sync(model) if not last else contextlib.nullcontext():
+            loss = batch_loss_sum(model, b, device, precision) / max(1, n_targets)
+            if dist.world > 1:  # DDP averages over processes: scale so that the average is the sum
+                loss = loss * (weight * dist.world)
+            dist.backward(loss)
+        loss_total += loss.item() / dist.world
+    if dist.world > 1:
+        loss_total = dist.sum([loss_total])[0]
+    loop.report.train_tokens += counts[0]
+    loop.report.target_tokens += counts[1]
+    loop.slots += counts[2]
     for g in optimizer.param_groups:
         g["lr"] = lr
     optimizer.step()
@@ -205,6 +236,18 @@ def _train_step(
     loop.step_seconds += time.perf_counter() - t0
     loop.report.loss_curve.append([loop.step, round(loss_total, 5)])
     return loss_total
+
+
+def _prepare(model: Any, n_train: int, config: TrainConfig, checkpoints: Checkpoints | None, device: str,
+             dist: Single) -> tuple[Any, dict[str, Any], Any, _Loop]:
+    """(model wrapped for the processes, LoRA parameters, optimizer, loop state from a checkpoint or fresh)."""
+    import torch
+
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
+    loop = _start(checkpoints, params, optimizer, config, n_train, device)
+    wrapped, optimizer = dist.prepare(model, optimizer)
+    return wrapped, params, optimizer, loop
 
 
 def fit_lora(
@@ -218,20 +261,20 @@ def fit_lora(
     progress: Any = None,
     description: str = "train",
     checkpoints: Checkpoints | None = None,
+    dist: Single | None = None,
 ) -> TrainReport:
     """Train the LoRA parameters of `model` in place; returns the curves and throughput.
 
     With `checkpoints`, resume from the latest one and save new ones as training goes; the
-    report's `seconds` is then the time the earlier runs spent (the caller adds its own)."""
-    import torch
-
+    report's `seconds` is then the time the earlier runs spent (the caller adds its own).
+    With `dist` (distributed.Accelerated) this process trains its shard of every micro-batch."""
     if not train:
         raise HarnessError("no training examples (all empty or longer than max_len)")
-    config = replace(config, precision=resolve_precision(config.precision, device))
+    dist = dist or Single()
+    config = replace(config, precision=resolve_precision(config.precision, device), processes=dist.world)
     model.train()
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
-    loop = _start(checkpoints, params, optimizer, config, len(train), device)
+    # `model` stays unwrapped for evaluation: a DDP forward on one process alone would wait for the others
+    wrapped, params, optimizer, loop = _prepare(model, len(train), config, checkpoints, device, dist)
     lengths = [len(s) for s in train]
     total_steps = steps_layout(len(train), config)[1] * config.epochs
     warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
@@ -241,27 +284,29 @@ def fit_lora(
     if progress is not None:
         task = progress.add_task(description, total=total_steps, completed=loop.step, info="")
     if val and loop.step == 0:
-        loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device), 5)])
+        loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist), 5)])
     for epoch in range(loop.epoch, config.epochs + 1):
         loop.epoch = epoch
         plan = _epoch_plan(lengths, config, epoch)
         for first in range(loop.position, len(plan), config.grad_accum):
             group = plan[first : first + config.grad_accum]
-            batches = [collate([train[i] for i in idx], config.packing, pad_id) for idx in group]
             lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
-            loss = _train_step(model, batches, optimizer, lr, loop, device, config.precision)
+            loss = _train_step(wrapped, _step_batches(train, group, config, pad_id, dist),
+                               group_counts(train, group, dist.world, config.packing), optimizer, lr, loop, device,
+                               config.precision, dist)
             loop.position = first + config.grad_accum
             every = config.checkpoint_every
-            if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
-                save_checkpoint(checkpoints, loop, params, optimizer, device)  # (epoch ends: below)
+            saving = checkpoints if dist.is_main else None  # only the main process writes
+            if saving and every > 0 and loop.step % every == 0 and loop.position < len(plan):
+                save_checkpoint(saving, loop, params, optimizer, device)  # (epoch ends: below)
             if task is not None:
                 tps = loop.report.train_tokens / max(loop.step_seconds, 1e-9)
                 info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
                 progress.update(task, advance=1, info=info)
         if val:
-            loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device), 5)])
+            loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist), 5)])
         loop.position = 0
-        if checkpoints and epoch < config.epochs:  # after the last epoch the adapter itself is saved
+        if checkpoints and dist.is_main and epoch < config.epochs:  # after the last epoch: the adapter
             loop.epoch = epoch + 1
             save_checkpoint(checkpoints, loop, params, optimizer, device)
     return _finish(loop)
@@ -291,12 +336,17 @@ def train_lora(
 ) -> TrainReport:
     """Load a fresh copy of the base model, fit LoRA, save the adapter (PEFT format) and
     train_report.json into out_dir. With `checkpoint_dir` (named by the adapter key), resume
-    from a checkpoint there and write new ones."""
+    from a checkpoint there and write new ones. Under several processes (WORLD_SIZE > 1: launch.py,
+    accelerate launch) each trains its shard and only the main process writes out_dir."""
     import torch
 
+    from harness.engine.training import distributed
+
     started = time.perf_counter()
-    if device == "cpu":
-        torch.set_num_threads(cpu_threads())
+    dist = distributed.current(device)
+    device = dist.device(device)
+    if device == "cpu":  # the cores shared out among the processes on this machine
+        torch.set_num_threads(max(1, cpu_threads() // distributed.env_local_world_size()))
     model = load_for_training(model_path, config.target_modules, config, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     checkpoints = None
@@ -304,7 +354,7 @@ def train_lora(
         checkpoints = Checkpoints(checkpoint_dir, key=checkpoint_dir.name, started=started)
     try:
         report = fit_lora(model, train, config, pad_id=pad_id, validation=validation, device=device,
-                          progress=progress, description=description, checkpoints=checkpoints)
+                          progress=progress, description=description, checkpoints=checkpoints, dist=dist)
     except torch.cuda.OutOfMemoryError:
         raise HarnessError(
             f"out of GPU memory while training on {device} (batch_size={config.batch_size}, max_len={config.max_len}): "
@@ -312,6 +362,8 @@ def train_lora(
             "to keep the step) or sft:max_len; checkpoints so far are kept"
         ) from None
     report.skipped = skipped
+    if not dist.is_main:
+        return report
     check_b_nonzero_params(model, "the trained adapter")
     check_logits_move(model, [s.input_ids[: s.n_prompt] for s in train[:4]], "the trained adapter")
     model.save_pretrained(str(out_dir))

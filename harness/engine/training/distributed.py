@@ -1,0 +1,149 @@
+"""Data-parallel training through Hugging Face accelerate: who does what when several processes train one adapter.
+
+A single process (no WORLD_SIZE > 1 in the environment) gets `Single`: no accelerate import, no wrapping,
+no communication, so the one-process loop runs exactly as before. Under several processes (started by
+`sft:processes=N`, see launch.py, or by `accelerate launch` / torchrun around the worker) `Accelerated`
+wraps the model and optimizer with `Accelerator.prepare` (DDP: gloo on the CPU, nccl on CUDA) and
+every process trains on its shard of each global micro-batch:
+
+- every process builds the same global plan (length-grouped micro-batches of batch_size x processes
+  examples, from the same seeded generator) and takes a contiguous slice of each micro-batch, so the
+  global batch is the per-process batch times the processes, and the optimizer steps are those of one
+  process with that batch (the same loss curve, up to float summation order);
+- each process divides its token-loss sum by the step's global target count and multiplies by the
+  number of processes, since DDP averages gradients: the average is then the exact global mean;
+- a process whose slice of a short last micro-batch is empty runs one example with weight 0, so it
+  still joins the gradient all-reduce;
+- only the main process writes checkpoints, the adapter and its report.
+
+Only DDP is built: an accelerate environment that asks for FSDP or DeepSpeed is refused with one line,
+since their sharded weights would need gathered checkpoints, saves and evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from harness.core.errors import HarnessError
+
+
+def env_world_size() -> int:
+    """Processes in this training as the launcher (ours, accelerate launch, torchrun) declared them."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def env_local_world_size() -> int:
+    """Processes on this machine (they share its cores)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))))
+    except ValueError:
+        return 1
+
+
+class Single:
+    """One process: every operation is the plain PyTorch one."""
+
+    world = 1
+    rank = 0
+    is_main = True
+
+    def device(self, requested: str) -> str:
+        return requested
+
+    def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
+        return model, optimizer
+
+    def backward(self, loss: Any) -> None:
+        loss.backward()
+
+    def no_sync(self, model: Any) -> Any:
+        return contextlib.nullcontext()
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        return list(values)
+
+    def barrier(self) -> None:
+        pass
+
+
+class Accelerated(Single):
+    """Several processes joined by an `accelerate.Accelerator` (it reads the launcher's environment)."""
+
+    def __init__(self, device: str):
+        from accelerate import Accelerator
+
+        # mixed_precision "no": the loop autocasts itself (the strategy's `precision`), the same
+        # whatever an accelerate config says, so one and N processes multiply alike.
+        self.acc = Accelerator(cpu=not device.startswith("cuda"), mixed_precision="no")
+        kind = str(self.acc.distributed_type).rsplit(".", 1)[-1]
+        if kind not in ("MULTI_CPU", "MULTI_GPU"):  # sharded weights would need gathered saves: not built
+            raise HarnessError(f"data-parallel training runs under DDP (MULTI_CPU or MULTI_GPU), not {kind}: "
+                               "FSDP and DeepSpeed configs are not supported; for a large model use "
+                               "sft:quantize=4bit and sft:gradient_checkpointing=true in each process")
+        self.world = self.acc.num_processes
+        self.rank = self.acc.process_index
+        self.is_main = self.acc.is_main_process
+
+    def device(self, requested: str) -> str:
+        d = self.acc.device
+        return "cpu" if d.type == "cpu" else str(d)  # cuda:LOCAL_RANK on GPUs
+
+    def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
+        model, optimizer = self.acc.prepare(model, optimizer)
+        return model, optimizer
+
+    def backward(self, loss: Any) -> None:
+        self.acc.backward(loss)
+
+    def no_sync(self, model: Any) -> Any:
+        return self.acc.no_sync(model)
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        import torch
+
+        t = torch.tensor(list(values), dtype=torch.float64, device=self.acc.device)
+        return [float(v) for v in self.acc.reduce(t, reduction="sum").cpu()]
+
+    def barrier(self) -> None:
+        self.acc.wait_for_everyone()
+
+
+_current: Single | None = None
+
+
+def current(device: str) -> Single:
+    """This process's role: `Single` unless the environment declares several processes."""
+    global _current
+    if _current is None:
+        _current = Accelerated(device) if env_world_size() > 1 else Single()
+    return _current
+
+
+def shard(indices: Sequence[int], rank: int, world: int) -> list[int]:
+    """This process's contiguous slice of a global micro-batch (sizes differ by at most one)."""
+    q, r = divmod(len(indices), world)
+    start = rank * q + min(rank, r)
+    return list(indices[start : start + q + (1 if rank < r else 0)])
+
+
+def group_counts(train: Sequence[Any], group: Sequence[Sequence[int]], world: int,
+                 packing: bool) -> tuple[int, int, int]:
+    """(tokens, target tokens, slots incl. padding) of one optimizer step over all processes;
+    `train` holds the sequences (data.Encoded: a length and n_prompt)."""
+    tokens = targets = slots = 0
+    for idx in group:
+        for r in range(world):
+            part = shard(idx, r, world)
+            if not part:
+                continue
+            n = [len(train[i]) for i in part]
+            tokens += sum(n)
+            targets += sum(len(train[i]) - train[i].n_prompt for i in part)
+            slots += sum(n) if packing else len(n) * max(n)
+    return tokens, targets, slots

@@ -1,0 +1,129 @@
+"""Data-parallel training (sft:processes=N) on the CPU with gloo: two worker processes train the adapter
+that one process trains with the same global batch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.progress import Progress
+
+from harness.core.errors import HarnessError
+from harness.engine import training
+from harness.engine.models import load_tokenizer
+from harness.engine.training import REPORT_FILE, Encoded, TrainConfig, end_token_ids, train_adapter
+from harness.engine.training.distributed import group_counts, shard
+from harness.engine.training.launch import check_processes
+
+SYSTEM = {"role": "system", "content": "Classify the sentiment. Answer with exactly one label: negative; positive."}
+WORDS = ["sunny", "gloomy", "bright", "dark", "warm", "cold", "joy", "grief"]
+# 13 examples: the last global micro-batch of 4 holds one, so the second process trains a weight-0
+# stand-in there; grad_accum 2 exercises the no_sync micro-batches.
+CONFIG = TrainConfig(epochs=2, lr=2e-2, rank=8, alpha=16, batch_size=4, grad_accum=2, max_len=128, warmup=0.0,
+                     seed=0, precision="fp32", checkpoint_every=0)
+RTOL = 1e-4  # per step, fp32: only the summation order of the gradients differs
+
+
+def pairs(n: int) -> list[tuple[list[dict[str, str]], str]]:
+    return [
+        ([SYSTEM, {"role": "user", "content": f"a {WORDS[i % 8]} day " + "and more " * (i % 4)}],
+         "positive" if i % 2 == 0 else "negative")
+        for i in range(n)
+    ]
+
+
+def _train(model_dir: Path, tok: Any, cache: Path, config: TrainConfig,
+           progress: Any = None) -> training.TrainedAdapter:
+    return train_adapter(model_path=str(model_dir), model_id="tiny", tokenizer=tok, train_pairs=pairs(13),
+                         validation_pairs=pairs(5), config=config, cache_dir=cache, progress=progress)
+
+
+def _greedy(model_dir: Path, adapter: Path, tok: Any) -> list[list[int]]:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(adapter)).eval()
+    out = []
+    for chat, _ in pairs(4):
+        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        gen = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+        out.append(gen[0, ids["input_ids"].shape[1]:].tolist())
+    return out
+
+
+def test_two_processes_train_the_adapter_of_one_with_the_same_global_batch(tiny_model_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    tok = load_tokenizer(str(tiny_model_dir))
+    one = _train(tiny_model_dir, tok, tmp_path / "one", CONFIG)
+    progress = Progress(disable=True)  # worker 0 reports its steps to this process's bar
+    two_config = replace(CONFIG, batch_size=2, processes=2, checkpoint_every=1)
+    two = _train(tiny_model_dir, tok, tmp_path / "two", two_config, progress)
+    assert (progress.tasks[0].completed, progress.tasks[0].total) == (4, 4)
+    assert not two.cached and one.key == two.key  # the same optimizer steps: one cache entry
+    r1, r2 = one.report, two.report
+    assert (r1.processes, r1.global_batch, r2.processes, r2.global_batch) == (1, 8, 2, 8)
+    assert r1.steps == r2.steps == 4 and [s for s, _ in r1.loss_curve] == [s for s, _ in r2.loss_curve]
+    for (_, a), (_, b) in zip(r1.loss_curve, r2.loss_curve, strict=True):
+        assert b == pytest.approx(a, rel=RTOL)
+    for (_, a), (_, b) in zip(r1.val_loss, r2.val_loss, strict=True):
+        assert b == pytest.approx(a, rel=RTOL)
+    assert r1.train_tokens == r2.train_tokens and r1.target_tokens == r2.target_tokens
+    # The loss fell: a curve of zeros or a frozen adapter would also "match".
+    assert r2.loss_curve[-1][1] < r2.loss_curve[0][1]
+    # Only the main process wrote the entry: one adapter, one report, no stray files.
+    assert sorted(p.name for p in two.path.iterdir()) == sorted(p.name for p in one.path.iterdir())
+    assert json.loads((two.path / REPORT_FILE).read_text())["processes"] == 2
+    assert not list((tmp_path / "two" / "checkpoints").glob("*/step-*"))
+    assert _greedy(tiny_model_dir, one.path, tok) == _greedy(tiny_model_dir, two.path, tok)
+    # The test can fail: a different global batch gives another curve.
+    other = _train(tiny_model_dir, tok, tmp_path / "other", replace(CONFIG, batch_size=2))
+    assert other.key != one.key
+    assert other.report.loss_curve[0][1] != pytest.approx(r1.loss_curve[0][1], rel=RTOL)
+
+
+def test_shards_split_each_global_micro_batch_evenly() -> None:
+    assert [shard(list(range(8)), r, 2) for r in range(2)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert [shard([7, 8, 9], r, 2) for r in range(2)] == [[7, 8], [9]]
+    assert [shard([5], r, 2) for r in range(2)] == [[5], []]  # the stand-in case
+    seqs = [Encoded(tuple(range(n)), p) for n, p in [(5, 2), (6, 2), (9, 4), (3, 1)]]
+    # padded: each process pads to its own longest sequence
+    assert group_counts(seqs, [[0, 1, 2, 3]], 2, packing=False) == (23, 14, 2 * 6 + 2 * 9)
+    assert group_counts(seqs, [[0, 1, 2, 3]], 1, packing=False) == (23, 14, 4 * 9)
+    assert group_counts(seqs, [[0, 1, 2, 3]], 2, packing=True) == (23, 14, 23)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
+def test_processes_must_be_a_whole_number_of_at_least_one(bad: Any) -> None:
+    with pytest.raises(HarnessError, match="sft:processes must be a whole number"):
+        check_processes(bad, "cpu")
+
+
+def test_processes_need_a_cpu_or_enough_gpus() -> None:
+    assert check_processes(2, "cpu") == 2
+    with pytest.raises(HarnessError, match="CPU \\(gloo\\) or on CUDA"):
+        check_processes(2, "mps")
+    if torch.cuda.device_count() < 64:
+        with pytest.raises(HarnessError, match="one CUDA device per process"):
+            check_processes(64, "cuda")
+
+
+def test_a_failing_worker_is_one_line_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+    tok = load_tokenizer(str(tiny_model_dir))
+    bad = replace(CONFIG, batch_size=2, processes=2, target_modules=("no_such_layer",))
+    with pytest.raises(HarnessError) as e:
+        train_adapter(model_path=str(tiny_model_dir), model_id="tiny", tokenizer=tok,
+                      train_pairs=pairs(4), config=bad, cache_dir=tmp_path, end_ids=end_token_ids(tok))
+    assert "no_such_layer" in str(e.value) and "\n" not in str(e.value)
+    assert list((tmp_path / "adapters").iterdir()) == []  # no half-written entry
+
+
+def test_one_process_key_is_unchanged_by_the_processes_field() -> None:
+    seq = [Encoded((1, 2, 3), 1)]
+    k = training.adapter_key
+    assert k("m", "cpu", seq, [], CONFIG) == k("m", "cpu", seq, [], replace(CONFIG, batch_size=2, processes=2))
+    assert k("m", "cpu", seq, [], CONFIG) != k("m", "cpu", seq, [], replace(CONFIG, processes=2))
