@@ -80,6 +80,9 @@ class AdapterStrategy(Strategy):
         self.config = read_adapter_config(self.path)  # fail before any model loads
         self.sha256 = ""
 
+    def uses_train(self) -> bool:
+        return False  # trained elsewhere: the train split shapes nothing here
+
     def prepare(self, suite: Suite, ctx: StrategyContext) -> Prepared:
         self.suite = suite
         self.config = read_adapter_config(self.path)

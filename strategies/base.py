@@ -126,6 +126,12 @@ class Strategy:
         """Whether prepare() or prompts() embed text (the run then checks the embedder first)."""
         return False
 
+    def uses_train(self) -> bool:
+        """Whether what it builds depends on the train split (a learning curve then measures it at
+        every train size; otherwise once). True unless a strategy says otherwise: a curve that
+        measures a plugin at every size wastes time, one that measures it once would be wrong."""
+        return True
+
     def check(self, suite: Suite) -> None:
         """Refuse a suite this strategy cannot run on (HarnessError), before any model work."""
 

@@ -71,6 +71,9 @@ class PromptStrategy(Strategy):
     def needs_embedder(self) -> bool:
         return int(self.params["k"]) > 0 and self.params["select"] == "knn"
 
+    def uses_train(self) -> bool:
+        return int(self.params["k"]) > 0  # shots (and the knn pool) come from the train split
+
     def check(self, suite: Suite) -> None:
         Shots.check(self.name, int(self.params["k"]), suite)
 

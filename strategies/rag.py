@@ -159,6 +159,9 @@ class RagStrategy(Strategy):
     def needs_embedder(self) -> bool:
         return True
 
+    def uses_train(self) -> bool:
+        return int(self.params["shots"]) > 0  # the corpus is not the train split; shots are
+
     def check(self, suite: Suite) -> None:
         require_corpus(suite, self.kind)
         Shots.check(self.name, int(self.params["shots"]), suite)
