@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,27 @@ def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: S
     return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
                          "adapter": adapter},
             "model": modelset.model_identity(loaded), "decoding": suite.generation.fingerprint()}
+
+
+def training_seeds(strategy: Any, run_seed: int) -> tuple[int, ...]:
+    """The seeds a strategy trains one adapter each with (`sft:seeds=3`); the run's seed for the rest."""
+    seeds = getattr(strategy, "training_seeds", None)
+    return tuple(seeds(run_seed)) if seeds is not None else (run_seed,)
+
+
+def seed_variant(strategy: Any, seed: int) -> Any:
+    """The strategy for one more training seed: a copy named NAME@seedS, so that its adapter folder and
+    its records in predictions.jsonl are its own (harness.scoring.seeds groups them back)."""
+    variant = copy.copy(strategy)
+    variant.name = f"{strategy.name}@seed{seed}"
+    return variant
+
+
+def seed_run(seed: int, section: Mapping[str, Any]) -> dict[str, Any]:
+    """One seed's entry in a multi-seed strategy's `seed_runs`: where its records and adapter are."""
+    training = section.get("training") or {}
+    return {"seed": seed, "name": section["name"], "prepare_s": section["prepare_s"],
+            "adapter_path": training.get("adapter_path"), "val_loss": training.get("val_loss")}
 
 
 def prepare_strategy(strategy: Any, suite: Suite, ctx: StrategyContext) -> tuple[Prepared, float]:

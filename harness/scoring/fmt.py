@@ -11,7 +11,8 @@ from typing import Any
 from harness.scoring.registry import format_value
 
 MISSING = "—"
-TEST_NAMES = {"paired_bootstrap": "paired bootstrap", "mcnemar_exact": "exact McNemar"}
+TEST_NAMES = {"paired_bootstrap": "paired bootstrap", "mcnemar_exact": "exact McNemar",
+              "hierarchical_bootstrap": "bootstrap over seeds and examples"}
 
 
 def number(x: Any) -> float:

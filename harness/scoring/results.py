@@ -13,6 +13,7 @@ from harness.scoring.clean import clean_subset
 from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
 from harness.scoring.economics import economics
 from harness.scoring.records import score_sum
+from harness.scoring.seeds import clean_seeded, score_seeded, seed_advice, seeded_comparisons
 
 
 def score_results(
@@ -28,16 +29,23 @@ def score_results(
     n_resamples: int = 1000,
     leaked_ids: Collection[str] = (),
     token_prices: Mapping[str, tuple[float, float]] | None = None,
+    seed_records: Mapping[str, Mapping[int, Sequence[PredictionRecord]]] | None = None,
 ) -> dict[str, Any]:
     """`sections[s]`: what strategy `s` reports besides its scores (name, kind, params, retrieval,
     training, ...), with the seconds its `prepare_s` took; they land in its results entry.
     `leaked_ids`: test examples that leak (harness.engine.leakage): each strategy also gets its
-    metrics on the other examples (`clean_metrics`, `n_clean`) when some scored example is among them."""
+    metrics on the other examples (`clean_metrics`, `n_clean`) when some scored example is among them.
+    `seed_records[s]`: a strategy trained once per seed (`sft:seeds=3`), training seed -> its records
+    (the first seed's are `predictions[s]`): scored over seeds by harness.scoring.seeds; its cost
+    figures are the first seed's."""
+    seeded = seed_records or {}
     strategies: dict[str, Any] = {}
     for name, records in predictions.items():
         info = dict(sections[name])
         prepare_s = float(info.pop("prepare_s"))
-        scored = score_strategy(suite, examples, records, seed=seed, slice_by=slice_by, n_resamples=n_resamples)
+        scored = (score_seeded(suite, examples, seeded[name], seed=seed, slice_by=slice_by, n_resamples=n_resamples)
+                  if name in seeded else
+                  score_strategy(suite, examples, records, seed=seed, slice_by=slice_by, n_resamples=n_resamples))
         cost = cost_summary(
             records,
             prepare_s=prepare_s,
@@ -48,9 +56,14 @@ def score_results(
             # Partial credit where answers can be partly right: exact matches of free text are rare.
             n_correct=score_sum(suite.task, examples, records),
         )
-        clean = clean_subset(suite, examples, records, leaked_ids, seed=seed, n_resamples=n_resamples)
+        clean = (clean_seeded(suite, examples, seeded[name], leaked_ids, seed=seed, n_resamples=n_resamples)
+                 if name in seeded else clean_subset(suite, examples, records, leaked_ids, seed=seed, n_resamples=n_resamples))
         strategies[name] = {**info, **scored, **clean, "cost": cost}
     comparisons = compare_strategies(suite, examples, predictions, seed=seed, n_resamples=n_resamples)
+    if seeded:  # pairs with a multi-seed strategy: tested again resampling seeds too
+        runs = {name: seeded.get(name) or {0: records} for name, records in predictions.items()}
+        comparisons = seeded_comparisons(suite, examples, comparisons, runs, strategies, seed=seed, n_resamples=n_resamples)
+    advice = seed_advice(recommend(strategies, comparisons, suite.primary_metric, suite.metrics), comparisons)
     money = economics(strategies, monthly_requests=monthly_requests, usd_per_hour=usd_per_hour)
     return {
         "suite": {"name": suite.name, "task": suite.task, "sha256": suite.sha256, "path": str(suite.path),
@@ -59,6 +72,6 @@ def score_results(
                   "primary_metric": suite.primary_metric, "instruction": suite.instruction},
         "strategies": strategies,
         "comparisons": comparisons,
-        "recommendation": recommend(strategies, comparisons, suite.primary_metric, suite.metrics),
+        "recommendation": advice,
         "economics": money,
     }
