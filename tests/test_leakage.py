@@ -167,7 +167,7 @@ def test_fail_on_leakage_exits_2_before_any_model_work_and_leaves_no_folder(
     def no_weights(*args: object, **kwargs: object) -> None:
         raise AssertionError("the generator must not load")
 
-    monkeypatch.setattr(harness.runner, "load_generator", no_weights)
+    monkeypatch.setattr(harness.runner.loop, "load_generator", no_weights)
     folder, out = _write(tmp_path / "leaky", leak=True), tmp_path / "runs"
     (folder / "test.jsonl").write_text(json.dumps({"id": "e1", "input": "I LOVE it!", "target": "positive"}) + "\n")
     assert main(["run", str(folder), "--fail-on-leakage", "--out", str(out), "--device", "cpu"]) == 2

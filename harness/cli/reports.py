@@ -57,6 +57,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     base_dir, base_strategy = gate.parse_run_ref(args.baseline)
     cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
     max_drop, max_drop_by_metric = gate.parse_max_drops(args.max_drop or [])
+    max_forgetting = gate.parse_max_forgetting(args.max_forgetting or [])
     outputs = [(Path(p), opt, write) for p, opt, write in ((args.junit, "--junit", gate.write_junit),
                                                             (args.json, "--json", gate.write_json)) if p]
     for path, option, _ in outputs:  # a gate that cannot write its verdict must not print one first
@@ -72,6 +73,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             correction=args.correction,
             allow_suite_change=args.allow_suite_change,
             trust_remote_code=args.trust_remote_code,
+            max_forgetting=max_forgetting,
         )
     for path, option, write in outputs:
         try:
@@ -79,7 +81,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         except OSError as e:  # exit 2, never 1: CI must not read a failed write as a regression
             raise HarnessError(f"{option} {path}: cannot write ({e.strerror})") from None
     gate.render_gate(result, out)
-    return 1 if result.regressions else 0
+    return 0 if result.passed else 1  # a regression, or an adapter that forgets too much (--max-forgetting)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -113,6 +115,9 @@ def add_gate_parser(sub: Any) -> None:
     g.add_argument("--max-drop", dest="max_drop", action="append", metavar="[METRIC=]X",
                    help="tolerated absolute drop, in the metric's own scale (default 0); "
                         "repeat as METRIC=X per metric, e.g. --max-drop 0.01 --max-drop bleu=1.5")
+    g.add_argument("--max-forgetting", dest="max_forgetting", action="append", metavar="METRIC=X",
+                   help="also fail when the candidate's forgetting section (run --control) shows a compared "
+                        "strategy dropping METRIC by more than X on a control suite (repeatable)")
     g.add_argument("--alpha", type=float, default=0.05)
     g.add_argument("--correction", choices=("none", "holm"), default="none",
                    help="holm: adjust p-values across all checks, for gates with many strategies and metrics")

@@ -28,6 +28,7 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, RunRecord, load_run
+from harness.report.forgetting import ForgettingCheck, forgetting_checks
 from harness.report.gate_model import (
     GATE_SCHEMA,
     IMPROVED,
@@ -46,7 +47,7 @@ from harness.scoring.rows import stored_rows
 from harness.scoring.stats import holm, resamples_for_holm
 
 __all__ = ["CORRECTIONS", "GATE_SCHEMA", "IMPROVED", "OK", "REGRESSION", "Check", "GateReport", "Pairing", "gate",
-           "parse_max_drops", "parse_run_ref", "render_gate", "judge", "write_json", "write_junit"]
+           "parse_max_drops", "parse_max_forgetting", "parse_run_ref", "render_gate", "judge", "write_json", "write_junit"]
 
 CORRECTIONS = ("none", "holm")
 
@@ -145,8 +146,10 @@ def gate(
     seed: int = 0,
     n_resamples: int = 1000,
     trust_remote_code: bool = False,
+    max_forgetting: Mapping[str, float] | None = None,
 ) -> GateReport:
-    """Compare a candidate run with a baseline run; see the module docstring for the rule."""
+    """Compare a candidate run with a baseline run; see the module docstring for the rule (and
+    `_forgetting` for `max_forgetting`)."""
     by_metric = dict(max_drop_by_metric or {})
     _check_options(max_drop, by_metric, alpha, correction)
     (base_dir, base_s), (cand_dir, cand_s) = _as_ref(baseline), _as_ref(candidate)
@@ -179,8 +182,7 @@ def gate(
     if correction == "holm" and checks:
         checks = [replace(c, p_holm=p) for c, p in zip(checks, holm([c.p_value for c in checks]), strict=True)]
     checks = [replace(c, verdict=judge(c, alpha)) for c in checks]  # once every p-value is known
-    unused = sorted(set(by_metric) - set(names))
-    if unused:
+    if unused := sorted(set(by_metric) - set(names)):
         notes.append(f"--max-drop given for {', '.join(unused)}, which this gate does not check")
     return GateReport(
         baseline_dir=base.dir, candidate_dir=cand.dir,
@@ -189,7 +191,19 @@ def gate(
         suite=str(base.suite.get("name")), suite_changed=suite_changed, metrics=tuple(names),
         max_drop=float(max_drop), alpha=float(alpha), pairings=tuple(pairings), checks=tuple(checks),
         notes=tuple(notes), max_drop_by_metric=by_metric, correction=correction,
+        forgetting=_forgetting(cand, pairs, max_forgetting or {}, alpha), max_forgetting=dict(max_forgetting or {}),
     )
+
+
+def _forgetting(cand: RunRecord, pairs: Sequence[tuple[str, str]], max_forgetting: Mapping[str, float],
+                alpha: float) -> tuple[ForgettingCheck, ...]:
+    """`max_forgetting` (METRIC -> X): a check per control suite of each compared candidate strategy
+    in the candidate's forgetting section (run --control); failed on a drop beyond X with p < alpha."""
+    if not max_forgetting:
+        return ()
+    _known_metrics(max_forgetting)
+    strategies = list(dict.fromkeys(c for _, c in pairs))
+    return tuple(forgetting_checks(cand.results, strategies, max_forgetting, alpha, where=f"candidate run {cand.dir}"))
 
 
 def _check_options(max_drop: float, by_metric: Mapping[str, float], alpha: float, correction: str) -> None:
@@ -220,6 +234,23 @@ def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
             default = value
     _known_metrics(by_metric)
     return default, by_metric
+
+
+def parse_max_forgetting(values: Sequence[str]) -> dict[str, float]:
+    """`--max-forgetting METRIC=X` values: the tolerated drop of METRIC on a control suite."""
+    out: dict[str, float] = {}
+    for raw in values:
+        metric, _, number = raw.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            value = math.nan
+        if not metric.strip() or not (math.isfinite(value) and value >= 0):
+            raise HarnessError(f"--max-forgetting '{raw}': expected METRIC=X with X a drop of 0 or more "
+                               "(e.g. accuracy=0.05)")
+        out[metric.strip()] = value
+    _known_metrics(out)
+    return out
 
 
 def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "") -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report.forgetting import ForgettingCheck
 from harness.scoring.fmt import fmt_metric, fmt_p, fmt_signed, paired_test_name
 from harness.scoring.registry import higher_is_better
 
@@ -86,6 +87,8 @@ class GateReport:
     notes: tuple[str, ...] = field(default=())
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)  # overrides of the default
     correction: str = "none"
+    forgetting: tuple[ForgettingCheck, ...] = ()  # --max-forgetting: the candidate's control-suite drops
+    max_forgetting: Mapping[str, float] = field(default_factory=dict)
 
     def drop_text(self) -> str:
         parts = [f"{self.max_drop:g}"] + [f"{m}={v:g}" for m, v in self.max_drop_by_metric.items()]
@@ -100,8 +103,12 @@ class GateReport:
         return [c for c in self.checks if c.verdict == IMPROVED]
 
     @property
+    def forgetting_failures(self) -> list[ForgettingCheck]:
+        return [f for f in self.forgetting if f.failed]
+
+    @property
     def passed(self) -> bool:
-        return not self.regressions
+        return not self.regressions and not self.forgetting_failures
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +130,9 @@ class GateReport:
                 for c in self.checks
             ],
             "regressions": len(self.regressions),
+            "max_forgetting": dict(self.max_forgetting),
+            "forgetting": [{**{k: _json_num(v) for k, v in vars(f).items()}} for f in self.forgetting],
+            "forgetting_failures": len(self.forgetting_failures),
             "improvements": len(self.improvements),
             "notes": list(self.notes),
         }

@@ -51,11 +51,17 @@ def render_gate(report: GateReport, console: Console) -> None:
                        "diff = candidate - baseline", style="dim"))
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+    for f in report.forgetting:  # --max-forgetting: the candidate's own control suites
+        console.print(Text(f"forgetting {'FAILED' if f.failed else 'ok'}: {f.describe()}",
+                           style="bold red" if f.failed else "green"))
     n = len(report.checks)
     if report.regressions:
         console.print(Text(f"REGRESSION: {len(report.regressions)} of {n} checks failed", style="bold red"))
         for c in report.regressions:
             console.print(Text(f"  {c.describe(report.alpha)}", style="red"))
+    elif report.forgetting_failures:
+        console.print(Text(f"FORGETTING: {len(report.forgetting_failures)} of {len(report.forgetting)} control "
+                           "checks failed", style="bold red"))
     else:
         console.print(Text(f"OK: no regression in {n} checks ({len(report.improvements)} improved)", style="bold green"))
 
