@@ -92,6 +92,7 @@ def _run_options(args: argparse.Namespace) -> Any:
         device=pick("device", None),
         trust_remote_code=bool(args.trust_remote_code or conf.get("trust_remote_code", False)),
         **_leakage_options(args, conf),
+        **_control_options(args, conf),
         strategy_params=strategy_params,
         models=models,
     )
@@ -103,3 +104,14 @@ def _leakage_options(args: argparse.Namespace, conf: dict[str, Any]) -> dict[str
     return {"leakage_check": not args.no_leakage_check and bool(conf.get("leakage_check", True)),
             "leakage_threshold": float(threshold),
             "fail_on_leakage": bool(args.fail_on_leakage or conf.get("fail_on_leakage", False))}
+
+
+def _control_options(args: argparse.Namespace, conf: dict[str, Any]) -> dict[str, Any]:
+    """--control SUITE[,SUITE] (or `control = "a,b"` / a list in --config) and --control-limit."""
+    given = getattr(args, "control", None)
+    names = given if given is not None else conf.get("control", [])
+    if isinstance(names, str):
+        names = names.split(",")
+    limit = getattr(args, "control_limit", None)
+    return {"control": tuple(n.strip() for n in names if n.strip()),
+            "control_limit": int(limit if limit is not None else conf.get("control_limit", 200))}

@@ -120,6 +120,10 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--trust-remote-code", action="store_true",
                    help="allow model code from the hub and evaluate: metric modules (off by default)")
     _add_leakage_flags(r, run=True)
+    r.add_argument("--control", help="forgetting check: also score every adapter on these suites (SUITE[,SUITE]), "
+                   "paired against the base model")
+    r.add_argument("--control-limit", dest="control_limit", type=int,
+                   help="control examples per suite when --limit is not given (default 200)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite; every problem with file:line; leakage of its test split")

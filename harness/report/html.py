@@ -15,10 +15,12 @@ from typing import Any
 
 from harness.core.runrecord import RunRecord
 from harness.report import svg
+from harness.report.forgetting import forgetting_html
 from harness.report.history import created_time
 from harness.report.html_examples import examples_section, winloss_section
 from harness.report.html_parts import CSS, JS, e, section, swatch, table, td
 from harness.report.leakage import leakage_html
+from harness.report.seeds import seeds_html
 from harness.report.tradeoff import tradeoff_chart
 from harness.report.views import (
     BREAK_EVEN_HEAD,
@@ -51,7 +53,9 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
     sections = [
         _recommendation(results),
         _comparison(results, colors),
+        seeds_html(results),
         leakage_html(results),
+        forgetting_html(results),
         _training(results, colors),
         winloss_section(run, scores),
         _cost(results, colors),
@@ -80,7 +84,9 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
 
 NAV = (
     ("comparison", "Comparison"),
+    ("seeds", "Seeds"),
     ("leakage", "Leakage"),
+    ("forgetting", "Forgetting"),
     ("training", "Retrieval & training"),
     ("winloss", "Win/loss"),
     ("cost", "Cost"),

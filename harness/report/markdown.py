@@ -20,8 +20,10 @@ from rich.text import Text
 
 from harness.core.cache import write_text_atomic
 from harness.core.runrecord import RunRecord, load_run
+from harness.report.forgetting import forgetting_markdown
 from harness.report.html import render_html
 from harness.report.leakage import leakage_markdown
+from harness.report.seeds import seeds_markdown
 from harness.report.views import (
     BREAK_EVEN_HEAD,
     SIGNIFICANCE_LEGEND,
@@ -107,7 +109,9 @@ def render_markdown(run: RunRecord) -> str:
         row += [md(s.get("n", "—")), fmt_share(invalid), md(s.get("errors", 0))]
         rows.append(row)
     out += [_md_table(["Strategy", *(["Model"] if models else []), *map(md, metrics), "n", "invalid", "errors"], rows), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
+    out += seeds_markdown(results)  # multi-seed strategies: per-seed values, spread
     out += leakage_markdown(results)
+    out += forgetting_markdown(results)
 
     cols = cost_columns(results)
     out += ["## Cost", ""]

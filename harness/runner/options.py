@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ class RunOptions:
     leakage_check: bool = True  # test vs train/validation/corpus before any model work (harness.engine.leakage)
     leakage_threshold: float = DEFAULT_THRESHOLD  # cosine of an embedding near-duplicate
     fail_on_leakage: bool = False  # any leak: exit 2 before any model work, no run folder
+    control: tuple[str, ...] = ()  # --control: suites each adapter is also scored on (harness.runner.control)
+    control_limit: int = 200  # control examples scored when --limit is not given
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # from --config
     sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
     models: dict[str, ModelSpec] = field(default_factory=dict)  # [[models]] by name: what `model=NAME` picks
@@ -58,8 +61,15 @@ def default_batch_size(device: str) -> int:
 
 def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -> None:
     """Every run option checked before any model loads or any folder is made."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if world.isdigit() and int(world) > 1:  # `accelerate launch -m harness run`: every process would decode
+        raise HarnessError(f"this is one of {world} processes started by a distributed launcher (WORLD_SIZE): "
+                           "a run decodes and writes its folder once; start it as one process and train in "
+                           "parallel with sft:processes=N (README, 'Scaling out')")
     if opts.limit is not None and opts.limit <= 0:
         raise HarnessError(f"{opts.flag('limit')} must be a positive number of test examples")
+    if opts.control_limit < 1:
+        raise HarnessError(f"{opts.flag('control_limit')} must be a positive number of control examples")
     if opts.batch_size is not None and opts.batch_size < 1:
         raise HarnessError(f"{opts.flag('batch_size')} must be at least 1, got {opts.batch_size}")
     if opts.monthly_requests is not None and not (math.isfinite(opts.monthly_requests) and opts.monthly_requests >= 0):
