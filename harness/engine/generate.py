@@ -37,6 +37,23 @@ def truncate_at_stop(text: str, stops: Sequence[str]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
+def collect(
+    groups: Sequence[list[EncodedPrompt]],
+    decode: Callable[[list[EncodedPrompt]], list[Generation]],
+    n: int,
+    on_batch: Callable[[list[int], list[Generation]], None] | None,
+) -> list[Generation]:
+    """Decode group after group, reporting each as it is done; the generations in the caller's order."""
+    results: list[Generation | None] = [None] * n
+    for group in groups:
+        gens = decode(group)
+        for e, g in zip(group, gens, strict=True):
+            results[e.index] = g
+        if on_batch:
+            on_batch([e.index for e in group], gens)
+    return [r for r in results if r is not None]
+
+
 class Engine:
     """Batched greedy generation on a loaded model, with an optional LoRA adapter on top."""
 
@@ -190,24 +207,25 @@ class Engine:
 
         config = self.decoding_config(config)
 
-        encoded = []
-        for i, chat in enumerate(chats):
-            ids, cut = self.encode_fitting(chat, config.max_new_tokens)
-            self.truncated += cut
-            encoded.append(EncodedPrompt(i, ids))
-        results: list[Generation | None] = [None] * len(chats)
-        for batch in self.batches(encoded):
+        def decode(batch: list[EncodedPrompt]) -> list[Generation]:
             try:
-                gens = self._decode_batch(batch, config)
+                return self._decode_batch(batch, config)
             except torch.cuda.OutOfMemoryError:
                 raise HarnessError(
                     f"out of GPU memory decoding a batch of {len(batch)} prompts of up to {len(batch[0].ids)} tokens: "
                     "pass a smaller --batch-size (decoded batches so far are cached)") from None
-            for e, g in zip(batch, gens, strict=True):
-                results[e.index] = g
-            if on_batch:
-                on_batch([e.index for e in batch], gens)
-        return [r for r in results if r is not None]
+
+        encoded = self.encode_prompts(chats, config.max_new_tokens)
+        return collect(self.batches(encoded), decode, len(chats), on_batch)
+
+    def encode_prompts(self, chats: Sequence[Chat], max_new_tokens: int) -> list[EncodedPrompt]:
+        """Every chat's prompt ids, fitted to the context (cut prompts counted in `truncated`)."""
+        encoded = []
+        for i, chat in enumerate(chats):
+            ids, cut = self.encode_fitting(chat, max_new_tokens)
+            self.truncated += cut
+            encoded.append(EncodedPrompt(i, ids))
+        return encoded
 
     @contextlib.contextmanager
     def adapter(self, path: Path | None) -> Iterator[None]:

@@ -21,7 +21,7 @@ from typing import Any
 from harness.core.errors import HarnessError, MissingPackageError
 from harness.core.types import Chat, Generation, GenerationConfig
 from harness.engine.backends.base import OnBatch
-from harness.engine.generate import EncodedPrompt, Engine, truncate_at_stop
+from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
 from harness.engine.models import LoadedModel
 
 # Prompts handed to vLLM per call: vLLM schedules them itself; between calls the runner records
@@ -75,27 +75,19 @@ class VLLMBackend(Engine):
         from vllm import SamplingParams
 
         config = self.decoding_config(config)
-        encoded = []
-        for i, chat in enumerate(chats):
-            ids, cut = self.encode_fitting(chat, config.max_new_tokens)
-            self.truncated += cut
-            encoded.append(EncodedPrompt(i, ids))
         params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
                                 stop_token_ids=list(self._stop_ids), skip_special_tokens=True)
-        results: list[Generation | None] = [None] * len(chats)
-        for start in range(0, len(encoded), CHUNK):
-            chunk = encoded[start:start + CHUNK]
+
+        def decode(chunk: list[EncodedPrompt]) -> list[Generation]:
             began = time.perf_counter()
             outputs = self._engine().generate([{"prompt_token_ids": e.ids} for e in chunk], params,
                                               use_tqdm=False, lora_request=self._lora)
             share = (time.perf_counter() - began) / len(chunk)  # each prompt's share of the chunk's time
-            gens = [Generation(truncate_at_stop(o.outputs[0].text, config.stop).strip(), share, len(e.ids),
+            return [Generation(truncate_at_stop(o.outputs[0].text, config.stop).strip(), share, len(e.ids),
                                len(o.outputs[0].token_ids)) for e, o in zip(chunk, outputs, strict=True)]
-            for e, g in zip(chunk, gens, strict=True):
-                results[e.index] = g
-            if on_batch:
-                on_batch([e.index for e in chunk], gens)
-        return [r for r in results if r is not None]
+
+        encoded = self.encode_prompts(chats, config.max_new_tokens)
+        return collect([encoded[i:i + CHUNK] for i in range(0, len(encoded), CHUNK)], decode, len(chats), on_batch)
 
     @contextlib.contextmanager
     def adapter(self, path: Path | None) -> Iterator[None]:
