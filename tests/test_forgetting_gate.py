@@ -74,6 +74,16 @@ def test_gate_fails_on_forgetting_beyond_the_tolerated_drop(runs: tuple[Path, Pa
     verdict = json.loads(out.read_text())
     assert verdict["passed"] is False and verdict["forgetting_failures"] == 1
     assert verdict["forgetting"][0]["cost"] == pytest.approx(0.3) and verdict["max_forgetting"] == {"accuracy": 0.1}
+    # CI reads JUnit: the forgetting check is a failed testcase there too
+    junit = tmp_path / "gate.xml"
+    assert main(["gate", str(base), str(cand), "--max-forgetting", "accuracy=0.1", "--junit", str(junit)]) == 1
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(junit).getroot()
+    cases = [c for c in root.iter("testcase") if ".forgetting." in c.get("classname", "")]
+    assert [c.get("name") for c in cases] == ["control-triage.accuracy"]
+    assert cases[0].find("failure") is not None and cases[0].find("failure").get("type") == "forgetting"
+    assert int(root.get("failures")) >= 1 and int(root.get("tests")) == len(list(root.iter("testcase")))
 
 
 def test_gate_tolerates_a_drop_that_is_not_significant(runs: tuple[Path, Path]) -> None:

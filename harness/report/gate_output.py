@@ -67,8 +67,10 @@ def render_gate(report: GateReport, console: Console) -> None:
 
 
 def write_junit(report: GateReport, path: Path) -> None:
-    """One testcase per (strategy pair, metric), a <failure> for each regression."""
-    n, failures = len(report.checks), len(report.regressions)
+    """One testcase per (strategy pair, metric), a <failure> for each regression; with
+    --max-forgetting, one per (strategy, control suite, metric), a <failure> for each failed one."""
+    n = len(report.checks) + len(report.forgetting)
+    failures = len(report.regressions) + len(report.forgetting_failures)
     root = ET.Element("testsuites", name="sft-harness gate", tests=str(n), failures=str(failures), errors="0")
     suite = ET.SubElement(root, "testsuite", name=f"gate {report.suite}", tests=str(n), failures=str(failures),
                           errors="0", skipped="0", time="0")
@@ -88,6 +90,12 @@ def write_junit(report: GateReport, path: Path) -> None:
             failure.text = detail
         out = ET.SubElement(case, "system-out")
         out.text = f"{c.verdict}: {detail}"
+    for f in report.forgetting:
+        case = ET.SubElement(suite, "testcase", classname=f"sft-harness.gate.{report.suite}.forgetting.{f.strategy}",
+                             name=f"{f.control}.{f.metric}", time="0")
+        if f.failed:
+            ET.SubElement(case, "failure", type="forgetting", message=f.describe()).text = f.describe()
+        ET.SubElement(case, "system-out").text = ("forgetting: " if f.failed else "ok: ") + f.describe()
     ET.indent(root)
     write_text_atomic(Path(path), '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
