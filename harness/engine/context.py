@@ -22,6 +22,7 @@ from rich.progress import (
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 from harness.core.errors import HarnessError
@@ -35,14 +36,17 @@ if TYPE_CHECKING:
     from harness.engine.training import TrainConfig, TrainedAdapter
 
 
-def make_progress(console: Console | None = None) -> Progress:
-    """The one progress bar style used for every long step (loading, training, indexing, decoding)."""
+def make_progress(console: Console | None = None, *, eta: bool = False) -> Progress:
+    """The one progress bar style used for every long step (loading, training, indexing, decoding);
+    `eta` adds the time left (a learning curve's grid can take hours on a CPU)."""
+    time_left = (TextColumn("eta"), TimeRemainingColumn()) if eta else ()
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        *time_left,
         TextColumn("{task.fields[info]}"),
         console=console,
         transient=False,

@@ -10,19 +10,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from harness.core.runrecord import PredictionWriter
 from harness.core.types import Example, Suite
 from harness.engine import modelset
+from harness.engine.context import make_progress
 from harness.engine.encoder import Encoder
 from harness.runner.loop import strategy_turn
 from harness.runner.options import RunOptions, default_batch_size
@@ -59,13 +51,6 @@ class CellResult:
         return self.decoded > 0 or self.trained
 
 
-def _grid_progress(console: Console) -> Progress:
-    """make_progress's look, with the time left: the grid can take hours on a CPU."""
-    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                    console=console, transient=False)
-
-
 def _score(suite: Suite, examples: list[Example], records: list[Any]) -> tuple[dict[str, float], dict[str, Any]]:
     """Each suite metric on the cell's predictions, and its per-example rows (read from the records)."""
     import numpy as np
@@ -91,7 +76,7 @@ def run_grid(opts: RunOptions, suite: Suite, examples: list[Example], cells: lis
 
     engines = modelset.engines(models, opts.batch_size or default_batch_size(device))
     done: list[CellResult] = []
-    with _grid_progress(console) as progress:
+    with make_progress(console, eta=True) as progress:
         task = progress.add_task("curve", total=len(cells), info="")
         for cell in cells:
             s, cell_dir = cell.strategy, folder / "cells" / cell.folder_name

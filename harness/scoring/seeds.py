@@ -32,6 +32,7 @@ import numpy as np
 
 from harness.core.runrecord import last_wins
 from harness.core.types import Example, Suite
+from harness.scoring.clean import clean_metrics
 from harness.scoring.compare import ALPHA, _add_power, _capped, _num, score_strategy
 from harness.scoring.rows import Predicted, bind_metrics, rows_over
 from harness.scoring.stats import (
@@ -40,6 +41,7 @@ from harness.scoring.stats import (
     _percentile_ci,
     _resampled,
     holm,
+    paired_result,
     resamples_for_holm,
 )
 
@@ -118,12 +120,7 @@ def hierarchical_paired(
     seeds_a = rng.integers(0, len(stats_a), size=(n_resamples, len(stats_a)))
     seeds_b = rng.integers(0, len(stats_b), size=(n_resamples, len(stats_b)))
     diffs = _draws(stats_a, aggregate, ex_idx, seeds_a) - _draws(stats_b, aggregate, ex_idx, seeds_b)
-    lo, hi = _percentile_ci(diffs, confidence)
-    r = len(diffs)
-    le = (1 + int(np.count_nonzero(diffs <= 0))) / (r + 1)
-    ge = (1 + int(np.count_nonzero(diffs >= 0))) / (r + 1)
-    p = min(1.0, 2.0 * min(le, ge))
-    return PairedResult(diff, (min(lo, diff), max(hi, diff)), p, value_a, value_b)
+    return paired_result(diffs, value_a, value_b, confidence)
 
 
 def spread_note(name: str, entry: Mapping[str, Any], metric: str, diff: float | None) -> str | None:
@@ -194,14 +191,8 @@ def clean_seeded(
     n_resamples: int = 1000,
 ) -> dict[str, Any]:
     """clean_subset for a multi-seed strategy: the metrics of the examples that do not leak, over seeds."""
-    leaked = set(leaked_ids)
-    if not any(e.id in leaked for e in examples):
-        return {}
-    clean = [e for e in examples if e.id not in leaked]
-    if not clean:
-        return {"clean_metrics": {m: {"value": None, "ci": [None, None]} for m in suite.metrics}, "n_clean": 0}
-    scored = score_seeded(suite, clean, records_by_seed, seed=seed, n_resamples=n_resamples)
-    return {"clean_metrics": scored["metrics"], "n_clean": len(clean)}
+    return clean_metrics(suite, examples, leaked_ids, lambda clean: score_seeded(
+        suite, clean, records_by_seed, seed=seed, n_resamples=n_resamples)["metrics"])
 
 
 def seeded_comparisons(

@@ -112,6 +112,13 @@ def paired_bootstrap(
         return PairedResult(math.nan, (math.nan, math.nan), 1.0, value_a, value_b)
     idx = _indices(len(stats_a), n_resamples, seed)
     diffs = _resampled(stats_a, aggregate, idx) - _resampled(stats_b, aggregate, idx)
+    return paired_result(diffs, value_a, value_b, confidence)
+
+
+def paired_result(diffs: np.ndarray, value_a: float, value_b: float, confidence: float) -> PairedResult:
+    """The observed difference with a percentile interval of its resampled `diffs` (widened to
+    contain it) and a two-sided bootstrap p-value with the +1 correction (never exactly 0)."""
+    diff = value_a - value_b
     lo, hi = _percentile_ci(diffs, confidence)
     r = len(diffs)
     le = (1 + int(np.count_nonzero(diffs <= 0))) / (r + 1)
