@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import metrics as M  # noqa: E402
+from harness.scoring import registry as R  # noqa: E402
 from harness.core.types import Example  # noqa: E402
 from harness.scoring.stats import _indices, _resampled  # noqa: E402
 
@@ -37,10 +37,10 @@ def rows(n: int) -> list[tuple[str, Any, np.ndarray]]:
     labels = tuple(f"label{k}" for k in range(12))
     cls = [Example(id=str(i), input="", target=rng.choice(labels)) for i in range(n)]
     answers = [rng.choice(labels) for _ in range(n)]
-    out = [(f"{m} (generation)", M.aggregator(m, "generation"), M.metric_stats(m, "generation", hyps, text))
+    out = [(f"{m} (generation)", R.aggregator(m, "generation"), R.metric_stats(m, "generation", hyps, text))
            for m in ("f1", "bleu", "chrf")]
-    out.append(("f1 (classification, 12 labels)", M.aggregator("f1", "classification", labels),
-                M.metric_stats("f1", "classification", answers, cls, labels)))
+    out.append(("f1 (classification, 12 labels)", R.aggregator("f1", "classification", labels),
+                R.metric_stats("f1", "classification", answers, cls, labels)))
     return out
 
 

@@ -44,12 +44,25 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path) -> set[str]:
-    """Absolute names of every module the file imports (relative imports resolved)."""
+def _type_only(tree: ast.AST) -> set[int]:
+    """ids of the import nodes inside `if TYPE_CHECKING:` blocks (annotations only, never run)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            out.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return out
+
+
+def imports_of(path: Path, runtime_only: bool = False) -> set[str]:
+    """Absolute names of every module the file imports (relative imports resolved); with
+    `runtime_only`, those under `if TYPE_CHECKING:` are left out."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     found: set[str] = set()
+    skip = _type_only(tree) if runtime_only else set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -77,6 +90,39 @@ def test_no_module_imports_a_layer_above_its_own(path: Path) -> None:
         if (layer := layer_of(name)) is not None and layer > own
     )
     assert not above, f"{module_name(path)} ({LAYERS[own][0]}) imports from above: {above}"
+
+
+def test_no_import_cycles() -> None:
+    """No module reaches itself through imports that run (lazy ones inside functions included;
+    `if TYPE_CHECKING:` ones are annotations and never run): a cycle means two modules are one
+    unit cut in the wrong place, and a lazy import that hides one breaks when the order changes."""
+    modules = {module_name(p): p for p in SOURCES}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imports_of(path, runtime_only=True):
+            # `from pkg import name` names either a module or an attribute: keep the module it is.
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name and not name.startswith(imported + "."):  # a package's own parents
+                targets.add(imported)
+        graph[name] = targets
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
 def test_every_module_sits_in_a_layer() -> None:

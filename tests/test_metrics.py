@@ -19,6 +19,7 @@ from harness.core.types import Example
 from harness.scoring import bleu_chrf
 from harness.scoring import extract as X
 from harness.scoring import metrics as M
+from harness.scoring import registry as R
 from harness.scoring.registry import get_metric, metric_names
 
 # --------------------------------------------------------------------------- SQuAD v1.1, verbatim
@@ -129,17 +130,17 @@ def test_accuracy_and_macro_f1_equal_sklearn(seed: int) -> None:
 
     # Macro-F1 averages over the labels that occur (it used to average over the whole label set,
     # counting "never_used" as an F1 of 0).
-    assert M.compute("f1", "classification", answers, examples, LABELS) == pytest.approx(
+    assert R.compute("f1", "classification", answers, examples, LABELS) == pytest.approx(
         _sklearn_macro_f1(gold, y_pred), abs=1e-15
     )
-    assert M.compute("accuracy", "classification", answers, examples, LABELS) == pytest.approx(
+    assert R.compute("accuracy", "classification", answers, examples, LABELS) == pytest.approx(
         want_acc, abs=1e-15
     )
     # Rows of a subset give the subset's score (what the bootstrap and the slices rely on).
-    rows = M.metric_stats("f1", "classification", answers, examples, LABELS)
+    rows = R.metric_stats("f1", "classification", answers, examples, LABELS)
     sub = list(range(0, 80, 3))
     want_sub = _sklearn_macro_f1([gold[i] for i in sub], [y_pred[i] for i in sub])
-    assert M.aggregate("f1", "classification", rows[sub], LABELS) == pytest.approx(want_sub, abs=1e-15)
+    assert R.aggregate("f1", "classification", rows[sub], LABELS) == pytest.approx(want_sub, abs=1e-15)
     assert M.correct_vector("classification", answers, examples, LABELS).tolist() == [
         a == g for a, g in zip(answers, gold, strict=True)
     ]
@@ -153,9 +154,9 @@ def test_macro_f1_averages_over_the_labels_that_occur() -> None:
     gold = [rng.choice(labels[:5]) for _ in range(24)]
     pred = [g if i % 8 else labels[(labels.index(g) + 1) % 5] for i, g in enumerate(gold)]
     examples = [Example(id=str(i), input="", target=g) for i, g in enumerate(gold)]
-    got = M.compute("f1", "classification", pred, examples, labels)
+    got = R.compute("f1", "classification", pred, examples, labels)
     assert got == pytest.approx(f1_score(gold, pred, average="macro"), abs=1e-15)  # sklearn's defaults
-    assert M.compute("accuracy", "classification", pred, examples, labels) == 21 / 24
+    assert R.compute("accuracy", "classification", pred, examples, labels) == 21 / 24
     assert got > 0.7
 
 
@@ -168,8 +169,8 @@ def test_resampled_macro_f1_equals_sklearn_on_the_resampled_set(seed: int) -> No
     answers: list[str | None] = [g if rng.random() < 0.6 else rng.choice([*LABELS, None]) for g in gold]
     examples = [Example(id=str(i), input="", target=g) for i, g in enumerate(gold)]
     y_pred = ["__invalid__" if a is None else a for a in answers]
-    rows = M.metric_stats("f1", "classification", answers, examples, LABELS)
-    agg = M.aggregator("f1", "classification", LABELS)
+    rows = R.metric_stats("f1", "classification", answers, examples, LABELS)
+    agg = R.aggregator("f1", "classification", LABELS)
     idx = np.random.default_rng(seed).integers(0, 30, size=(8, 6))  # small resamples: labels go missing
     counts = np.stack([np.bincount(r, minlength=30) for r in idx])
     assert agg.many is not None
@@ -182,14 +183,14 @@ def test_resampled_macro_f1_equals_sklearn_on_the_resampled_set(seed: int) -> No
 
 def test_classification_answers_match_labels_case_insensitively() -> None:
     examples = [Example(id="1", input="", target="bug_report")]
-    assert M.compute("accuracy", "classification", ["Bug Report"], examples, LABELS) == 1.0
+    assert R.compute("accuracy", "classification", ["Bug Report"], examples, LABELS) == 1.0
     # Only bug_report occurs, so macro-F1 is its F1 (over the whole label set this was 1/5).
-    assert M.compute("f1", "classification", ["BUG-REPORT"], examples, LABELS) == 1.0
+    assert R.compute("f1", "classification", ["BUG-REPORT"], examples, LABELS) == 1.0
 
 
 def test_macro_f1_needs_the_label_set() -> None:
     with pytest.raises(ValueError, match="label set"):
-        M.metric_stats("f1", "classification", ["a"], [Example(id="1", input="", target="a")])
+        R.metric_stats("f1", "classification", ["a"], [Example(id="1", input="", target="a")])
 
 
 @pytest.mark.parametrize(
@@ -233,13 +234,13 @@ def test_token_f1_and_exact_match_equal_squad_script(seed: int) -> None:
             for a, e in zip(answers, examples, strict=True)
         ]
 
-    f1_rows = M.metric_stats("f1", "qa", answers, examples)
+    f1_rows = R.metric_stats("f1", "qa", answers, examples)
     assert f1_rows[:, 0].tolist() == pytest.approx(want(squad_f1_score), abs=0)
-    assert M.compute("f1", "qa", answers, examples) == pytest.approx(np.mean(want(squad_f1_score)), abs=1e-15)
+    assert R.compute("f1", "qa", answers, examples) == pytest.approx(np.mean(want(squad_f1_score)), abs=1e-15)
     em = [float(x) for x in want(squad_exact_match_score)]
     assert em[0] == 1.0
-    assert M.metric_stats("exact_match", "qa", answers, examples)[:, 0].tolist() == em
-    assert M.metric_stats("accuracy", "generation", answers, examples)[:, 0].tolist() == em
+    assert R.metric_stats("exact_match", "qa", answers, examples)[:, 0].tolist() == em
+    assert R.metric_stats("accuracy", "generation", answers, examples)[:, 0].tolist() == em
 
 
 def test_bleu_equals_sacrebleu_single_and_multi_reference() -> None:
@@ -250,7 +251,7 @@ def test_bleu_equals_sacrebleu_single_and_multi_reference() -> None:
                 Example(id=e.id, input="", target=(e.references()[0], e.references()[0] + " sky"))
                 for e in examples
             ]
-        got = M.compute("bleu", "generation", hyps, examples)
+        got = R.compute("bleu", "generation", hyps, examples)
         want = sacrebleu.corpus_bleu(hyps, _streams(examples)).score
         assert got == want
 
@@ -259,12 +260,12 @@ def test_bleu_equals_sacrebleu_single_and_multi_reference() -> None:
 def test_bleu_with_a_variable_number_of_references_equals_sacrebleu(seed: int) -> None:
     hyps, examples = _text_examples(seed, 40, 4)
     assert len({len(e.references()) for e in examples}) > 1
-    rows = M.metric_stats("bleu", "generation", hyps, examples)
-    assert M.aggregate("bleu", "generation", rows) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score
+    rows = R.metric_stats("bleu", "generation", hyps, examples)
+    assert R.aggregate("bleu", "generation", rows) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score
     # Any resample of rows is the corpus BLEU of the resampled corpus (duplicates included).
     idx = np.random.default_rng(seed).integers(0, len(hyps), size=len(hyps))
     sub_h, sub_e = [hyps[i] for i in idx], [examples[i] for i in idx]
-    assert M.aggregate("bleu", "generation", rows[idx]) == sacrebleu.corpus_bleu(sub_h, _streams(sub_e)).score
+    assert R.aggregate("bleu", "generation", rows[idx]) == sacrebleu.corpus_bleu(sub_h, _streams(sub_e)).score
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -274,13 +275,13 @@ def test_chrf_equals_sacrebleu(seed: int) -> None:
     answers[2] = None  # invalid -> empty hypothesis, as sacrebleu scores ""
     hyp_text = [a if a is not None else "" for a in answers]
     assert (
-        M.compute("chrf", "generation", answers, examples)
+        R.compute("chrf", "generation", answers, examples)
         == sacrebleu.corpus_chrf(hyp_text, _streams(examples)).score
     )
-    rows = M.metric_stats("chrf", "generation", answers, examples)
+    rows = R.metric_stats("chrf", "generation", answers, examples)
     idx = np.arange(0, 40, 2)
     assert (
-        M.aggregate("chrf", "generation", rows[idx])
+        R.aggregate("chrf", "generation", rows[idx])
         == sacrebleu.corpus_chrf([hyp_text[i] for i in idx], _streams([examples[i] for i in idx])).score
     )
 
@@ -316,7 +317,7 @@ def test_rouge_l_takes_the_best_reference_and_averages() -> None:
         Example(id="1", input="", target=("x y z", "the cat on the mat")),
         Example(id="2", input="", target="hello world"),
     ]
-    got = M.compute("rouge_l", "generation", ["the cat sat on the mat", None], examples)
+    got = R.compute("rouge_l", "generation", ["the cat sat on the mat", None], examples)
     assert got == pytest.approx((10 / 11 + 0.0) / 2)
 
 
@@ -365,11 +366,11 @@ def test_extraction_micro_f1_and_exact_match_by_hand() -> None:
         {"name": "Alan", "city": "Paris", "extra": "x"},  # 1 tp, 2 fp, 2 fn
         None,  # invalid: 1 fn
     ]
-    rows = M.metric_stats("f1", "extraction", answers, examples)
+    rows = R.metric_stats("f1", "extraction", answers, examples)
     assert rows.tolist() == [[2, 0, 0], [1, 2, 2], [0, 0, 1]]
     tp, fp, fn = 3, 2, 3
-    assert M.compute("f1", "extraction", answers, examples) == pytest.approx(2 * tp / (2 * tp + fp + fn))
-    assert M.metric_stats("exact_match", "extraction", answers, examples)[:, 0].tolist() == [1.0, 0.0, 0.0]
+    assert R.compute("f1", "extraction", answers, examples) == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert R.metric_stats("exact_match", "extraction", answers, examples)[:, 0].tolist() == [1.0, 0.0, 0.0]
     assert M.correct_vector("extraction", answers, examples).tolist() == [True, False, False]
 
 
@@ -378,16 +379,16 @@ def test_extraction_micro_f1_and_exact_match_by_hand() -> None:
 
 def test_unknown_metric_names_the_known_ones() -> None:
     with pytest.raises(HarnessError, match="unknown metric 'meteor'; known: accuracy, f1, bleu, rouge_l, chrf, exact_match"):
-        M.metric_stats("meteor", "qa", [], [])
+        R.metric_stats("meteor", "qa", [], [])
     with pytest.raises(HarnessError, match=r"unknown metric 'rouge-l' \(did you mean 'rouge_l'\?\)"):
-        M.aggregate("rouge-l", "qa", np.zeros((1, 1)))
+        R.aggregate("rouge-l", "qa", np.zeros((1, 1)))
 
 
 def test_exact_match_is_an_alias_of_accuracy() -> None:
     assert get_metric("exact_match") is get_metric("accuracy")
     assert "exact_match" in metric_names()
     hyps, examples = _text_examples(2, 30, 2)
-    assert M.metric_stats("exact_match", "qa", hyps, examples).tolist() == M.metric_stats("accuracy", "qa", hyps, examples).tolist()
+    assert R.metric_stats("exact_match", "qa", hyps, examples).tolist() == R.metric_stats("accuracy", "qa", hyps, examples).tolist()
 
 
 def test_builtin_metric_properties() -> None:
@@ -408,10 +409,10 @@ def test_builtin_metric_properties() -> None:
 def test_every_metric_scores_invalid_answers_without_crashing(task: str, name: str) -> None:
     target = {"a": "1"} if task == "extraction" else "billing" if task == "classification" else ("x y", "z")
     examples = [Example(id=str(i), input="", target=target) for i in range(3)]
-    value = M.compute(name, task, [None, None, None], examples, LABELS)
+    value = R.compute(name, task, [None, None, None], examples, LABELS)
     assert value == 0.0
     assert 0.0 <= value <= (get_metric(name).scale or 1.0)
-    assert np.isnan(M.aggregate(name, task, M.metric_stats(name, task, [], [], LABELS), LABELS))
+    assert np.isnan(R.aggregate(name, task, R.metric_stats(name, task, [], [], LABELS), LABELS))
 
 
 def test_example_scores_per_task() -> None:
@@ -470,11 +471,11 @@ def test_chrf_and_bleu_equal_sacrebleu_on_edge_cases() -> None:
     for hyps, refs in cases:
         examples = [Example(id=str(i), input="", target=r) for i, r in enumerate(refs)]
         for name, ref_fn in (("chrf", sacrebleu.corpus_chrf), ("bleu", sacrebleu.corpus_bleu)):
-            assert M.compute(name, "generation", hyps, examples) == ref_fn(hyps, _streams(examples)).score, (name, hyps)
+            assert R.compute(name, "generation", hyps, examples) == ref_fn(hyps, _streams(examples)).score, (name, hyps)
     for seed in range(20):
         hyps, examples = _text_examples(100 + seed, 8, 4)
-        assert M.compute("chrf", "generation", hyps, examples) == sacrebleu.corpus_chrf(hyps, _streams(examples)).score
-        assert M.compute("bleu", "generation", hyps, examples) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score
+        assert R.compute("chrf", "generation", hyps, examples) == sacrebleu.corpus_chrf(hyps, _streams(examples)).score
+        assert R.compute("bleu", "generation", hyps, examples) == sacrebleu.corpus_bleu(hyps, _streams(examples)).score
 
 
 def test_hostile_model_output_is_an_unparsable_answer() -> None:

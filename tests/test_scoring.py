@@ -11,6 +11,7 @@ import pytest
 
 from harness.core.types import Example, GenerationConfig, Prediction, Suite
 from harness.scoring import metrics as M
+from harness.scoring import registry as R
 from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
 from harness.scoring.stats import holm, mcnemar_exact
 
@@ -86,7 +87,7 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
     assert res["errors"] == 2
     assert res["invalid_rate"] == pytest.approx(3 / 120)
     for m in ("accuracy", "f1"):
-        want = M.compute(m, "classification", answers, examples, LABELS)
+        want = R.compute(m, "classification", answers, examples, LABELS)
         assert res["metrics"][m]["value"] == want
         lo, hi = res["metrics"][m]["ci"]
         assert lo <= want <= hi and lo < hi
@@ -96,7 +97,7 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
     assert res["slices"]["source"]["web"]["n"] == len(web)
     assert res["slices"]["source"]["mail"]["n"] + len(web) == 120
     assert res["slices"]["source"]["web"]["metrics"]["f1"] == pytest.approx(
-        M.compute("f1", "classification", [answers[i] for i in web], [examples[i] for i in web], LABELS)
+        R.compute("f1", "classification", [answers[i] for i in web], [examples[i] for i in web], LABELS)
     )
     assert set(res["slices"]["tier"]) == {"0", "1"}
     assert res["slices"]["absent"] == {

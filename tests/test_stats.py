@@ -10,6 +10,7 @@ from scipy.stats import binomtest
 
 from harness.core.types import Example
 from harness.scoring import metrics as M
+from harness.scoring import registry as R
 from harness.scoring.stats import _resampled, bootstrap_ci, holm, mcnemar_exact, paired_bootstrap
 
 
@@ -157,10 +158,10 @@ def _rows_for_every_metric() -> list[tuple[str, str, tuple[str, ...], np.ndarray
     ext_ans = [rng.choice([{"x": "p"}, {"x": "q", "y": "r"}, {}, None]) for _ in range(n)]
     out = []
     for m in ("f1", "bleu", "rouge_l", "chrf", "exact_match"):
-        out.append((m, "generation", (), M.metric_stats(m, "generation", hyps, text_ex)))
+        out.append((m, "generation", (), R.metric_stats(m, "generation", hyps, text_ex)))
     for m in ("accuracy", "f1"):
-        out.append((m, "classification", labels, M.metric_stats(m, "classification", cls_ans, cls_ex, labels)))
-        out.append((m, "extraction", (), M.metric_stats(m, "extraction", ext_ans, ext_ex)))
+        out.append((m, "classification", labels, R.metric_stats(m, "classification", cls_ans, cls_ex, labels)))
+        out.append((m, "extraction", (), R.metric_stats(m, "extraction", ext_ans, ext_ex)))
     return out
 
 
@@ -170,7 +171,7 @@ def test_vectorised_resamples_equal_the_row_by_row_aggregate(name: str, task: st
                                                              rows: np.ndarray) -> None:
     """`Aggregator.many` (draw counts, one matrix product) gives every resample's value exactly
     as aggregating the resampled rows one by one does: the fast path is the same statistic."""
-    agg = M.aggregator(name, task, labels)
+    agg = R.aggregator(name, task, labels)
     idx = np.random.default_rng(3).integers(0, len(rows), size=(300, len(rows)))
     one_by_one = np.array([agg(rows[r]) for r in idx])
     assert np.allclose(_resampled(rows, agg, idx), one_by_one, rtol=0, atol=1e-12)
@@ -184,7 +185,7 @@ def test_draw_counts_in_batches_cover_every_resample(monkeypatch: pytest.MonkeyP
     import harness.scoring.stats as S
 
     rows = np.arange(10, dtype=np.float64).reshape(-1, 1)
-    agg = M.aggregator("accuracy", "qa")
+    agg = R.aggregator("accuracy", "qa")
     idx = np.random.default_rng(0).integers(0, 10, size=(7, 10))
     monkeypatch.setattr(S, "_COUNT_CELLS", 30)  # three resamples per batch
     assert np.allclose(_resampled(rows, agg, idx), rows[idx, 0].mean(axis=1))

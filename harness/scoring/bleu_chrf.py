@@ -18,7 +18,7 @@ import numpy as np
 from harness.core.errors import MissingPackageError
 from harness.core.types import Example
 from harness.scoring.extract import answer_text, references
-from harness.scoring.registry import MetricContext
+from harness.scoring.metric import MetricContext
 
 # --------------------------------------------------------------------------- bleu (sacrebleu)
 

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import HarnessError, MissingPackageError
-from harness.core.suites import EVALUATE_PREFIX, is_local_metric, split_evaluate_metric
+from harness.core.metricref import EVALUATE_PREFIX, form_problem, is_local_metric, split_evaluate_metric
 from harness.core.types import Example
 from harness.scoring.extract import answer_text
-from harness.scoring.registry import Metric, MetricContext
+from harness.scoring.metric import Metric, MetricContext
 
 MAX_RESAMPLES = 200
 # Values where lower is better, among common evaluate modules (the module itself does not say).
@@ -42,9 +42,8 @@ def availability_problem(name: str) -> str | None:
     """What stops `name` from loading, found without loading it (no network): for validation."""
     import importlib.util
 
-    target, _ = split_evaluate_metric(name)
-    if not target.strip():
-        return f"metric '{name}': write {EVALUATE_PREFIX} followed by a module name or a folder"
+    if problem := form_problem(name):
+        return problem
     if importlib.util.find_spec("evaluate") is None:
         return f"metric '{name}' needs the evaluate package: run `pip install 'evaluate>=0.4'`"
     return None

@@ -18,7 +18,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +39,10 @@ from harness.scoring.extract import (
     normalize_value,
     references,
 )
-from harness.scoring.registry import Aggregator, Metric, MetricContext, Registry, get_metric
+from harness.scoring.metric import Metric, MetricContext
+
+if TYPE_CHECKING:
+    from harness.scoring.registry import Registry
 
 # Column meaning of the classification rows used by macro-F1: gold and predicted label index,
 # -1 for "not in the label set" (an invalid answer, or a gold label the suite does not list).
@@ -244,34 +247,6 @@ def register_builtins(registry: Registry) -> None:
                description="sacrebleu corpus chrF, all references"),
     ):
         registry.add_builtin(metric)
-
-
-# --------------------------------------------------------------------------- by name
-
-
-def aggregator(name: str, task: str, labels: Sequence[str] = ()) -> Aggregator:
-    """The metric `name` bound to a task: rows -> value, with a vectorised path for resamples."""
-    return get_metric(name).bind(task, labels)
-
-
-def metric_stats(
-    name: str, task: str, answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str] = ()
-) -> np.ndarray:
-    """Per-example sufficient statistics of `name`, shape (n_examples, d)."""
-    return aggregator(name, task, labels).stats(answers, examples)
-
-
-def aggregate(name: str, task: str, stats: np.ndarray, labels: Sequence[str] = ()) -> float:
-    """The corpus value of `name` from rows of `metric_stats` (any subset or resample)."""
-    return aggregator(name, task, labels)(stats)
-
-
-def compute(
-    name: str, task: str, answers: Sequence[Any], examples: Sequence[Example], labels: Sequence[str] = ()
-) -> float:
-    """The corpus value of one metric."""
-    agg = aggregator(name, task, labels)
-    return agg(agg.stats(answers, examples))
 
 
 def correct_vector(

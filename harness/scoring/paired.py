@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.scoring.registry import Aggregator
+from harness.scoring.metric import Aggregator
 from harness.scoring.stats import mcnemar_exact, paired_bootstrap
 
 

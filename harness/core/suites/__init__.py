@@ -29,7 +29,6 @@ from harness.core.suites.find import builtin_suite_names, builtin_suites_dir, fi
 from harness.core.suites.problems import _Problems, _show
 from harness.core.suites.rows import _corpus_rows, _example_rows
 from harness.core.suites.toml import (
-    EVALUATE_PREFIX,
     GENERATION_KEYS,
     MetricCheck,
     _check_fields,
@@ -37,18 +36,16 @@ from harness.core.suites.toml import (
     _generation,
     _metric_problem,
     _Toml,
-    is_local_metric,
-    split_evaluate_metric,
 )
 from harness.core.suites.toml import _toml_line as _toml_line  # re-exported for tests/test_suites.py
 from harness.core.text import did_you_mean
 from harness.core.types import TASKS, Document, Example, GenerationConfig, Suite
 
 __all__ = [
-    "CORPUS_KEYS", "EVALUATE_PREFIX", "GENERATION_KEYS", "MAX_FILE_BYTES", "MAX_LINE_BYTES",
+    "CORPUS_KEYS", "GENERATION_KEYS", "MAX_FILE_BYTES", "MAX_LINE_BYTES",
     "MAX_NEW_TOKENS", "MAX_PROBLEMS_PER_FILE", "REQUIRED_SPLITS", "SPLITS", "TOP_LEVEL_KEYS",
-    "MetricCheck", "builtin_suite_names", "builtin_suites_dir", "find_suite", "is_local_metric",
-    "load_suite", "split_evaluate_metric", "validate",
+    "MetricCheck", "builtin_suite_names", "builtin_suites_dir", "find_suite",
+    "load_suite", "validate",
 ]
 
 SPLITS = ("train", "test", "validation")

@@ -11,15 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.core.metricref import form_problem, is_evaluate, is_local_metric, split_evaluate_metric
 from harness.core.suites.files import _inside
 from harness.core.suites.problems import _Problems, _show, _toml_string, _toml_type
 from harness.core.text import did_you_mean, normalize_label
 from harness.core.types import GenerationConfig
 
 GENERATION_KEYS = ("max_new_tokens", "stop")
-# `evaluate:NAME_OR_PATH[#KEY]` in `metrics`: a Hugging Face evaluate module (harness.scoring.hf_evaluate);
-# a PATH starts with ./ or ../ and is relative to the suite folder.
-EVALUATE_PREFIX = "evaluate:"
 # (metric name, task) -> why the name is no metric of such a suite, or None. The metric registry
 # lives above this layer, so its callers pass its checker in (harness.scoring.registry.check_metric).
 MetricCheck = Callable[[str, str], "str | None"]
@@ -218,19 +216,8 @@ def _generation(t: _Toml, most_tokens: int) -> GenerationConfig:
 
 
 # -- metric names -------------------------------------------------------------------------------
-def split_evaluate_metric(name: str) -> tuple[str, str | None]:
-    """`evaluate:NAME_OR_PATH#KEY` -> (NAME_OR_PATH, KEY or None)."""
-    target, hash_, key = name.removeprefix(EVALUATE_PREFIX).partition("#")
-    return target, (key if hash_ else None)
-
-
-def is_local_metric(target: str) -> bool:
-    """A metric script folder of the suite rather than a module on the Hugging Face Hub."""
-    return target.startswith(("./", "../", "/"))
-
-
 def _metric_problem(metric: str, task: str, folder: Path, known_metrics: MetricCheck | None) -> str | None:
-    if metric.startswith(EVALUATE_PREFIX):
+    if is_evaluate(metric):
         problem = _evaluate_form(metric, folder)
         if problem:
             return problem
@@ -238,13 +225,10 @@ def _metric_problem(metric: str, task: str, folder: Path, known_metrics: MetricC
 
 
 def _evaluate_form(metric: str, folder: Path) -> str | None:
-    target, key = split_evaluate_metric(metric)
+    target, _ = split_evaluate_metric(metric)
     shown = _show(metric)
-    if not target.strip():
-        return (f"metric '{shown}': write {EVALUATE_PREFIX} followed by a module name or a folder of the suite, "
-                f"like {EVALUATE_PREFIX}meteor or {EVALUATE_PREFIX}./metrics/my_metric")
-    if key is not None and not key.strip():
-        return f"metric '{shown}': '#' must be followed by the key of the value to report, like {EVALUATE_PREFIX}rouge#rougeL"
+    if problem := form_problem(metric, shown):
+        return problem
     if not is_local_metric(target):
         return None
     # A suite reads only inside its own folder, metric scripts included.
