@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.scoring import registry as R  # noqa: E402
 from harness.core.types import Example  # noqa: E402
+from harness.scoring import registry as R  # noqa: E402
 from harness.scoring.stats import _indices, _resampled  # noqa: E402
 
 

@@ -124,16 +124,23 @@ def build(kind: str, params: dict[str, Any], name: str | None = None) -> Strateg
 
 
 def from_spec(spec: str) -> list[Strategy]:
-    """Strategies from a spec string. Each is named by its spec part, so `prompt,prompt:k=4` both fit."""
+    """Strategies from a spec string. Each is named by its spec part, so `prompt,prompt:k=4` both fit.
+    A strategy file is executed once, however many parts name it."""
     strategies: list[Strategy] = []
     seen: set[str] = set()
+    files: dict[str, type[Strategy]] = {}
     for kind, params in parse_spec(spec):
-        base = (load_from_file(kind).kind or kind.rpartition(":")[2]) if _is_file_ref(kind) else kind
+        cls: type[Strategy] | None = None
+        if _is_file_ref(kind):
+            if kind not in files:
+                files[kind] = load_from_file(kind)
+            cls = files[kind]
+        base = (cls.kind or kind.rpartition(":")[2]) if cls is not None else kind
         name = params.pop("name", None) or (base if not params else base + "".join(f":{k}={v}" for k, v in params.items()))
         if name in seen:
             raise HarnessError(f"strategy '{name}' is given twice")
         seen.add(name)
-        strategies.append(build(kind, params, name))
+        strategies.append(cls(name=name, **params) if cls is not None else build(kind, params, name))
     return strategies
 
 

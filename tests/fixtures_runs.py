@@ -1,10 +1,11 @@
 """Small but realistic run folders (results.json + predictions.jsonl) for the report, gate and
 history tests.
 
-They are written through the runner's own code: predictions are recorded (scored once, appended
-to predictions.jsonl) by `harness.scoring.records.recorder` and results.json is scored by
-`harness.scoring.results.score_results` and written by `harness.core.runrecord.write_results`;
-only the decoding is replaced by answers given here.
+They are written through the runner's own code: records are scored by the scoring pass's
+`harness.scoring.records.make_records` and appended to predictions.jsonl by the run's
+`PredictionWriter`, and results.json is scored by `harness.scoring.results.score_results` and
+written by `harness.core.runrecord.write_results`; only the decoding and the answer extraction are
+replaced by answers given here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core.runrecord import PredictionRecord, PredictionWriter, write_results
-from harness.core.types import Example, GenerationConfig, Prediction, Suite
-from harness.scoring.records import recorder
+from harness.core.runrecord import Output, PredictionRecord, PredictionWriter, write_results
+from harness.core.types import Example, GenerationConfig, Suite
+from harness.scoring.records import make_records
 from harness.scoring.results import score_results
+from harness.scoring.rows import bind_metrics
 
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "</textarea>")
 LABELS = ("billing", "bug", "account")
@@ -40,21 +43,55 @@ def make_suite(
     )
 
 
-def _predictions(name: str, s_i: int, examples: Sequence[Example], answers: Sequence[Any], outputs: Sequence[str] | None,
-                 errors: dict[int, str], retrieved: bool) -> list[Prediction]:
+def _outputs(name: str, s_i: int, examples: Sequence[Example], answers: Sequence[Any], outputs: Sequence[str] | None,
+             errors: dict[int, str], retrieved: bool) -> tuple[list[Output], list[Any]]:
     """Strategy number `s_i` answered `answers[i]` on `examples[i]`, with made-up cost figures."""
-    preds = []
+    outs, given = [], []
     for i, (example, answer) in enumerate(zip(examples, answers, strict=False)):  # short = interrupted
         text = outputs[i] if outputs is not None else None
         err = errors.get(i)
-        preds.append(Prediction(
+        outs.append(Output(
             strategy=name, example_id=example.id,
             output=text if text is not None else ("" if answer is None else json.dumps(answer) if isinstance(answer, dict) else str(answer)),
-            answer=None if err else answer, latency_s=0.05 + 0.01 * s_i + 0.001 * (i % 7),
-            prompt_tokens=40 + 20 * s_i + i % 5, output_tokens=3 + i % 3,
+            latency_s=0.05 + 0.01 * s_i + 0.001 * (i % 7), prompt_tokens=40 + 20 * s_i + i % 5, output_tokens=3 + i % 3,
             retrieved=("doc-1", "doc-2") if retrieved else (), error=err,
         ))
-    return preds
+        given.append(None if err else answer)
+    return outs, given
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A decoded output whose answer the test gives (instead of the scoring pass extracting it)."""
+
+    strategy: str
+    example_id: str
+    output: str
+    answer: Any
+    latency_s: float
+    prompt_tokens: int
+    output_tokens: int
+    retrieved: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def records_of(suite: Suite, examples: Sequence[Example], answered: Sequence[Answered]) -> list[PredictionRecord]:
+    """The scored records of `answered` (each names its example), as the scoring pass makes them."""
+    by_id = {e.id: e for e in examples}
+    outs = [Output(a.strategy, a.example_id, a.output, a.latency_s, a.prompt_tokens, a.output_tokens, a.retrieved,
+                   a.error) for a in answered]
+    return make_records(suite.task, bind_metrics(suite), outs, [a.answer for a in answered],
+                        [by_id[a.example_id] for a in answered])
+
+
+def recorded(suite: Suite, name: str, answers: Sequence[Any], *, outputs: Sequence[str] | None = None,
+             errors: dict[int, str] | None = None, examples: Sequence[Example] | None = None,
+             s_i: int = 0) -> list[PredictionRecord]:
+    """Scored records of strategy `name` answering `answers[i]` on `examples[i]` (the suite's test
+    split by default): what the scoring pass makes of outputs whose answers these are."""
+    examples = list(suite.test if examples is None else examples)
+    outs, given = _outputs(name, s_i, examples, answers, outputs, errors or {}, False)
+    return make_records(suite.task, bind_metrics(suite), outs, given, examples[: len(outs)])
 
 
 def write_run(
@@ -80,13 +117,14 @@ def write_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     examples = list(suite.test)
     outputs, errors, extras = outputs or {}, errors or {}, extras or {}
-    record = recorder(suite, PredictionWriter(run_dir))
+    writer, bindings = PredictionWriter(run_dir), bind_metrics(suite)
     records: dict[str, list[PredictionRecord]] = {}
     sections: dict[str, dict[str, Any]] = {}
     for s_i, (name, ans) in enumerate(answers.items()):
         extra = extras.get(name, {})
-        preds = _predictions(name, s_i, examples, ans, outputs.get(name), errors.get(name, {}), "retrieval" in extra)
-        records[name] = record(preds, examples[: len(preds)])
+        outs, given = _outputs(name, s_i, examples, ans, outputs.get(name), errors.get(name, {}), "retrieval" in extra)
+        records[name] = make_records(suite.task, bindings, outs, given, examples[: len(outs)])
+        writer.write(records[name])
         sections[name] = {"name": name, "kind": name.split(":")[0], "params": {"k": s_i}, "prepare_s": 12.0 * s_i,
                           "retrieval": extra.get("retrieval"), "training": extra.get("training")}
     results = score_results(suite, examples, records, sections, seed=0, slice_by=slice_by, usd_per_hour=usd_per_hour,

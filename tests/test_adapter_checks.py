@@ -74,7 +74,7 @@ def test_a_zero_adapter_file_is_refused_and_a_dead_one_on_apply(tok: Any, tmp_pa
     from safetensors.torch import load_file, save_file
 
     from harness.engine.adapter_checks import check_b_nonzero_file
-    from harness.engine.generate import Engine
+    from harness.engine.backends.transformers import TransformersBackend
     from harness.engine.models import load_generator
 
     folder = tiny_model("llama", len(tok), tmp_path / "m", tok)
@@ -88,7 +88,7 @@ def test_a_zero_adapter_file_is_refused_and_a_dead_one_on_apply(tok: Any, tmp_pa
     (dead / "adapter_config.json").write_text((trained.path / "adapter_config.json").read_text())
     with pytest.raises(HarnessError, match="all zero"):
         check_b_nonzero_file(dead / "adapter_model.safetensors")
-    engine = Engine(load_generator(str(folder), device="cpu"))
+    engine = TransformersBackend(load_generator(str(folder), device="cpu"))
     with pytest.raises(HarnessError, match="does not change the model's next-token logits"):
         with engine.adapter(dead):
             pass

@@ -27,7 +27,7 @@ from rich.console import Console  # noqa: E402
 
 from harness.core.errors import HarnessError  # noqa: E402
 from harness.core.predcache import PredictionCache  # noqa: E402
-from harness.core.runrecord import PredictionRecord, PredictionWriter  # noqa: E402
+from harness.core.runrecord import OUTPUTS_FILE, PredictionRecord, PredictionWriter  # noqa: E402
 from harness.core.suites import load_suite  # noqa: E402
 from harness.core.types import Example, Generation, GenerationConfig, Prompt  # noqa: E402
 from harness.engine.backends.base import Backend  # noqa: E402
@@ -102,8 +102,9 @@ def test_greedy_answers_with_usage_and_latency(server: Server) -> None:
         assert g.request_latency_s is not None and g.request_latency_s > 0 and g.latency_s == g.request_latency_s
     assert "paris" in gens[0].text.lower()
     assert [g.text for g in b.generate(CHATS[:2], CONFIG)] == [g.text for g in gens[:2]]  # greedy: the same again
-    assert b.describe() == {"backend": "openai", "id": ALIAS, "base_url": server.base_url, "api_key_env": None,
-                            "max_concurrency": 4}
+    assert b.record() == {"backend": "openai", "id": ALIAS, "served_model": ALIAS, "base_url": server.base_url,
+                          "api_key_env": None, "usd_per_1m_input": None, "usd_per_1m_output": None}
+    assert b.identity() == f"openai:{server.base_url}:{ALIAS}" and b.local_weights() is None
     assert b.count_tokens("x" * 40) == 10  # no tokenizer: about four characters a token
     with pytest.raises(HarnessError, match="cannot apply a LoRA adapter"), b.adapter(Path("adapter")):
         pass
@@ -177,7 +178,7 @@ class Counting:
     def __init__(self, inner: OpenAIBackend, kill: Server | None = None, kill_after: int = 0):
         self.inner, self.kill, self.kill_after = inner, kill, kill_after
         self.name, self.truncated, self.asked = inner.name, 0, 0
-        self.adapter, self.count_tokens, self.describe = inner.adapter, inner.count_tokens, inner.describe
+        self.adapter, self.count_tokens, self.identity = inner.adapter, inner.count_tokens, inner.identity
 
     def generate(self, chats: Sequence[Any], config: GenerationConfig, *, on_batch: Any = None) -> list[Generation]:
         self.asked += len(chats)
@@ -196,16 +197,16 @@ class Counting:
 def decode(b: Any, tmp: Path, name: str) -> tuple[list[PredictionRecord], PredictionCache]:
     """The runner's decoding of one strategy, into a run folder `name` and the cache under tmp."""
     from harness.runner import decode_strategy
-    from harness.scoring.records import recorder
+    from harness.scoring.records import score_outputs
 
     suite = load_suite("support-faq")
     suite = dataclasses.replace(suite, generation=CONFIG)
     examples = list(suite.test[:6])
     cache = PredictionCache(tmp / "cache", {"model": ALIAS, "decoding": CONFIG.fingerprint()})
     (tmp / name).mkdir()
-    record = recorder(suite, PredictionWriter(tmp / name))
     console = Console(file=io.StringIO())
-    return decode_strategy(FakeStrategy(), suite, examples, b, cache, record, console), cache
+    outputs = decode_strategy(FakeStrategy(), suite, examples, b, cache, PredictionWriter(tmp / name, OUTPUTS_FILE), console)
+    return score_outputs(suite, examples, outputs), cache
 
 
 def test_a_server_killed_mid_run_leaves_errors_and_a_rerun_completes_from_the_cache(tmp_path: Path) -> None:
@@ -244,7 +245,7 @@ def test_the_api_key_is_sent_and_written_nowhere(tmp_path: Path, monkeypatch: py
         (tmp_path / "work").mkdir()
         records, _ = decode(b, tmp_path / "work", "run")
         assert records and all(r.error is None for r in records)
-        assert key not in repr(b) and key not in str(b.describe()) and b.describe()["api_key_env"] == "HARNESS_TEST_KEY"
+        assert key not in repr(b) and key not in str(b.record()) and b.record()["api_key_env"] == "HARNESS_TEST_KEY"
 
         monkeypatch.setenv("HARNESS_TEST_KEY", "sk-wrong")
         with pytest.raises(HarnessError, match=r"refused the API key from \$HARNESS_TEST_KEY") as refused:

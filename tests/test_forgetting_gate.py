@@ -11,20 +11,19 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.core.runrecord import load_run
-from harness.core.types import Prediction
+from harness.core.runrecord import PredictionRecord, load_run
 from harness.report.forgetting import sentence
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.scoring.forgetting import control_metrics, perplexity_change
-from tests.fixtures_runs import make_suite, triage_examples, triage_run
+from tests.fixtures_runs import make_suite, recorded, triage_examples, triage_run
 
 N = 60
 
 
-def predictions(name: str, answers: list[str]) -> list[Prediction]:
+def predictions(name: str, answers: list[str]) -> list[PredictionRecord]:
     examples = triage_examples(N)
-    return [Prediction(name, e.id, a, a, 0.01, 10, 2) for e, a in zip(examples, answers, strict=True)]
+    return recorded(make_suite(examples), name, answers)
 
 
 def with_forgetting(run_dir: Path, forgotten: int) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.core.types import GenerationConfig
+from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.generate import Engine, truncate_at_stop
 from harness.engine.models import load_generator
 
@@ -29,15 +30,15 @@ def tiny(tiny_model_dir: Path):
 
 def test_batched_equals_one_at_a_time(tiny) -> None:
     config = GenerationConfig(max_new_tokens=12)
-    batched = Engine(tiny, batch_size=4).generate(CHATS, config)
-    single = Engine(tiny, batch_size=1).generate(CHATS, config)
+    batched = TransformersBackend(tiny, batch_size=4).generate(CHATS, config)
+    single = TransformersBackend(tiny, batch_size=1).generate(CHATS, config)
     assert [g.text for g in batched] == [g.text for g in single]
     assert [g.output_tokens for g in batched] == [g.output_tokens for g in single]
     assert all(g.output_tokens > 0 for g in batched)
 
 
 def test_results_keep_caller_order_and_count_prompt_tokens(tiny) -> None:
-    engine = Engine(tiny, batch_size=2)
+    engine = TransformersBackend(tiny, batch_size=2)
     gens = engine.generate(CHATS, GenerationConfig(max_new_tokens=4))
     assert [g.prompt_tokens for g in gens] == [len(engine.encode(c)) for c in CHATS]
     assert all(g.output_tokens <= 4 and g.latency_s > 0 for g in gens)
@@ -59,7 +60,7 @@ def test_batches_sorted_by_length_and_capped() -> None:
 
 def test_on_batch_reports_every_example_once(tiny) -> None:
     seen: list[int] = []
-    Engine(tiny, batch_size=2).generate(CHATS, GenerationConfig(max_new_tokens=3), on_batch=lambda idx, gens: seen.extend(idx))
+    TransformersBackend(tiny, batch_size=2).generate(CHATS, GenerationConfig(max_new_tokens=3), on_batch=lambda idx, gens: seen.extend(idx))
     assert sorted(seen) == list(range(len(CHATS)))
 
 
@@ -70,7 +71,7 @@ def test_stop_strings() -> None:
 
 
 def test_engine_stops_at_stop_string(tiny) -> None:
-    engine = Engine(tiny, batch_size=2)
+    engine = TransformersBackend(tiny, batch_size=2)
     free = engine.generate(CHATS[:2], GenerationConfig(max_new_tokens=12))
     # Stop at the second character of each free output: the text must end before it.
     stops = tuple(g.text[1:3] for g in free if len(g.text) > 3)
@@ -81,7 +82,7 @@ def test_engine_stops_at_stop_string(tiny) -> None:
 
 
 def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny) -> None:
-    engine = Engine(tiny, batch_size=2)
+    engine = TransformersBackend(tiny, batch_size=2)
     context = engine.context_tokens()
     assert context == 1024  # the tiny model's max_position_embeddings
     question = "QUESTION-END what is the answer?"
@@ -100,7 +101,7 @@ def test_a_prompt_longer_than_the_context_is_cut_from_the_left(tiny) -> None:
 def test_a_frame_that_cannot_fit_is_refused(tiny) -> None:
     from harness.core.errors import HarnessError
 
-    engine = Engine(tiny, batch_size=2)
+    engine = TransformersBackend(tiny, batch_size=2)
     chat = [{"role": "system", "content": "long instruction " * 2000}, {"role": "user", "content": "q"}]
     with pytest.raises(HarnessError, match="use fewer shots or passages"):
         engine.encode_fitting(chat, max_new_tokens=8)
@@ -109,12 +110,14 @@ def test_a_frame_that_cannot_fit_is_refused(tiny) -> None:
 
 
 def test_the_engine_is_the_default_backend(tiny) -> None:
+    from harness.engine.backends import backend_class
     from harness.engine.backends.base import Backend
-    from harness.engine.backends.transformers import TransformersBackend
 
     backend = TransformersBackend(tiny, batch_size=2)
     assert isinstance(backend, Backend) and isinstance(backend, Engine)
-    described = backend.describe()
+    assert backend_class("transformers") is TransformersBackend
+    described = backend.record()
     assert described["backend"] == "transformers" and described["sha256"] == tiny.sha256
+    assert backend.identity() == tiny.sha256 and backend.local_weights() is tiny
     gens = backend.generate(CHATS[:2], GenerationConfig(max_new_tokens=3))
     assert all(g.error is None and g.request_latency_s is None for g in gens)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.types import Document, Example, GenerationConfig, Prediction, Suite
+from harness.core.types import Document, Example, GenerationConfig, Suite
 from harness.engine.leakage import check_leakage, normalize, sentence_key
 
 LONG = "the quarterly invoice for the enterprise plan was sent to the wrong billing address again this month"
@@ -118,12 +118,12 @@ def test_qa_corpus_passage_with_question_and_answer_leaks_answer_alone_does_not(
 def test_clean_subset_metrics_on_a_constructed_case() -> None:
     from harness.report.leakage import leakage_html, leakage_markdown
     from harness.scoring.results import score_results
+    from tests.fixtures_runs import recorded
 
     examples = [Example(f"e{i}", f"text {i}", "a") for i in range(6)]
     suite = _suite([], examples)
     answers = {"good": ["a", "a", "b", "a", "b", "b"], "bad": ["b", "b", "a", "b", "a", "a"]}
-    preds = {s: [Prediction(s, e.id, a, a, 0.1, 5, 1) for e, a in zip(examples, ans, strict=True)]
-             for s, ans in answers.items()}
+    preds = {s: recorded(suite, s, ans, examples=examples) for s, ans in answers.items()}
     sections = {s: {"name": s, "kind": "prompt", "params": {}, "prepare_s": 0.0} for s in answers}
     # e0 and e1 leaked: "good" is right on both, "bad" wrong on both.
     results = score_results(suite, examples, preds, sections, seed=0, n_resamples=200, leaked_ids={"e0", "e1", "zz"})
@@ -161,13 +161,13 @@ def _write(folder: Path, leak: bool) -> Path:
 
 def test_fail_on_leakage_exits_2_before_any_model_work_and_leaves_no_folder(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.runner
+    import harness.engine.modelset
     from harness.cli import main
 
     def no_weights(*args: object, **kwargs: object) -> None:
         raise AssertionError("the generator must not load")
 
-    monkeypatch.setattr(harness.runner.loop, "load_generator", no_weights)
+    monkeypatch.setattr(harness.engine.modelset, "load_generator", no_weights)
     folder, out = _write(tmp_path / "leaky", leak=True), tmp_path / "runs"
     (folder / "test.jsonl").write_text(json.dumps({"id": "e1", "input": "I LOVE it!", "target": "positive"}) + "\n")
     assert main(["run", str(folder), "--fail-on-leakage", "--out", str(out), "--device", "cpu"]) == 2

@@ -15,13 +15,15 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.runrecord import PredictionRecord
 from harness.core.suites import load_suite, validate
-from harness.core.types import Example, GenerationConfig, Prediction, Suite
+from harness.core.types import Example, GenerationConfig, Suite
 from harness.report.gate import Check, judge
 from harness.report.views import best_strategies
 from harness.scoring.compare import compare_strategies, recommend, score_strategy
 from harness.scoring.fmt import fmt_metric
 from harness.scoring.registry import REGISTRY, Metric, Registry, check_metric, get_metric, metric_names
+from tests.fixtures_runs import Answered, records_of
 
 PLUGIN = '''
 import numpy as np
@@ -87,9 +89,9 @@ def _suite(task: str, metrics: tuple[str, ...], path: Path | None = None) -> Sui
                  generation=GenerationConfig(), train=(), test=(), path=path)
 
 
-def _preds(strategy: str, answers: list[str | None], examples: list[Example]) -> list[Prediction]:
-    return [Prediction(strategy=strategy, example_id=e.id, output=a or "", answer=a, latency_s=0.1,
-                       prompt_tokens=1, output_tokens=1) for a, e in zip(answers, examples, strict=True)]
+def _preds(suite: Suite, strategy: str, answers: list[str | None], examples: list[Example]) -> list[PredictionRecord]:
+    return records_of(suite, examples, [Answered(strategy, e.id, a or "", a, 0.1, 1, 1)
+                                        for a, e in zip(answers, examples, strict=True)])
 
 
 # --------------------------------------------------------------------------- entry points
@@ -109,16 +111,16 @@ def test_a_plugin_metric_from_an_installed_distribution(site: Path) -> None:
     examples = [Example(id=str(i), input="", target="the answer") for i in range(12)]
     answers: list[str | None] = ["yes", "a much longer answer than that", None, "two words"] * 3
     suite = _suite("qa", ("f1", "short_answer", "answer_words"))
-    res = score_strategy(suite, examples, _preds("p", answers, examples), seed=0, n_resamples=200)
+    res = score_strategy(suite, examples, _preds(suite, "p", answers, examples), seed=0, n_resamples=200)
     assert res["metrics"]["short_answer"]["value"] == pytest.approx(6 / 12)
     assert res["metrics"]["answer_words"]["value"] == np.median([1, 6, 0, 2] * 3)
     lo, hi = res["metrics"]["short_answer"]["ci"]
     assert lo <= 0.5 <= hi and lo < hi
-    rows = compare_strategies(suite, examples, {"p": _preds("p", answers, examples),
-                                                "q": _preds("q", ["yes"] * 12, examples)}, seed=0)
+    rows = compare_strategies(suite, examples, {"p": _preds(suite, "p", answers, examples),
+                                                "q": _preds(suite, "q", ["yes"] * 12, examples)}, seed=0)
     assert {r["metric"] for r in rows} == {"f1", "short_answer", "answer_words"}
     # lower is better: q's one-word answers win on answer_words
-    strategies = {"p": res, "q": score_strategy(suite, examples, _preds("q", ["yes"] * 12, examples), seed=0)}
+    strategies = {"p": res, "q": score_strategy(suite, examples, _preds(suite, "q", ["yes"] * 12, examples), seed=0)}
     assert recommend(strategies, rows, "answer_words")["winner"] == "q"
     assert best_strategies({"strategies": strategies}, "answer_words") == ["q"]
     assert fmt_metric("answer_words", 2.25) == "2.2"
@@ -243,16 +245,16 @@ def test_an_evaluate_module_end_to_end(tmp_path: Path) -> None:
     examples = list(suite.test)
     good: list[str | None] = ["one two" if i % 2 else "d e f" for i in range(16)]
     bad: list[str | None] = [g if i < 4 else None for i, g in enumerate(good)]
-    res = score_strategy(suite, examples, _preds("good", good, examples), seed=0, slice_by=("absent",))
+    res = score_strategy(suite, examples, _preds(suite, "good", good, examples), seed=0, slice_by=("absent",))
     entry = res["metrics"][name]
     assert entry["value"] == 1.0 and entry["ci"] == [1.0, 1.0]
     assert entry["resamples"] == 200 and "200 resamples instead of 1000" in entry["note"]
     assert res["slices"]["absent"]["(missing)"]["metrics"][name] == 1.0
     assert "resamples" not in res["metrics"]["f1"]  # built-ins are not capped
-    worse = score_strategy(suite, examples, _preds("bad", bad, examples), seed=0)["metrics"][name]
+    worse = score_strategy(suite, examples, _preds(suite, "bad", bad, examples), seed=0)["metrics"][name]
     assert worse["value"] == 4 / 16 and worse["ci"][0] < 4 / 16 < worse["ci"][1]  # invalid answers are ''
-    rows = compare_strategies(suite, examples, {"good": _preds("good", good, examples),
-                                                "bad": _preds("bad", bad, examples)}, seed=0)
+    rows = compare_strategies(suite, examples, {"good": _preds(suite, "good", good, examples),
+                                                "bad": _preds(suite, "bad", bad, examples)}, seed=0)
     row = next(r for r in rows if r["metric"] == name)
     assert row["diff"] == 12 / 16 and row["test"] == "paired_bootstrap" and row["resamples"] == 200
     assert row["p_value"] == pytest.approx(2 / 201) and "note" in row
@@ -263,7 +265,7 @@ def test_an_evaluate_module_gets_every_reference_and_a_chosen_key(tmp_path: Path
     folder = _evaluate_suite(tmp_path, "evaluate:./metrics/my_metric#lists", several_refs=True)
     suite = load_suite(str(folder), known_metrics=check_metric)
     answers: list[str | None] = ["one two"] * 16
-    res = score_strategy(suite, list(suite.test), _preds("s", answers, list(suite.test)), seed=0)
+    res = score_strategy(suite, list(suite.test), _preds(suite, "s", answers, list(suite.test)), seed=0)
     assert res["metrics"]["evaluate:./metrics/my_metric#lists"]["value"] == 1.0  # a list per example
     with pytest.raises(HarnessError, match="returned my_metric, lists, n: no 'nope' among them"):
         get_metric("evaluate:./metrics/my_metric#nope", folder).bind("qa")(np.array([["a", "a"]], dtype=object))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.core.config import load_config
+from harness.cli.options import load_run_config as load_config  # the keys, then each backend's own
 from harness.core.errors import HarnessError
 
 MODELS = """suite = "poem-sentiment"
@@ -95,7 +95,7 @@ def test_an_unknown_model_is_refused_before_any_model_loads(tmp_path: Path, caps
     def no_loading(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("harness.runner.loop.load_generator", no_loading)
+    monkeypatch.setattr("harness.engine.modelset.load_generator", no_loading)
     monkeypatch.setattr(models, "load_generator", no_loading)
     out = tmp_path / "runs"
     assert main(["run", "poem-sentiment", "--strategies", "prompt:model=nope", "--out", str(out),
@@ -113,7 +113,7 @@ def test_an_unknown_model_is_refused_before_any_model_loads(tmp_path: Path, caps
 @pytest.mark.parametrize("spec", ["sft:model=served", "sft+rag:model=served"])
 def test_fine_tuning_refuses_an_api_model(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
-    monkeypatch.setattr("harness.runner.loop.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr("harness.engine.modelset.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     config = write(tmp_path, MODELS)
     assert main(["run", "--config", str(config), "--strategies", spec, "--out", str(tmp_path / "runs"),
                  "--no-leakage-check"]) == 2
@@ -151,28 +151,21 @@ def test_api_cost_comes_from_token_prices() -> None:
     assert cost["usd_per_1k_requests"] == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6 * 1000)
 
 
-def test_a_local_model_is_freed_after_its_last_strategy() -> None:
+def test_a_local_model_is_freed_after_its_last_strategy(tiny_model_dir: Path) -> None:
     from harness.core.config import ModelSpec
-    from harness.engine.modelset import free_if_done, model_identity, model_key
+    from harness.engine.modelset import build_models, share_key
 
-    class Loaded:
-        freed = False
-        sha256, path = "abc", "/m"
-
-        def free(self) -> None:
-            self.freed = True
-
-    class Engine:
-        _with_adapter = object()
-
-    small, other = ModelSpec(name="small", id="a"), ModelSpec(name="other", id="b")
-    model, engine = Loaded(), Engine()
-    free_if_done(model_key(small), model, engine, [small, other])
-    assert not model.freed  # a later strategy still decodes with it
-    free_if_done(model_key(small), model, engine, [other])
-    assert model.freed and engine._with_adapter is None
-    assert model_identity(model) == "abc"
-    assert model_key(ModelSpec(name="x", id="a")) == model_key(small)  # same weights: loaded once
+    small, same, other = (ModelSpec(name="small", id=str(tiny_model_dir)), ModelSpec(name="x", id=str(tiny_model_dir)),
+                          ModelSpec(name="other", id="smollm2-135m-instruct"))
+    assert share_key(same) == share_key(small) != share_key(other)  # same weights: loaded once
+    models = build_models({"a": small, "b": same, "c": other}, device="cpu", trust_remote_code=False, batch_size=2)
+    assert len(models.backends) == 2 and models.of("a") is models.of("b")
+    models.of("a").local_weights().model  # noqa: B018  # the weights, loaded
+    models.free_unless_needed("a", ["b", "c"])
+    assert models.of("a").local_weights().loaded  # b still decodes with them
+    models.free_unless_needed("b", ["c"])
+    assert not models.of("a").local_weights().loaded and models.weights_loaded  # freed, and said to have loaded
+    assert models.record("a") == {"name": "small", **models.of("a").record()}
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -190,7 +183,7 @@ def test_vllm_options_are_checked_at_their_line(tmp_path: Path, extra: str, mess
 def test_a_vllm_model_on_a_machine_without_it_is_one_line_before_any_model_loads(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """No vLLM package here (or no CUDA): exit 2 naming the [[models]] table, no model, no run folder."""
-    monkeypatch.setattr("harness.runner.loop.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    monkeypatch.setattr("harness.engine.modelset.load_generator", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
     runs = tmp_path / "runs"
     path = write(tmp_path, f'suite = "poem-sentiment"\nout = "{runs}"\nleakage_check = false\n'
                            '[[models]]\nname = "gpu"\nbackend = "vllm"\nid = "smollm2-135m-instruct"\n'

@@ -12,7 +12,7 @@ import pytest
 from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring.compare import compare_strategies, recommend, uninformative
 from harness.scoring.power import power_figures
-from tests.test_scoring import _examples, _predict, _scored, _suite
+from tests.test_scoring import _by, _examples, _predict, _scored, _suite
 
 
 def test_power_figures_by_hand() -> None:
@@ -31,7 +31,7 @@ def test_power_of_a_paired_comparison_matches_the_textbook_formula() -> None:
     suite, examples = _suite("classification", ("accuracy",)), _examples(400)
     a = _predict("a", examples, 0.70, 1)
     b = _predict("b", examples, 0.70, 2)
-    rows = compare_strategies(suite, examples, {"a": a, "b": b}, seed=0, n_resamples=2000)
+    rows = compare_strategies(suite, examples, _by(suite, examples, {"a": a, "b": b}), seed=0, n_resamples=2000)
     [row] = [r for r in rows if r["metric"] == "accuracy"]
     assert row["significant"] is False and row["power"]["n_needed"] is not None
     correct_a = np.array([p.answer == e.target for p, e in zip(a, examples, strict=True)], dtype=float)

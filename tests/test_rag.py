@@ -9,6 +9,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.types import Example, GenerationConfig, Suite
+from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.context import StrategyContext
 from harness.engine.encoder import Encoder
 from harness.engine.models import (
@@ -43,8 +44,8 @@ def generator() -> LoadedModel:
 
 
 def make_ctx(tmp_path: Path, generator: LoadedModel, embedder: Any) -> StrategyContext:
-    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run", generator=generator,
-                           encoder=make_encoder(tmp_path, embedder))
+    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run",
+                           backend=TransformersBackend(generator), encoder=make_encoder(tmp_path, embedder))
 
 
 def make_suite(corpus: bool = True) -> Suite:

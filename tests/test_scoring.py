@@ -9,11 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from harness.core.types import Example, GenerationConfig, Prediction, Suite
+from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring import metrics as M
 from harness.scoring import registry as R
 from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
 from harness.scoring.stats import holm, mcnemar_exact
+from tests.fixtures_runs import Answered as Prediction
+from tests.fixtures_runs import records_of
 
 LABELS = ("billing", "bug", "feature", "other")
 
@@ -79,7 +81,7 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
     preds[1] = replace(preds[1], answer=None)  # unparseable
     del preds[2]  # missing
 
-    res = score_strategy(suite, examples, preds, seed=0, slice_by=("source", "tier", "absent"))
+    res = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("source", "tier", "absent"))
     json.dumps(res, allow_nan=False)  # strict JSON
 
     answers = [None, None, None] + [p.answer for p in preds[2:]]
@@ -91,7 +93,7 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
         assert res["metrics"][m]["value"] == want
         lo, hi = res["metrics"][m]["ci"]
         assert lo <= want <= hi and lo < hi
-    assert res == score_strategy(suite, examples, preds, seed=0, slice_by=("source", "tier", "absent"))
+    assert res == score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("source", "tier", "absent"))
 
     web = [i for i, e in enumerate(examples) if e.meta["source"] == "web"]
     assert res["slices"]["source"]["web"]["n"] == len(web)
@@ -128,7 +130,7 @@ def test_score_strategy_bleu_slices_are_corpus_bleu_of_the_slice() -> None:
         )
         for i in range(20)
     ]
-    res = score_strategy(suite, examples, preds, seed=0, slice_by=("half",))
+    res = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("half",))
     first = sacrebleu.corpus_bleu(
         [f"the answer is {i} today" for i in range(10)],
         [[f"the answer is number {i} today" for i in range(10)]],
@@ -144,7 +146,7 @@ def test_compare_strategies_pairs_metrics_holm_and_mcnemar() -> None:
         "sft": _predict("sft", examples, 0.9, 3),
     }
     by["rag"] = by["rag"][:-10]  # rag lacks 10 examples: its pairs use the 140 both have
-    rows = compare_strategies(suite, examples, by, seed=0, n_resamples=500)
+    rows = compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=500)
     json.dumps(rows, allow_nan=False)
     assert [(r["a"], r["b"], r["metric"]) for r in rows] == [
         (a, b, m)
@@ -177,11 +179,11 @@ def test_exact_match_keeps_its_name_and_is_scored_as_accuracy() -> None:
     examples = _examples(80)
     by = {"a": _predict("a", examples, 0.5, 1), "b": _predict("b", examples, 0.8, 2)}
     alias, plain = _suite(metrics=("exact_match",)), _suite(metrics=("accuracy",))
-    got, want = score_strategy(alias, examples, by["a"], seed=0), score_strategy(plain, examples, by["a"], seed=0)
+    got, want = score_strategy(alias, examples, records_of(alias, examples, by["a"]), seed=0), score_strategy(plain, examples, records_of(plain, examples, by["a"]), seed=0)
     assert list(got["metrics"]) == ["exact_match"] and got["metrics"]["exact_match"] == want["metrics"]["accuracy"]
-    rows = compare_strategies(alias, examples, by, seed=0)
+    rows = compare_strategies(alias, examples, _by(alias, examples, by), seed=0)
     assert rows[0]["metric"] == "exact_match" and rows[0]["test"] == "mcnemar_exact"
-    assert rows[0]["p_value"] == compare_strategies(plain, examples, by, seed=0)[0]["p_value"]
+    assert rows[0]["p_value"] == compare_strategies(plain, examples, _by(plain, examples, by), seed=0)[0]["p_value"]
 
 
 def test_recommend_formats_values_with_the_metric_format() -> None:
@@ -197,7 +199,7 @@ def test_many_strategies_can_still_be_significant_after_holm() -> None:
     suite, examples = _suite(metrics=("f1",)), _examples(60)
     by = {"best": _predict("best", examples, 1.0, 0)}
     by.update({f"s{k}": _predict(f"s{k}", examples, 0.3, k + 1) for k in range(7)})
-    rows = compare_strategies(suite, examples, by, seed=0, n_resamples=1000)
+    rows = compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=1000)
     assert len(rows) == 28 and {r["resamples"] for r in rows} == {22400}
     best = [r for r in rows if r["a"] == "best"]
     assert len(best) == 7 and all(r["significant"] and r["p_holm"] < 0.05 for r in best)
@@ -255,6 +257,10 @@ def test_cost_summary() -> None:
     }
 
 
+def _by(suite: Suite, examples: list[Example], by: dict[str, list[Prediction]]) -> dict[str, list]:
+    return {name: records_of(suite, examples, preds) for name, preds in by.items()}
+
+
 def _scored(
     suite: Suite,
     examples: list[Example],
@@ -263,9 +269,9 @@ def _scored(
 ) -> tuple[dict, list]:
     strategies = {}
     for s, preds in by.items():
-        strategies[s] = score_strategy(suite, examples, preds, seed=0, n_resamples=300)
+        strategies[s] = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, n_resamples=300)
         strategies[s]["cost"] = cost_summary(preds, prepare_s=seconds[s][0], predict_s=seconds[s][1])
-    return strategies, compare_strategies(suite, examples, by, seed=0, n_resamples=300)
+    return strategies, compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=300)
 
 
 def test_recommend_a_significantly_better_strategy() -> None:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.core.types import Example, GenerationConfig, Prediction, Suite
-from harness.scoring.records import make_records
+from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring.results import score_results
 from harness.scoring.rows import bind_metrics
 from harness.scoring.seeds import _draws, hierarchical_ci, hierarchical_paired, seed_sd, seed_values
 from harness.scoring.stats import bootstrap_ci, paired_bootstrap
+from tests.fixtures_runs import recorded
 
 
 class Mean:
@@ -129,8 +129,7 @@ def tiny_suite() -> Suite:
 
 
 def records(suite: Suite, name: str, answers: list[str]) -> list[Any]:
-    preds = [Prediction(name, e.id, a, a, 0.1, 10, 2) for e, a in zip(suite.test, answers, strict=True)]
-    return make_records(suite.task, bind_metrics(suite), preds, list(suite.test))
+    return recorded(suite, name, answers)
 
 
 def test_results_carry_the_seeds_and_test_pairs_over_them() -> None:
@@ -203,7 +202,7 @@ def test_seeds_stay_out_of_the_prediction_cache_key() -> None:
     from strategies import from_spec
     from strategies.sft import TRAIN_OPTIONS
 
-    suite, model = tiny_suite(), SimpleNamespace(sha256="weights", path="model")
+    suite, model = tiny_suite(), SimpleNamespace(identity=lambda: "weights")
     prepared = Prepared(artifacts={"adapter": "key"})
     plain, three = (prediction_identity(s, prepared, model, suite) for s in from_spec("sft,sft:seeds=3"))
     assert plain == three and "seeds" not in plain["strategy"]["params"]

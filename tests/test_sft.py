@@ -12,8 +12,8 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.types import Example, GenerationConfig, Suite
+from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.context import Prepared, StrategyContext
-from harness.engine.generate import Engine
 from harness.engine.models import LoadedModel, load_generator
 from harness.engine.prompting import build_messages
 from strategies import build, from_spec, registry
@@ -48,7 +48,8 @@ def tiny(tiny_model_dir: Path) -> LoadedModel:
 
 
 def make_ctx(tmp_path: Path, generator: LoadedModel) -> StrategyContext:
-    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run", generator=generator)
+    return StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run",
+                           backend=TransformersBackend(generator))
 
 
 def identity(strategy: Any, prepared: Prepared, generator: LoadedModel, suite: Suite) -> str:
@@ -56,7 +57,7 @@ def identity(strategy: Any, prepared: Prepared, generator: LoadedModel, suite: S
     from harness.core.cache import fingerprint
     from harness.runner import prediction_identity
 
-    return fingerprint(prediction_identity(strategy, prepared, generator, suite))
+    return fingerprint(prediction_identity(strategy, prepared, TransformersBackend(generator), suite))
 
 
 def test_registered_with_typed_options() -> None:
@@ -96,7 +97,7 @@ def test_sft_trains_copies_and_decodes_with_its_adapter(tmp_path: Path, tiny: Lo
     assert t["train_tokens"] > 0 and 0 <= t["padding_share"] < 0.5 and t["tokens_per_s"] > 0
     assert json.loads((prepared.adapter / "train_report.json").read_text())["loss_curve"] == t["loss_curve"]
 
-    engine = Engine(tiny, batch_size=2)
+    engine = TransformersBackend(tiny, batch_size=2)
     with engine.adapter(prepared.adapter):
         tuned = engine.generate([p.messages for p in sft.prompts(suite.test)], suite.generation)
     base = engine.generate([p.messages for p in sft.prompts(suite.test)], suite.generation)

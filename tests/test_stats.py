@@ -9,7 +9,6 @@ import pytest
 from scipy.stats import binomtest
 
 from harness.core.types import Example
-from harness.scoring import metrics as M
 from harness.scoring import registry as R
 from harness.scoring.stats import _resampled, bootstrap_ci, holm, mcnemar_exact, paired_bootstrap
 

@@ -80,12 +80,13 @@ def test_a_plugin_with_a_builtin_name_is_an_error(monkeypatch: pytest.MonkeyPatc
 
 def test_rag_with_shots_puts_worked_examples_before_the_passages(tmp_path: Path, tiny_model_dir: Path) -> None:
     from harness.core.suites import load_suite
+    from harness.engine.backends.transformers import TransformersBackend
     from harness.engine.context import StrategyContext
     from harness.engine.models import load_generator
 
     suite = load_suite("support-faq")
     ctx = StrategyContext(seed=0, cache_dir=tmp_path / "cache", run_dir=tmp_path / "run",
-                          generator=load_generator(str(tiny_model_dir), device="cpu"))
+                          backend=TransformersBackend(load_generator(str(tiny_model_dir), device="cpu")))
     rag = registry.build("rag", {"k": "1", "shots": "2", "budget": "200"})
     prepared = rag.prepare(suite, ctx)
     assert {"index", "shots"} <= set(prepared.artifacts)

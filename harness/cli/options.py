@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import load_config
+from harness.core.config import RunConfig, load_config
 from harness.core.errors import HarnessError
 
 
@@ -23,17 +22,20 @@ def _add_leakage_flags(p: argparse.ArgumentParser, run: bool) -> None:
                    help="cosine from which two examples are near-duplicates (default 0.95)")
 
 
-def _names_option(message: str, key: str) -> bool:
-    """Whether a strategy error is about `key` ("no option 'kk'", "option k='two'", "k must ...")."""
-    if key == "kind":
-        return message.startswith("unknown strategy")
-    return re.search(rf"(?<![\w]){re.escape(key)}(?:'|=| must)", message) is not None
+def load_run_config(path: str | Path) -> RunConfig:
+    """A run.toml read and checked: its keys (harness.core.config) and its [[models]] tables by
+    their backends (harness.engine.backends, plugins included), every error at its line."""
+    from harness.engine.backends import check_model_tables
+
+    config = load_config(path)
+    check_model_tables(config)
+    return config
 
 
 def _run_options(args: argparse.Namespace) -> Any:
     from harness.runner import RunOptions
 
-    config = load_config(args.config) if getattr(args, "config", None) else None
+    config = load_run_config(args.config) if getattr(args, "config", None) else None
     conf = config.data if config else {}
 
     def pick(name: str, default: Any) -> Any:
@@ -49,28 +51,15 @@ def _run_options(args: argparse.Namespace) -> Any:
     sources = {key: config.where(key) for key in conf if getattr(args, key, None) is None} if config else {}
     spec = args.strategies
     tables = config.strategy_tables() if config and spec is None else []  # [[strategies]] kind = "prompt" ...
-    if config and tables:
-        import strategies as registry
-
-        for i, table in enumerate(tables):
-            kind, name = table.pop("kind"), table.pop("name", None)
-            try:  # cheap (no model): a bad kind or option is reported at its line, before any work
-                registry.build(kind, dict(table), name)
-            except HarnessError as e:
-                blamed = next((k for k in ("kind", *table) if _names_option(str(e), k)), None)
-                raise HarnessError(f"{config.where(blamed, entry=i)}: {e}") from None
-            strategy_params.append((kind, name, table))
-            sources[f"strategy {name or kind}"] = config.where(entry=i)
-            sources[f"strategy {name or kind} model"] = config.where("model", entry=i)  # or the header's line
-    elif spec is None:
+    for i, table in enumerate(tables):  # built once, by the run's plan; here only where each key is
+        assert config is not None
+        kind, name = table.pop("kind"), table.pop("name", None)
+        strategy_params.append((kind, name, table))
+        sources[f"strategies[{i}]"] = sources[f"strategy {name or kind}"] = config.where(entry=i)
+        sources.update({f"strategies[{i}].{key}": config.where(key, entry=i) for key in ("kind", *table)})
+        sources[f"strategy {name or kind} model"] = config.where("model", entry=i)  # or the header's line
+    if not tables and spec is None:
         spec = conf.get("strategies", "prompt")
-        if config and "strategies" in conf:  # a spec string in the file: blame its line
-            import strategies as registry
-
-            try:
-                registry.from_spec(str(spec))
-            except HarnessError as e:
-                raise HarnessError(f"{config.where('strategies')}: {e}") from None
     models = config.model_specs() if config else {}  # [[models]]: what `model=NAME` picks
     sources.update({f"model {name}": config.where_model(None, i) for i, name in enumerate(models)} if config else {})
     slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])

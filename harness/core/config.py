@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +42,13 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "seeds": ((int,), "a whole number (training seeds per size of `curve`)"),
 }
 
-# A [[models]] table's keys -> (accepted types, what it must be).
-MODEL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
+# The keys every [[models]] table may have; the rest belong to its backend, which declares them
+# (`Backend.options`, checked by harness.engine.backends.check_model_tables at their lines).
+COMMON_MODEL_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "name": ((str,), "a non-empty name that strategies refer to with model = NAME"),
-    "backend": ((str,), '"transformers", "openai" or "vllm"'),
+    "backend": ((str,), "a backend name, e.g. \"transformers\", \"openai\" or \"vllm\""),
     "id": ((str,), "a model alias, hub id or folder (openai: the model name the server knows)"),
-    "base_url": ((str,), 'the server\'s address, e.g. "http://127.0.0.1:8080/v1"'),
-    "api_key_env": ((str,), "the name of the environment variable that holds the API key"),
-    "usd_per_1m_input": ((int, float), "a price of 0 or more"),
-    "usd_per_1m_output": ((int, float), "a price of 0 or more"),
-    "max_concurrency": ((int,), "a whole number, at least 1"),
-    "tensor_parallel_size": ((int,), "a whole number of GPUs, at least 1 (backend vllm)"),
-    "gpu_memory_utilization": ((int, float), "a share of GPU memory above 0 and at most 1 (backend vllm)"),
 }
-BACKENDS = ("transformers", "openai", "vllm")
-OPENAI_ONLY = ("base_url", "api_key_env", "max_concurrency", "usd_per_1m_input", "usd_per_1m_output")
-VLLM_ONLY = ("tensor_parallel_size", "gpu_memory_utilization")
 
 # The [cost] table: prices and traffic for the cost figures and break-even volumes.
 COST_KEYS: dict[str, str] = {
@@ -210,8 +202,9 @@ def _check_cost(conf: RunConfig) -> None:
 
 
 def _check_models(conf: RunConfig) -> None:
-    """Every [[models]] table: known keys of the right types and ranges, a unique name, an id, a
-    backend this version has, base_url for an openai model; errors at the key's line."""
+    """Every [[models]] table: a unique non-empty name, an id, a backend name, at their lines. The
+    backend's own keys are checked by the backend registry (harness.engine.backends), which
+    knows the plugins this layer cannot."""
     tables = conf.data.get("models")
     if not isinstance(tables, list):
         return
@@ -219,22 +212,10 @@ def _check_models(conf: RunConfig) -> None:
     for i, table in enumerate(tables):
         if not isinstance(table, dict):
             raise HarnessError(f"{conf.where('models')}: 'models' should be [[models]] tables")
-        for key, value in table.items():
-            if key not in MODEL_KEYS:
-                raise HarnessError(f"{conf.where_model(key, i)}: unknown key '{key}' in [[models]]"
-                                   f"{did_you_mean(key, sorted(MODEL_KEYS))}; keys: {', '.join(MODEL_KEYS)}")
-            types, wanted = MODEL_KEYS[key]
-            bad_type = not isinstance(value, types) or isinstance(value, bool)
-            if bad_type or (isinstance(value, str) and not value.strip()):
+        for key, (types, wanted) in COMMON_MODEL_KEYS.items():
+            value = table.get(key)
+            if key in table and (not isinstance(value, types) or not str(value).strip()):
                 raise HarnessError(f"{conf.where_model(key, i)}: '{key}' should be {wanted}, got {_short(value)}")
-            if key.startswith("usd_") and not (math.isfinite(value) and value >= 0):
-                raise HarnessError(f"{conf.where_model(key, i)}: '{key}' must be a price of 0 or more, "
-                                   f"got {_short(value)}")
-            if key in ("max_concurrency", "tensor_parallel_size") and value < 1:
-                raise HarnessError(f"{conf.where_model(key, i)}: '{key}' must be at least 1, got {value}")
-            if key == "gpu_memory_utilization" and not 0 < value <= 1:
-                raise HarnessError(f"{conf.where_model(key, i)}: 'gpu_memory_utilization' must be above 0 and at "
-                                   f"most 1, got {_short(value)}")
         for key in ("name", "id"):
             if key not in table:
                 raise HarnessError(f"{conf.where_model(None, i)}: [[models]] entry {i + 1} needs '{key}'")
@@ -243,36 +224,44 @@ def _check_models(conf: RunConfig) -> None:
             raise HarnessError(f"{conf.where_model('name', i)}: model name '{name}' is already used by "
                                f"[[models]] entry {names[name] + 1}")
         names[name] = i
-        backend = table.get("backend", "transformers")
-        if backend not in BACKENDS:
-            raise HarnessError(f"{conf.where_model('backend', i)}: backend '{backend}' is not one of "
-                               f"{', '.join(BACKENDS)}{did_you_mean(backend, BACKENDS)}")
-        if backend == "openai" and "base_url" not in table:
-            raise HarnessError(f"{conf.where_model(None, i)}: model '{name}' (backend openai) needs a base_url")
-        for only, owner in ((OPENAI_ONLY, "openai"), (VLLM_ONLY, "vllm")):
-            for key in only if backend != owner else ():
-                if key in table:
-                    hint = " (local models use [cost] device_hour_usd)" if owner == "openai" else ""
-                    raise HarnessError(f"{conf.where_model(key, i)}: '{key}' is for backend = \"{owner}\" models; "
-                                       f"model '{name}' is {backend}{hint}")
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """One backend-specific key of a [[models]] table: its types, what it must be, a range check."""
+
+    types: tuple[type, ...]
+    wanted: str  # "a whole number, at least 1"
+    check: Callable[[Any], bool] | None = None
+    must_be: str = ""  # said when `check` fails: "at least 1"
+    required: bool = False
+    hint: str = ""  # added when another backend's table uses the key
+
+    def problem(self, key: str, value: Any) -> str | None:
+        # bool is an int in Python: `max_concurrency = true` must not pass as 1.
+        bad_type = not isinstance(value, self.types) or (isinstance(value, bool) and bool not in self.types)
+        if bad_type or (isinstance(value, str) and not value.strip()):
+            return f"'{key}' should be {self.wanted}, got {_short(value)}"
+        if self.check is not None and not self.check(value):
+            return f"'{key}' must be {self.must_be}, got {_short(value)}"
+        return None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One [[models]] table: what strategies name with `model = NAME`. The API key itself is never
-    here, only the name of the variable that holds it."""
+    """One [[models]] table: what strategies name with `model = NAME`. `options` holds the keys of
+    its backend (base_url, max_concurrency, ...); an API key itself is never here, only the name of
+    the variable that holds it."""
 
     name: str
     id: str
     backend: str = "transformers"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    usd_per_1m_input: float | None = None
-    usd_per_1m_output: float | None = None
-    max_concurrency: int = 4
-    tensor_parallel_size: int = 1  # vllm: GPUs one model is split over
-    gpu_memory_utilization: float = 0.5  # vllm: its share of GPU memory (the rest: LoRA training, the embedder)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> ModelSpec:
-        return cls(**{k: v for k, v in table.items() if k in MODEL_KEYS})
+        rest = {k: v for k, v in table.items() if k not in COMMON_MODEL_KEYS}
+        return cls(name=table["name"], id=table["id"], backend=table.get("backend", "transformers"), options=rest)

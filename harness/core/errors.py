@@ -22,3 +22,7 @@ class SuiteError(HarnessError):
 class MissingPackageError(HarnessError):
     def __init__(self, what: str, pip_command: str):
         super().__init__(f"{what} is not installed: run `{pip_command}`")
+
+
+class Unsupported(HarnessError):
+    """A backend was asked for something it cannot do; the message names what to use instead."""

@@ -20,12 +20,13 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from harness.core import jsonl
 from harness.core.cache import write_json_atomic
 from harness.core.errors import HarnessError
-from harness.core.types import Example, Prediction, Target, scored_answer
+from harness.core.types import Example, Target, scored_answer
 
 SCHEMA = "sft-harness/results/v2"
 OLDER_SCHEMAS = ("sft-harness/results/v1",)  # no per-example statistics in predictions.jsonl
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+OUTPUTS_FILE = "outputs.jsonl"  # what decoding produced, batch by batch, before the scoring pass
 
 # What `PredictionRecord.score` means per task (harness.scoring.metrics.example_scores computes
 # it): right or wrong for labels, graded where an answer can be partly right.
@@ -60,6 +61,26 @@ def last_wins(items: Iterable[K]) -> dict[str, K]:
 
 
 @dataclass(frozen=True)
+class Output:
+    """What decoding produced for one (strategy, example), before any scoring: one line of
+    outputs.jsonl, flushed batch by batch so nothing decoded is lost if a later step fails."""
+
+    strategy: str
+    example_id: str
+    output: str
+    latency_s: float  # the example's share of its decoding batch's wall time
+    prompt_tokens: int
+    output_tokens: int
+    retrieved: tuple[str, ...] = ()
+    error: str | None = None  # the request failed for good: an invalid answer, never cached
+
+    def to_json(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "example_id": self.example_id, "output": self.output,
+                "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
+                "output_tokens": self.output_tokens, "retrieved": list(self.retrieved), "error": self.error}
+
+
+@dataclass(frozen=True)
 class PredictionRecord:
     """One line of predictions.jsonl: a prediction, the example it was made on (so readers need no
     suite files) and its per-example scores, computed once by the runner when it was recorded."""
@@ -82,12 +103,13 @@ class PredictionRecord:
     score: float  # see SCORE_NAME: what the report's per-example views compare
 
     @classmethod
-    def of(cls, pred: Prediction, example: Example, scores: Mapping[str, Sequence[float]], score: float) -> PredictionRecord:
+    def of(cls, out: Output, example: Example, answer: Any, scores: Mapping[str, Sequence[float]],
+           score: float) -> PredictionRecord:
         return cls(
-            strategy=pred.strategy, example_id=pred.example_id, input=example.input, target=example.target,
-            meta=dict(example.meta), output=pred.output, answer=pred.answer, latency_s=pred.latency_s,
-            prompt_tokens=pred.prompt_tokens, output_tokens=pred.output_tokens, retrieved=tuple(pred.retrieved),
-            error=pred.error, scores={m: tuple(float(x) for x in row) for m, row in scores.items()},
+            strategy=out.strategy, example_id=out.example_id, input=example.input, target=example.target,
+            meta=dict(example.meta), output=out.output, answer=answer, latency_s=out.latency_s,
+            prompt_tokens=out.prompt_tokens, output_tokens=out.output_tokens, retrieved=tuple(out.retrieved),
+            error=out.error, scores={m: tuple(float(x) for x in row) for m, row in scores.items()},
             score=float(score),
         )
 
@@ -187,15 +209,20 @@ def _scores(value: Any) -> dict[str, tuple[float, ...]]:
 
 
 class PredictionWriter:
-    """Appends records to a run's predictions.jsonl, one batch at a time: each batch is one write,
-    flushed and fsynced (harness.core.jsonl.append), so a crash loses at most the batch in flight."""
+    """Appends records to a run's predictions.jsonl (or outputs to outputs.jsonl), one batch at a
+    time: each batch is one write, flushed and fsynced (harness.core.jsonl.append), so a crash
+    loses at most the batch in flight. `extra` is added to every line (control_predictions.jsonl
+    names the control suite and the model on each)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / PREDICTIONS_FILE
-        self.path.write_bytes(b"")  # a run folder is never shared: its file starts empty
+    def __init__(self, run_dir: Path, name: str = PREDICTIONS_FILE, *, extra: Mapping[str, Any] | None = None,
+                 fresh: bool = True) -> None:
+        self.path = Path(run_dir) / name
+        self.extra = dict(extra or {})
+        if fresh:
+            self.path.write_bytes(b"")  # a run folder is never shared: its file starts empty
 
-    def write(self, records: Sequence[PredictionRecord]) -> None:
-        jsonl.append(self.path, [r.to_json() for r in records])
+    def write(self, records: Sequence[PredictionRecord | Output]) -> None:
+        jsonl.append(self.path, [{**r.to_json(), **self.extra} for r in records])
 
 
 def write_results(run_dir: Path, results: Mapping[str, Any]) -> Path:

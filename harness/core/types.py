@@ -137,24 +137,30 @@ class Generation:
     request_latency_s: float | None = None
 
 
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Continuations to score after one prompt (`Backend.score`): the log-probability of each,
+    given the prompt, as the model's reply. `prompt` None scores plain text from its start (BOS
+    first where the model has one): perplexity. `max_tokens` cuts such a text (BOS included)."""
+
+    prompt: Chat | None
+    continuations: tuple[str, ...]
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ContinuationScores:
+    """What `Backend.score` returns per request: each continuation's summed token log-probability
+    (natural log) and its number of scored tokens, with the cost figures of a generation."""
+
+    logprobs: tuple[float, ...]
+    tokens: tuple[int, ...]
+    prompt_tokens: int
+    latency_s: float
+    error: str | None = None
+
+
 def scored_answer(answer: Any, error: str | None) -> Any:
     """What the metrics see of a prediction: one that failed (`error` set) is an invalid answer,
     None, scored as wrong like an unparseable output."""
     return None if error is not None else answer
-
-
-@dataclass(frozen=True)
-class Prediction:
-    strategy: str
-    example_id: str
-    output: str
-    answer: Any  # what the metrics see: a label, a string, a dict, or None when unparseable
-    latency_s: float  # this example's share of its decoding batch's wall time (not a request latency)
-    prompt_tokens: int
-    output_tokens: int
-    retrieved: tuple[str, ...] = ()
-    error: str | None = None
-
-    @property
-    def scored_answer(self) -> Any:
-        return scored_answer(self.answer, self.error)

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from harness.core.errors import HarnessError
+from harness.engine.backends.base import Backend
 from harness.engine.models import DEFAULT_EMBEDDER, LoadedModel
 
 if TYPE_CHECKING:
@@ -75,12 +76,11 @@ class StrategyContext:
         seed: int,
         cache_dir: Path,
         run_dir: Path,
-        generator: LoadedModel | None,
+        backend: Backend,
         embedder_name: str = DEFAULT_EMBEDDER,
         encoder: Encoder | None = None,
         console: Console | None = None,
         trust_remote_code: bool = False,
-        backend: Any = None,
     ):
         self.seed = seed
         self.cache_dir = Path(cache_dir)
@@ -88,46 +88,40 @@ class StrategyContext:
         self.console = console or Console(stderr=True)
         self.embedder_name = embedder_name
         self.trust_remote_code = trust_remote_code
-        self._generator = generator
-        self._backend = backend  # the strategy's model as a Backend; None: the local generator's
+        self._backend = backend  # the strategy's model
+        self._weights = backend.local_weights()  # None: a served model (no training)
         self._encoder = encoder
-        if generator is None and backend is None:
-            raise ValueError("a StrategyContext needs a local generator or a backend")
 
-    # -- the generator, without its weights ------------------------------------------------------
+    # -- the model, without its weights ----------------------------------------------------------
     @property
     def local(self) -> bool:
         """Whether the strategy's model has local weights (an API model has none: no training)."""
-        return self._generator is not None
+        return self._weights is not None
 
     def _local(self, what: str) -> LoadedModel:
-        if self._generator is None:
+        if self._weights is None:
             raise HarnessError(f"{what} needs local weights: the model ({self._backend.name} backend, "
-                               f"{self._backend.describe().get('id')}) is served by an API; "
-                               "fine-tuning needs local weights")
-        return self._generator
+                               f"{self._backend.identity()}) is served by an API; fine-tuning needs local weights")
+        return self._weights
 
     @property
     def device(self) -> str:
-        return self._generator.device if self._generator is not None else "api"
+        return self._weights.device if self._weights is not None else "api"
 
     @property
     def model_id(self) -> str:
-        """What identifies the generator's weights (an API model: its server and name) in cache keys."""
-        if self._generator is None:
-            d = self._backend.describe()
-            return f"{self._backend.name}:{d.get('base_url')}:{d.get('id')}"
-        return self._generator.sha256 or self._generator.path
+        """What identifies the weights an adapter is trained on (a served model: its identity) in cache keys."""
+        if self._weights is None:
+            return self._backend.identity()
+        return self._weights.sha256 or self._weights.path
 
     @property
     def tokenizer(self) -> Any:
-        """The generator's tokenizer: prompts are rendered and counted with it (None for an API model)."""
-        return self._generator.tokenizer if self._generator is not None else None
+        """The model's tokenizer: prompts are rendered and counted with it (None for an API model)."""
+        return self._weights.tokenizer if self._weights is not None else None
 
     def count_tokens(self, text: str) -> int:
-        if self._generator is None:
-            return int(self._backend.count_tokens(text))
-        return len(self._generator.tokenizer.encode(text, add_special_tokens=False))
+        return int(self._backend.count_tokens(text))
 
     # -- embeddings ------------------------------------------------------------------------------
     @property

@@ -1,25 +1,26 @@
-"""The one decoding path every strategy goes through.
+"""What every backend on local weights shares: prompts rendered with the model's own chat template
+(or the plain format of a base model), fitted to its context, tokenised and sorted into batches.
 
-Greedy decoding, chat template, left padding, prompts sorted by length so a batch wastes little
-on padding, stop strings, and per-example cost figures. One engine for all strategies is what
-makes the comparison fair: only the prompt (and, for `sft`, the adapter) differs.
+The transformers and vllm backends are both an `Engine`: they decode the very same token ids and
+differ only in their kernels, which is what keeps a comparison across them fair. One engine for
+all strategies is what makes the comparison within a run fair: only the prompt (and, for `sft`,
+the adapter) differs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError
-from harness.core.types import Chat, Generation, GenerationConfig
-from harness.engine.adapter_checks import check_logits_move
-from harness.engine.models import LoadedModel
-from harness.engine.prompting import PLAIN_STOPS, has_chat_template, render_chat
+from harness.core.types import Chat, Generation, GenerationConfig, ScoreRequest
+from harness.engine.backends.base import TRAIN, Backend
+from harness.engine.likelihood import Encoded
+from harness.engine.models import LoadedModel, check_model_ref
+from harness.engine.prompting import PLAIN_STOPS, answer_ids, has_chat_template, render_chat
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ def collect(
     return [r for r in results if r is not None]
 
 
-class Engine:
-    """Batched greedy generation on a loaded model, with an optional LoRA adapter on top."""
+class Engine(Backend):
+    """A backend on local weights (a `LoadedModel`: tokenizer now, weights on first use)."""
+
+    capabilities = frozenset({TRAIN})
 
     def __init__(self, loaded: LoadedModel, *, batch_size: int = 16, max_batch_tokens: int = 8192):
         self.loaded = loaded
@@ -72,6 +75,34 @@ class Engine:
     def model(self) -> Any:
         """The model decoding now: the base weights (loaded on first use), or base + adapter."""
         return self._with_adapter if self._with_adapter is not None else self.loaded.model
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else self._stop_ids[0]
+
+    # -- the Backend interface, for every local-weights backend ---------------------------------
+    @classmethod
+    def check_spec(cls, spec: ModelSpec, *, device: str, where: str) -> None:
+        check_model_ref(spec.id, where)
+
+    def identity(self) -> str:
+        return str(self.loaded.sha256 or self.loaded.path)
+
+    def record(self) -> dict[str, Any]:
+        return {"backend": self.name, "id": self.loaded.name, "sha256": self.loaded.sha256,
+                "resolved": self.loaded.path, "dtype": self.loaded.dtype, "device": self.loaded.device}
+
+    def local_weights(self) -> LoadedModel:
+        return self.loaded
+
+    @property
+    def weights_loaded(self) -> bool:
+        return bool(self.loaded.was_loaded)
+
+    def free(self) -> None:
+        self._with_adapter = None  # no PEFT wrapper left holding the base weights
+        self.loaded.free()
 
     # -- prompts -------------------------------------------------------------------------------
     def render(self, chat: Chat) -> str:
@@ -150,73 +181,26 @@ class Engine:
             out.append(current)
         return out
 
-    # -- decoding ------------------------------------------------------------------------------
-    def _decode_batch(self, batch: Sequence[EncodedPrompt], config: GenerationConfig) -> list[Generation]:
-        import torch
-
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._stop_ids[0]
-        width = max(len(e.ids) for e in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, e in enumerate(batch):  # left padding: every prompt ends where generation starts
-            input_ids[row, width - len(e.ids) :] = torch.tensor(e.ids)
-            attention[row, width - len(e.ids) :] = 1
-        device = next(self.model.parameters()).device
-        kwargs: dict[str, Any] = {}
-        if config.stop:
-            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                max_new_tokens=config.max_new_tokens,
-                do_sample=False,
-                num_beams=1,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad_id,
-                eos_token_id=self._stop_ids,
-                **kwargs,
-            )
-        elapsed = time.perf_counter() - start
-        new_tokens = out[:, width:].tolist()
-        results = []
-        for e, toks in zip(batch, new_tokens, strict=True):
-            n = len(toks)
-            for i, t in enumerate(toks):  # count up to and including the first end token
-                if t in self._stop_ids:
-                    n = i + 1
-                    break
-            text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
-            text = truncate_at_stop(text, config.stop).strip()
-            # Each example is charged its share of the batch's wall time (see README: cost figures).
-            results.append(Generation(text, elapsed / len(batch), len(e.ids), n))
-        return results
-
-    def generate(
-        self,
-        chats: Sequence[Chat],
-        config: GenerationConfig,
-        *,
-        on_batch: Callable[[list[int], list[Generation]], None] | None = None,
-    ) -> list[Generation]:
-        """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
-        import torch
-
-        config = self.decoding_config(config)
-
-        def decode(batch: list[EncodedPrompt]) -> list[Generation]:
-            try:
-                return self._decode_batch(batch, config)
-            except torch.cuda.OutOfMemoryError:
-                raise HarnessError(
-                    f"out of GPU memory decoding a batch of {len(batch)} prompts of up to {len(batch[0].ids)} tokens: "
-                    "pass a smaller --batch-size (decoded batches so far are cached)") from None
-
-        encoded = self.encode_prompts(chats, config.max_new_tokens)
-        return collect(self.batches(encoded), decode, len(chats), on_batch)
+    def encode_scored(self, requests: Sequence[ScoreRequest]) -> list[Encoded]:
+        """Every score request as token ids: a prompt fitted to the context with room for its
+        longest continuation, each continuation as the model's reply (`answer_ids`, what sft trains
+        on); a plain text (prompt None) as BOS (where the model has one) and the text, cut to
+        `max_tokens`, every token after the first scored."""
+        out = []
+        for r in requests:
+            if r.prompt is None:
+                bos = getattr(self.tokenizer, "bos_token_id", None)
+                text = "".join(r.continuations)
+                ids = ([bos] if isinstance(bos, int) else []) + list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                ids = ids[: r.max_tokens] if r.max_tokens else ids
+                out.append(Encoded(ids[:1], [ids[1:]]) if len(ids) >= 2 else Encoded([], []))
+                continue
+            rendered = self.render(r.prompt)
+            conts = [answer_ids(self.tokenizer, r.prompt, c, self._stop_ids, rendered) for c in r.continuations]
+            ids, cut = self.encode_fitting(r.prompt, max((len(c) for c in conts), default=1))
+            self.truncated += cut
+            out.append(Encoded(ids, conts))
+        return out
 
     def encode_prompts(self, chats: Sequence[Chat], max_new_tokens: int) -> list[EncodedPrompt]:
         """Every chat's prompt ids, fitted to the context (cut prompts counted in `truncated`)."""
@@ -227,33 +211,3 @@ class Engine:
             encoded.append(EncodedPrompt(i, ids))
         return encoded
 
-    @contextlib.contextmanager
-    def adapter(self, path: Path | None) -> Iterator[None]:
-        """Decode with a PEFT LoRA adapter on top of the base weights, then remove it again.
-
-        The adapter is not merged: merging and unmerging in float drifts the base weights, and
-        every later strategy must decode the exact same base model.
-        """
-        if path is None:
-            yield
-            return
-        from peft import PeftModel
-
-        base = self.loaded.model
-        try:
-            peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
-        except Exception as e:  # a broken or foreign adapter folder: the user's input
-            raise HarnessError(f"cannot apply adapter {path}: {type(e).__name__}: {str(e)[:200]}") from e
-        peft_model.eval()
-        try:  # an adapter that leaves the logits where they were would score exactly as the base model
-            check_logits_move(peft_model, [self.tokenizer("The answer is", add_special_tokens=False)["input_ids"]],
-                              f"adapter {path}")
-        except HarnessError:
-            peft_model.unload()
-            raise
-        self._with_adapter = peft_model
-        try:
-            yield
-        finally:
-            self._with_adapter = None
-            peft_model.unload().eval()  # removes the LoRA layers from `base` in place

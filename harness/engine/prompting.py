@@ -7,11 +7,14 @@ difference between `prompt` and `sft` is the weights; `rag` adds passages, few-s
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.core.types import Chat, Example, Suite
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,39 @@ def render_chat(tokenizer: Any, chat: Chat) -> str:
     if has_chat_template(tokenizer):
         return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
     return render_plain(tokenizer, chat)
+
+
+_warned_prefix = False
+
+
+def completion_text(tokenizer: Any, chat: Chat, answer: str, prompt_text: str) -> str:
+    """What follows the prompt in the full chat: the answer, the end-of-turn marker, maybe more."""
+    global _warned_prefix
+    eos = tokenizer.eos_token or ""
+    if not has_chat_template(tokenizer):  # the plain format's prompt ends with "Answer:"
+        return " " + answer + eos
+    full = tokenizer.apply_chat_template(
+        [*chat, {"role": "assistant", "content": answer}], add_generation_prompt=False, tokenize=False
+    )
+    if full.startswith(prompt_text):
+        return full[len(prompt_text) :]
+    # Some templates rewrite earlier turns once an answer follows (e.g. drop reasoning blocks);
+    # the decoder sees `prompt_text`, so train on that plus the answer and the end token.
+    if not _warned_prefix:
+        log.warning("chat template: the prompt is not a prefix of the full chat; training on prompt + answer + eos")
+        _warned_prefix = True
+    return answer + eos
+
+
+def answer_ids(tokenizer: Any, chat: Chat, answer: str, end_ids: Sequence[int], prompt_text: str | None = None) -> list[int]:
+    """The tokens of `answer` as the model's reply to `chat`, ending with one end token: what sft
+    trains on after the prompt, and what answer=choice scores after it. Tokenised apart from the
+    prompt, so the prompt's tokens are exactly the decoder's and the boundary is exact; cut after
+    the first end token (trailing newlines after `<|im_end|>` are never generated)."""
+    prompt_text = render_chat(tokenizer, chat) if prompt_text is None else prompt_text
+    ids = list(tokenizer(completion_text(tokenizer, chat, answer, prompt_text), add_special_tokens=False)["input_ids"])
+    ends = set(end_ids)
+    cut = next((i for i, t in enumerate(ids) if t in ends), None)
+    if cut is not None:
+        return ids[: cut + 1]
+    return [*ids, end_ids[0]] if end_ids else ids

@@ -3,11 +3,11 @@
 After the main comparison, every strategy whose Prepared has an adapter (sft, sft+rag, adapter)
 is scored on each control suite with that suite's own zero-shot prompt (build_messages(suite,
 input): no shots, no passages), paired against the same model without the adapter on the same
-control examples. Both go through the run's decoding path (the strategy's engine, the adapter
-applied with `engine.adapter`) and the prediction cache, so a rerun decodes nothing; the records
-land in the run folder's control_predictions.jsonl. Each adapter's perplexity on held-out text
-of the control suite (test targets or inputs, corpus passages) is measured against the base's,
-and cached the same way. The scores go to results.json's `forgetting` (docs/results-schema.md).
+control examples. Both go through the run's decoding path (the strategy's backend, the adapter
+applied with `Backend.adapter`), the prediction cache (a rerun decodes nothing) and the scoring
+pass; the records land in the run folder's control_predictions.jsonl. Each adapter's perplexity on
+held-out text of the control suite (test targets or inputs, corpus passages) is measured against
+the base's through `Backend.score`, so it is the adapter's on every backend, and cached the same way. The scores go to results.json's `forgetting` (docs/results-schema.md).
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness.core import jsonl
 from harness.core.cache import cache_root, fingerprint, sha256_file, write_json_atomic
-from harness.core.errors import HarnessError, SuiteError
 from harness.core.predcache import PredictionCache
 from harness.core.runrecord import PredictionRecord, PredictionWriter
-from harness.core.suites import load_suite
 from harness.core.types import Example, Prompt, Suite
-from harness.engine import modelset
+from harness.engine.backends.base import Backend
+from harness.engine.modelset import ModelSet, share_key
 from harness.engine.perplexity import MAX_TEXTS, MAX_TOKENS, Perplexity, perplexity
 from harness.engine.prompting import build_messages, target_text
 from harness.runner.decode import decode_strategy
 from harness.runner.options import RunOptions
+from harness.runner.plan import RunPlan
+from harness.runner.scoring_pass import score_pass
 
 CONTROL_FILE = "control_predictions.jsonl"
 BASE = "base"  # the strategy name of the model without an adapter, in control_predictions.jsonl
@@ -44,36 +44,6 @@ class Adapted:
 
     strategy: str
     adapter: Path
-    model_key: str  # modelset.model_key of its model: the base it is paired against
-
-
-def load_controls(opts: RunOptions, suite: Suite) -> list[Suite]:
-    """The --control suites, each checked like the run's own suite, before any model work."""
-    from harness.scoring.registry import check_metric, load_suite_metrics, require_trust
-
-    controls: list[Suite] = []
-    for name in opts.control:
-        try:
-            control = load_suite(name, known_metrics=check_metric)
-        except SuiteError:
-            raise
-        except HarnessError as e:
-            raise HarnessError(f"{opts.flag('control')} {name}: {e}") from None
-        if control.sha256 == suite.sha256:
-            raise HarnessError(f"{opts.flag('control')} {name}: this is the suite under test; a control suite must "
-                               "be another one (what the adapter was not trained for)")
-        if not control.test:
-            raise HarnessError(f"{opts.flag('control')} {name}: the suite has no test examples to score")
-        if any(c.sha256 == control.sha256 for c in controls):
-            raise HarnessError(f"{opts.flag('control')} {name}: given twice")
-        for metric in control.metrics:
-            try:
-                require_trust(metric, opts.trust_remote_code)
-            except HarnessError as e:
-                raise HarnessError(f"{opts.flag('control')} {name}: {e}") from None
-        load_suite_metrics(control)
-        controls.append(control)
-    return controls
 
 
 def control_examples(opts: RunOptions, control: Suite) -> list[Example]:
@@ -101,18 +71,6 @@ class ZeroShot:
         return [Prompt(build_messages(self.suite, e.input)) for e in examples]
 
 
-class ControlWriter(PredictionWriter):
-    """Appends control records to control_predictions.jsonl, each line naming its control suite."""
-
-    def __init__(self, run_dir: Path, control: str, model: str) -> None:  # appends: ControlRun empties the file
-        self.path = Path(run_dir) / CONTROL_FILE
-        self.control = control
-        self.model = model
-
-    def write(self, records: Sequence[PredictionRecord]) -> None:
-        jsonl.append(self.path, [{**r.to_json(), "control": self.control, "model": self.model} for r in records])
-
-
 def adapter_identity(adapter: Path | None) -> Any:
     """The adapter's weights (sha256 of its safetensors), as decode.prediction_identity keys them."""
     if adapter is None:
@@ -124,27 +82,25 @@ class ControlRun:
     """One run's forgetting check: decodes and measures each (model, adapter or none, control)
     once, through the prediction cache and a perplexity cache."""
 
-    def __init__(self, models: dict[str, Any], engines: dict[str, Any], run_dir: Path, console: Console) -> None:
-        self.models, self.engines, self.run_dir, self.console = models, engines, run_dir, console
+    def __init__(self, run_dir: Path, console: Console) -> None:
+        self.run_dir, self.console = run_dir, console
         (Path(run_dir) / CONTROL_FILE).write_bytes(b"")  # a run folder is never shared: it starts empty
 
-    def predictions(self, key: str, adapter: Path | None, name: str, control: Suite,
+    def predictions(self, backend: Backend, adapter: Path | None, name: str, control: Suite,
                     examples: list[Example]) -> list[PredictionRecord]:
-        model = self.models[key]
         identity = {"control": "zero-shot", "adapter": adapter_identity(adapter),
-                    "model": modelset.model_identity(model), "decoding": control.generation.fingerprint()}
+                    "model": backend.identity(), "decoding": control.generation.fingerprint()}
         cache = PredictionCache(cache_root(), identity)
-        from harness.scoring.records import recorder
+        writer = PredictionWriter(self.run_dir, CONTROL_FILE, extra={"control": control.name,
+                                                                     "model": backend.record().get("id")}, fresh=False)
+        decoded = decode_strategy(ZeroShot(name, control), control, examples, backend, cache,
+                                  None, self.console, adapter)  # cached; the records keep them
+        return score_pass(control, examples, decoded, writer)
 
-        record = recorder(control, ControlWriter(self.run_dir, control.name, str(model.name)))
-        return decode_strategy(ZeroShot(name, control), control, examples, self.engines[key], cache, record,
-                               self.console, adapter)
-
-    def perplexity(self, key: str, adapter: Path | None, texts: list[str]) -> Perplexity:
+    def perplexity(self, backend: Backend, adapter: Path | None, texts: list[str]) -> Perplexity:
         if not texts:  # nothing held out: no weights to load for it
             return Perplexity(0.0, 0, 0)
-        model, engine = self.models[key], self.engines[key]
-        identity = {"perplexity": 1, "adapter": adapter_identity(adapter), "model": modelset.model_identity(model),
+        identity = {"perplexity": 1, "adapter": adapter_identity(adapter), "model": backend.identity(),
                     "texts": fingerprint(texts), "max_tokens": MAX_TOKENS}
         path = cache_root() / "perplexity" / f"{fingerprint(identity)}.json"
         if path.is_file():
@@ -153,34 +109,38 @@ class ControlRun:
                 return Perplexity(float(d["nll_sum"]), int(d["tokens"]), int(d["texts"]))
             except (ValueError, KeyError, TypeError):
                 pass  # a damaged entry: measure again
-        with engine.adapter(adapter):
-            measured = perplexity(engine.model, engine.tokenizer, texts)
+        with backend.adapter(adapter):
+            measured = perplexity(backend, texts)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"nll_sum": measured.nll_sum, "tokens": measured.tokens, "texts": measured.texts})
         return measured
 
 
-def run_controls(opts: RunOptions, controls: Sequence[Suite], adapted: Sequence[Adapted], models: dict[str, Any],
-                 engines: dict[str, Any], run_dir: Path, console: Console) -> dict[str, Any]:
+def run_controls(plan: RunPlan, adapted: Sequence[Adapted], models: ModelSet, run_dir: Path,
+                 console: Console) -> dict[str, Any]:
     """results.json's `forgetting`: every adapter strategy on every control suite, against its base."""
+    # long: controls x base models x their adapter strategies, each a decode and a perplexity, said as it goes
     from harness.scoring.forgetting import ALPHA, control_metrics, perplexity_change
 
-    runner = ControlRun(models, engines, run_dir, console)
+    opts = plan.opts
+    runner = ControlRun(run_dir, console)
     per_strategy: dict[str, dict[str, Any]] = {a.strategy: {} for a in adapted}
     section: dict[str, Any] = {"controls": [], "limit": opts.limit or opts.control_limit, "alpha": ALPHA,
                                "strategies": per_strategy}
-    for control in controls:
+    bases = {share_key(models.specs[a.strategy]): a.strategy for a in adapted}  # one base per model
+    for control in plan.controls:
         examples, texts = control_examples(opts, control), held_out_texts(control)
         section["controls"].append({"name": control.name, "task": control.task, "sha256": control.sha256,
                                     "path": str(control.path), "metrics": list(control.metrics),
                                     "primary_metric": control.primary_metric, "n": len(examples)})
-        for key in dict.fromkeys(a.model_key for a in adapted):
-            base = runner.predictions(key, None, BASE, control, examples)
-            base_ppl = runner.perplexity(key, None, texts)
-            for a in (a for a in adapted if a.model_key == key):
-                preds = runner.predictions(key, a.adapter, a.strategy, control, examples)
-                ppl = runner.perplexity(key, a.adapter, texts)
-                entry = {"n": len(examples), "model": str(models[key].name),
+        for key, first in bases.items():
+            backend = models.of(first)
+            base = runner.predictions(backend, None, BASE, control, examples)
+            base_ppl = runner.perplexity(backend, None, texts)
+            for a in (a for a in adapted if share_key(models.specs[a.strategy]) == key):
+                preds = runner.predictions(backend, a.adapter, a.strategy, control, examples)
+                ppl = runner.perplexity(backend, a.adapter, texts)
+                entry = {"n": len(examples), "model": str(backend.record().get("id")),
                          "metrics": control_metrics(control, examples, base, preds, seed=opts.seed),
                          "perplexity": perplexity_change(base_ppl.nll_sum, base_ppl.tokens, ppl.nll_sum, ppl.tokens,
                                                          ppl.texts)}

@@ -11,13 +11,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from harness.core.runrecord import PredictionWriter
+from harness.core.runrecord import OUTPUTS_FILE, PredictionWriter
 from harness.core.types import Example, Suite
-from harness.engine import modelset
 from harness.engine.context import make_progress
-from harness.engine.encoder import Encoder
+from harness.engine.modelset import ModelSet
 from harness.runner.loop import strategy_turn
-from harness.runner.options import RunOptions, default_batch_size
+from harness.runner.plan import RunPlan
+from harness.runner.scoring_pass import score_pass
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,10 @@ def _score(suite: Suite, examples: list[Example], records: list[Any]) -> tuple[d
     return metrics, rows
 
 
-def run_grid(opts: RunOptions, suite: Suite, examples: list[Example], cells: list[Cell], picked: dict[str, Any],
-             models: dict[str, Any], folder: Path, console: Console, *, device: str,
-             encoder: Encoder | None) -> list[CellResult]:
+def run_grid(plan: RunPlan, cells: list[Cell], models: ModelSet, folder: Path, console: Console) -> list[CellResult]:
     """Every cell in turn (see the module docstring); the weights stay loaded until the grid is done."""
     import torch
 
-    from harness.scoring.records import recorder
-
-    engines = modelset.engines(models, opts.batch_size or default_batch_size(device))
     done: list[CellResult] = []
     with make_progress(console, eta=True) as progress:
         task = progress.add_task("curve", total=len(cells), info="")
@@ -84,14 +79,13 @@ def run_grid(opts: RunOptions, suite: Suite, examples: list[Example], cells: lis
             label = f"{s.name} " + ("(no train)" if cell.size is None else f"n={cell.size} seed={cell.seed}")
             progress.update(task, info=escape(label))
             torch.manual_seed(cell.seed)
-            key = modelset.model_key(picked[s.name])
             start = time.perf_counter()
-            turn = strategy_turn(opts, s, picked[s.name], models[key], engines[key], cell.suite, examples,
-                                 recorder(cell.suite, PredictionWriter(cell_dir)), console, seed=cell.seed,
-                                 run_dir=cell_dir, encoder=encoder)
+            turn = strategy_turn(plan, s, models.of(s.name), models.record(s.name), cell.suite, plan.examples,
+                                 PredictionWriter(cell_dir, OUTPUTS_FILE), console, seed=cell.seed, run_dir=cell_dir)
             wall = time.perf_counter() - start
             start = time.perf_counter()
-            metrics, rows = _score(cell.suite, examples, turn.predictions)
+            records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir))
+            metrics, rows = _score(cell.suite, plan.examples, records)
             training = turn.section.get("training") or {}
             done.append(CellResult(cell, metrics, rows, train_s=max(wall - turn.decode_s, 0.0), decode_s=turn.decode_s,
                                    score_s=time.perf_counter() - start, decoded=turn.decoded,

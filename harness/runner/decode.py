@@ -1,12 +1,13 @@
-"""One strategy's turn: prepare() timed, prompts decoded through the prediction cache, records flushed per batch."""
+"""One strategy's turn: prepare() timed, prompts decoded through the prediction cache, outputs flushed per batch."""
 
 from __future__ import annotations
 
 import copy
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,77 +15,94 @@ from rich.markup import escape
 from harness.core.cache import sha256_file
 from harness.core.errors import HarnessError
 from harness.core.predcache import PredictionCache, prompt_key
-from harness.core.runrecord import PredictionRecord
-from harness.core.types import Example, Generation, Prediction, Suite
-from harness.engine import modelset
+from harness.core.runrecord import Output, PredictionWriter
+from harness.core.types import Example, Generation, Suite
 from harness.engine.backends.base import Backend
 from harness.engine.context import Prepared, StrategyContext, make_progress
-
-if TYPE_CHECKING:
-    from harness.scoring.records import Record
 
 
 def decode_strategy(
     strategy: Any,
     suite: Suite,
     examples: Sequence[Example],
-    engine: Backend,
+    backend: Backend,
     cache: PredictionCache,
-    record: Record,
+    writer: PredictionWriter | None,
     console: Console,
     adapter: Path | None = None,
-) -> list[PredictionRecord]:
-    """Decode one strategy's prompts, reusing cached generations; record each batch as it is done."""
-    from harness.scoring.extract import extract_answer
+) -> list[Output]:
+    """Decode one strategy's prompts, reusing cached generations; each batch's outputs are written
+    (outputs.jsonl) as soon as it is done. Scoring is a later pass (harness.runner.scoring_pass)."""
+    return _Decoding(strategy, suite, list(examples), backend, cache, writer, console, adapter).run()
 
-    prompts = strategy.prompts(examples)
-    keys = [prompt_key(p.messages) for p in prompts]
-    generations: list[Generation | None] = [cache.get(k) for k in keys]
-    todo = [i for i, g in enumerate(generations) if g is None]
-    records: list[PredictionRecord | None] = [None] * len(examples)
 
-    def to_prediction(i: int, gen: Generation) -> Prediction:
-        answer = None if gen.error else extract_answer(gen.text, suite.task, suite.labels, suite.fields)
-        return Prediction(strategy.name, examples[i].id, gen.text, answer, gen.latency_s,
-                          gen.prompt_tokens, gen.output_tokens, prompts[i].retrieved, error=gen.error)
+@dataclass
+class _Decoding:
+    strategy: Any
+    suite: Suite
+    examples: list[Example]
+    backend: Backend
+    cache: PredictionCache
+    writer: PredictionWriter | None  # None: outputs are not written (they are in the prediction cache)
+    console: Console
+    adapter: Path | None
 
-    def flush(indices: list[int]) -> None:
-        preds = [to_prediction(i, g) for i in indices if (g := generations[i]) is not None]
-        for i, rec in zip(indices, record(preds, [examples[i] for i in indices]), strict=True):
-            records[i] = rec
+    def run(self) -> list[Output]:
+        self.prompts = self.strategy.prompts(self.examples)
+        self.keys = [prompt_key(p.messages) for p in self.prompts]
+        self.generations: list[Generation | None] = [self.cache.get(k) for k in self.keys]
+        self.outputs: list[Output | None] = [None] * len(self.examples)
+        cached = [i for i, g in enumerate(self.generations) if g is not None]
+        if cached:
+            self.flush(cached)
+        todo = [i for i, g in enumerate(self.generations) if g is None]
+        if todo:
+            self.decode(todo, done=len(cached))
+        return [o for o in self.outputs if o is not None]
 
-    cached = [i for i, g in enumerate(generations) if g is not None]
-    if cached:
-        flush(cached)
-    if todo:
-        with make_progress(console) as progress:
-            task = progress.add_task(f"decode {escape(strategy.name)}", total=len(examples), completed=len(cached), info="")
+    def flush(self, indices: list[int]) -> None:
+        name, done = self.strategy.name, []
+        for i in indices:
+            if (g := self.generations[i]) is not None:
+                out = Output(name, self.examples[i].id, g.text, g.latency_s, g.prompt_tokens, g.output_tokens,
+                             self.prompts[i].retrieved, g.error)
+                self.outputs[i] = out
+                done.append(out)
+        if self.writer is not None:
+            self.writer.write(done)
+
+    def decode(self, todo: list[int], *, done: int) -> None:
+        """The prompts not in the cache, through the backend with a progress bar; each batch cached
+        (not the failed requests) and flushed as it comes."""
+        name = escape(self.strategy.name)
+        with make_progress(self.console) as progress:
+            task = progress.add_task(f"decode {name}", total=len(self.prompts), completed=done, info="")
             tokens, seconds = 0, 0.0
 
             def on_batch(indices: list[int], gens: list[Generation]) -> None:
                 nonlocal tokens, seconds
                 real = [todo[i] for i in indices]
                 for i, g in zip(real, gens, strict=True):
-                    generations[i] = g
-                cache.add_many([(keys[i], g) for i, g in zip(real, gens, strict=True)])  # not the failed ones
-                flush(real)
+                    self.generations[i] = g
+                self.cache.add_many([(self.keys[i], g) for i, g in zip(real, gens, strict=True)])  # not the failed
+                self.flush(real)
                 tokens += sum(g.output_tokens for g in gens)
                 seconds += sum(g.latency_s for g in gens)
                 progress.update(task, advance=len(gens), info=f"{tokens / max(seconds, 1e-9):.1f} tok/s")
 
-            before = engine.truncated
-            with engine.adapter(adapter):
-                engine.generate([prompts[i].messages for i in todo], suite.generation, on_batch=on_batch)
-        if engine.truncated > before:
-            console.print(f"[yellow]warning:[/] {engine.truncated - before} prompt(s) of {escape(strategy.name)} were "
-                          "longer than the model's context: cut from the start of the input to fit")
-        if failed := sum(1 for i in todo if (g := generations[i]) is not None and g.error):
-            console.print(f"[yellow]warning:[/] {failed} request(s) of {escape(strategy.name)} failed: recorded as "
-                          "errors and not cached; run again to retry them")
-    return [r for r in records if r is not None]
+            before = self.backend.truncated
+            with self.backend.adapter(self.adapter):
+                self.backend.generate([self.prompts[i].messages for i in todo], self.suite.generation,
+                                      on_batch=on_batch)
+        if self.backend.truncated > before:
+            self.console.print(f"[yellow]warning:[/] {self.backend.truncated - before} prompt(s) of {name} were "
+                               "longer than the model's context: cut from the start of the input to fit")
+        if failed := sum(1 for i in todo if (g := self.generations[i]) is not None and g.error):
+            self.console.print(f"[yellow]warning:[/] {failed} request(s) of {name} failed: recorded as "
+                               "errors and not cached; run again to retry them")
 
 
-def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: Suite) -> dict[str, Any]:
+def prediction_identity(strategy: Any, prepared: Prepared, backend: Backend, suite: Suite) -> dict[str, Any]:
     """What a strategy's cached generations depend on besides each prompt: its kind and options,
     what prepare() built, the weights of the adapter it decodes with, the model, the decoding."""
     adapter = None
@@ -95,7 +113,7 @@ def prediction_identity(strategy: Any, prepared: Prepared, loaded: Any, suite: S
     params = {k: v for k, v in strategy.params.items() if k not in neutral}
     return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
                          "adapter": adapter},
-            "model": modelset.model_identity(loaded), "decoding": suite.generation.fingerprint()}
+            "model": backend.identity(), "decoding": suite.generation.fingerprint()}
 
 
 def training_seeds(strategy: Any, run_seed: int) -> tuple[int, ...]:

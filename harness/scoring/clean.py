@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from harness.core.runrecord import PredictionRecord
 from harness.core.types import Example, Suite
 from harness.scoring.compare import score_strategy
-from harness.scoring.rows import Predicted
 
 
 def clean_subset(
     suite: Suite,
     examples: Sequence[Example],
-    predictions: Sequence[Predicted],
+    predictions: Sequence[PredictionRecord],
     leaked_ids: Collection[str],
     *,
     seed: int,

@@ -1,8 +1,7 @@
 """From predictions to the per-strategy, pairwise and recommendation parts of results.json.
 
-Pure functions over `Suite`, `Example` and predictions: the runner's `PredictionRecord`s, whose
-per-example rows were computed once when they were recorded (harness.scoring.rows), or plain
-`Prediction`s, scored here. `harness.runner` adds the run-level fields and writes the file
+Pure functions over `Suite`, `Example` and the scoring pass's `PredictionRecord`s, whose
+per-example rows were computed once (harness.scoring.records). `harness.runner` adds the run-level fields and writes the file
 (docs/results-schema.md). Values that are undefined (a metric on zero examples) are written as
 None, never NaN, so results.json stays strict JSON.
 """
@@ -17,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.runrecord import last_wins
+from harness.core.runrecord import PredictionRecord, last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.fmt import fmt_metric, fmt_seconds, p_phrase
 from harness.scoring.paired import PairedComparison, paired_comparison
 from harness.scoring.power import power_figures
 from harness.scoring.registry import Metric, higher_is_better, scale_of
-from harness.scoring.rows import Predicted, answer_of, bind_metrics, rows_over
+from harness.scoring.rows import answer_of, bind_metrics, rows_over
 from harness.scoring.stats import bootstrap_ci, holm, resamples_for_holm
 
 ALPHA = 0.05
@@ -57,7 +56,7 @@ def _capped(metric: Metric, resamples: int, wanted: int) -> dict[str, Any]:
 def score_strategy(
     suite: Suite,
     examples: Sequence[Example],
-    predictions: Sequence[Predicted],
+    predictions: Sequence[PredictionRecord],
     *,
     seed: int,
     slice_by: Sequence[str] = (),
@@ -108,7 +107,7 @@ def score_strategy(
 def compare_strategies(
     suite: Suite,
     examples: Sequence[Example],
-    predictions_by_strategy: Mapping[str, Sequence[Predicted]],
+    predictions_by_strategy: Mapping[str, Sequence[PredictionRecord]],
     *,
     seed: int,
     n_resamples: int = 1000,
@@ -163,7 +162,7 @@ def _comparison(res: PairedComparison) -> dict[str, Any]:
 
 
 def cost_summary(
-    predictions: Sequence[Predicted],
+    predictions: Sequence[PredictionRecord],
     *,
     prepare_s: float,
     predict_s: float,

@@ -12,10 +12,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from harness.core.runrecord import last_wins
+from harness.core.runrecord import PredictionRecord, last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.paired import paired_comparison
-from harness.scoring.rows import Predicted, bind_metrics, rows_over
+from harness.scoring.rows import bind_metrics, rows_over
 
 ALPHA = 0.05
 
@@ -27,8 +27,8 @@ def _num(x: float) -> float | None:
 def control_metrics(
     suite: Suite,
     examples: Sequence[Example],
-    base: Sequence[Predicted],
-    adapter: Sequence[Predicted],
+    base: Sequence[PredictionRecord],
+    adapter: Sequence[PredictionRecord],
     *,
     seed: int,
     n_resamples: int = 1000,

@@ -1,59 +1,58 @@
-"""Scoring a prediction once, when it is recorded: its run record (harness.core.runrecord) keeps the
-per-example rows of every suite metric and its per-example score, so that no reader (the report,
-the gate, the scoring of results.json itself) has to score the answer again.
+"""The scoring pass: after decoding, every output becomes an answer and its per-example statistics.
+
+Decoding records outputs only (harness.core.runrecord.Output, flushed to outputs.jsonl); this pass
+turns them into `PredictionRecord`s: the answer the metrics see (harness.scoring.extract), the
+rows of sufficient statistics of every suite metric and the per-example score. Each record keeps
+them, so no reader (the report, the gate, the statistics of results.json) scores an answer again.
+It runs after the models have decoded, so it never holds a generator's memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from harness.core.runrecord import PredictionRecord, PredictionWriter, last_wins
-from harness.core.types import Example, Prediction, Suite
+from harness.core.runrecord import Output, PredictionRecord, last_wins
+from harness.core.types import Example, Suite, scored_answer
+from harness.scoring.extract import extract_answer
+from harness.scoring.metric import Aggregator
 from harness.scoring.metrics import example_scores
-from harness.scoring.registry import Aggregator
-from harness.scoring.rows import Predicted, answer_of, bind_metrics, rows_to_store
-
-# Records a batch of predictions made on these examples: scores them, appends them to the run
-# folder, returns the records.
-Record = Callable[[list[Prediction], list[Example]], list[PredictionRecord]]
+from harness.scoring.rows import answer_of, bind_metrics, rows_to_store
 
 
-def recorder(suite: Suite, writer: PredictionWriter) -> Record:
-    """What the runner (and the test fixtures) record each decoded batch with: every prediction is
-    scored once here and appended to the run folder with its scores."""
-    bindings = bind_metrics(suite)
-
-    def record(predictions: list[Prediction], examples: list[Example]) -> list[PredictionRecord]:
-        records = make_records(suite.task, bindings, predictions, examples)
-        writer.write(records)
-        return records
-
-    return record
+def answers_of(suite: Suite, outputs: Sequence[Output]) -> list[Any]:
+    """What the metrics see of each output: the label, fields or text it gives; None when it
+    failed or gives none (an invalid answer, scored as wrong)."""
+    return [None if o.error is not None else extract_answer(o.output, suite.task, suite.labels, suite.fields)
+            for o in outputs]
 
 
-def make_records(
-    task: str, bindings: Mapping[str, Aggregator], predictions: Sequence[Prediction], examples: Sequence[Example]
-) -> list[PredictionRecord]:
-    """Records of predictions made on `examples` (the same order), scored with the suite's metrics."""
-    answers = [p.scored_answer for p in predictions]
-    rows = rows_to_store(bindings, answers, examples)
-    scores = example_scores(task, answers, examples)
-    return [PredictionRecord.of(p, e, r, float(s)) for p, e, r, s in zip(predictions, examples, rows, scores, strict=True)]
+def score_outputs(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output]) -> list[PredictionRecord]:
+    """The scoring pass over one strategy's outputs (any order; each names its example)."""
+    by_id = {e.id: e for e in examples}
+    return make_records(suite.task, bind_metrics(suite), outputs, answers_of(suite, outputs),
+                        [by_id[o.example_id] for o in outputs])
 
 
-def score_sum(task: str, examples: Sequence[Example], predictions: Sequence[Predicted]) -> float:
+def make_records(task: str, bindings: Mapping[str, Aggregator], outputs: Sequence[Output], answers: Sequence[Any],
+                 examples: Sequence[Example]) -> list[PredictionRecord]:
+    """Records of `outputs` made on `examples` (the same order) whose answers are `answers`,
+    scored with the suite's metrics."""
+    seen = [scored_answer(a, o.error) for a, o in zip(answers, outputs, strict=True)]
+    rows = rows_to_store(bindings, seen, examples)
+    scores = example_scores(task, seen, examples)
+    return [PredictionRecord.of(o, e, a, r, float(s))
+            for o, e, a, r, s in zip(outputs, examples, answers, rows, scores, strict=True)]
+
+
+def score_sum(task: str, examples: Sequence[Example], records: Sequence[PredictionRecord]) -> float:
     """The sum of the per-example scores over `examples` (the "correct answers" that cost per correct
-    answer divides by): a record's stored score, computed for an example without one."""
-    by_id = last_wins(predictions)
-    todo = [i for i, e in enumerate(examples) if not isinstance(by_id.get(e.id), PredictionRecord)]
-    scores = np.zeros(len(examples), dtype=np.float64)
-    for i, e in enumerate(examples):
-        record = by_id.get(e.id)
-        if isinstance(record, PredictionRecord):
-            scores[i] = record.score
-    if todo:
-        scores[todo] = example_scores(task, [answer_of(by_id.get(examples[i].id)) for i in todo],
-                                      [examples[i] for i in todo])
-    return float(scores.sum())
+    answer divides by): each record's stored score; an example without a record is an invalid answer."""
+    by_id = last_wins(records)
+    missing = [e for e in examples if e.id not in by_id]
+    stored = sum(by_id[e.id].score for e in examples if e.id in by_id)
+    if not missing:
+        return float(stored)
+    return float(stored + np.sum(example_scores(task, [answer_of(None)] * len(missing), missing)))

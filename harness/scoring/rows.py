@@ -1,11 +1,11 @@
 """Per-example rows of sufficient statistics: what every interval, slice and paired test indexes.
 
-They are computed once, when the runner records a prediction (`rows_to_store`), and the run record
-keeps the rows of every metric whose rows are numbers (`Metric.stored_rows`); afterwards they are
-read back (`stored_rows`, `rows_over`), never computed again from the answer. Rows are computed only
-where none are stored: for plain `Prediction`s (tests, library use), for examples that have no
-prediction (an invalid answer), and for metrics whose rows are the examples themselves (evaluate
-modules recompute the module on every resample anyway).
+They are computed once, by the scoring pass (harness.scoring.records: `rows_to_store`), and the run
+record keeps the rows of every metric whose rows are numbers (`Metric.stored_rows`); afterwards they
+are read back (`stored_rows`, `rows_over`), never computed again from the answer. Rows are computed
+only where none can be stored: for examples that have no record (an interrupted strategy: an
+invalid answer), and for metrics whose rows are the examples themselves (evaluate modules
+recompute the module from the stored answers on every resample anyway).
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.runrecord import PredictionRecord
-from harness.core.types import Example, Prediction, Suite
-from harness.scoring.registry import Aggregator, get_metric
-
-Predicted = Prediction | PredictionRecord
+from harness.core.types import Example, Suite
+from harness.scoring.metric import Aggregator
+from harness.scoring.registry import get_metric
 
 
 def bind_metrics(suite: Suite) -> dict[str, Aggregator]:
@@ -28,7 +27,7 @@ def bind_metrics(suite: Suite) -> dict[str, Aggregator]:
     return {m: get_metric(m, suite.path).bind(suite.task, suite.labels) for m in suite.metrics}
 
 
-def answer_of(pred: Predicted | None) -> Any:
+def answer_of(pred: PredictionRecord | None) -> Any:
     """What the metrics see: no prediction, or one that failed, is an invalid answer (None)."""
     return None if pred is None else pred.scored_answer
 
@@ -61,11 +60,11 @@ def stored_rows(records: Sequence[PredictionRecord], name: str) -> np.ndarray | 
     return np.array(rows, dtype=np.float64)
 
 
-def rows_over(binding: Aggregator, name: str, examples: Sequence[Example], by_id: Mapping[str, Predicted]) -> np.ndarray:
+def rows_over(binding: Aggregator, name: str, examples: Sequence[Example], by_id: Mapping[str, PredictionRecord]) -> np.ndarray:
     """The rows of metric `name` over `examples`: stored with a record where there is one, computed
     for the rest (see the module docstring); `by_id` maps example ids to predictions."""
     preds = [by_id.get(e.id) for e in examples]
-    kept = [(i, p) for i, p in enumerate(preds) if isinstance(p, PredictionRecord) and name in p.scores]
+    kept = [(i, p) for i, p in enumerate(preds) if p is not None and name in p.scores]
     stored = stored_rows([p for _, p in kept], name)
     if stored is None:
         return binding.stats([answer_of(p) for p in preds], examples)

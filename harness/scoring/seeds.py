@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.runrecord import last_wins
+from harness.core.runrecord import PredictionRecord, last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.clean import clean_metrics
 from harness.scoring.compare import ALPHA, _add_power, _capped, _num, score_strategy
-from harness.scoring.rows import Predicted, bind_metrics, rows_over
+from harness.scoring.rows import bind_metrics, rows_over
 from harness.scoring.stats import (
     Aggregate,
     PairedResult,
@@ -138,7 +138,7 @@ def spread_note(name: str, entry: Mapping[str, Any], metric: str, diff: float | 
 def score_seeded(
     suite: Suite,
     examples: Sequence[Example],
-    records_by_seed: Mapping[int, Sequence[Predicted]],
+    records_by_seed: Mapping[int, Sequence[PredictionRecord]],
     *,
     seed: int,
     slice_by: Sequence[str] = (),
@@ -184,7 +184,7 @@ def _mean_slices(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def clean_seeded(
     suite: Suite,
     examples: Sequence[Example],
-    records_by_seed: Mapping[int, Sequence[Predicted]],
+    records_by_seed: Mapping[int, Sequence[PredictionRecord]],
     leaked_ids: Collection[str],
     *,
     seed: int,
@@ -199,7 +199,7 @@ def seeded_comparisons(
     suite: Suite,
     examples: Sequence[Example],
     comparisons: list[dict[str, Any]],
-    runs: Mapping[str, Mapping[int, Sequence[Predicted]]],
+    runs: Mapping[str, Mapping[int, Sequence[PredictionRecord]]],
     strategies: Mapping[str, Mapping[str, Any]],
     *,
     seed: int,

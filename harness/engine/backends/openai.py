@@ -15,28 +15,33 @@ HTTP client's headers: it is in no description, message, log, cache identity or 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from harness.core.config import ModelOption, ModelSpec
 from harness.core.errors import HarnessError
 from harness.core.types import Chat, Generation, GenerationConfig
-from harness.engine.backends.base import OnBatch
+from harness.engine.backends.base import Backend, BuildContext, OnBatch
 from harness.engine.generate import truncate_at_stop
 
 MAX_STOP = 4  # OpenAI accepts at most 4 stop strings; the rest are applied to the text here
 CHARS_PER_TOKEN = 4  # count_tokens without a tokenizer: the usual rule of thumb for English text
+_PRICE_HINT = " (local models use [cost] device_hour_usd)"
+
+
+def _price(key: str) -> ModelOption:
+    return ModelOption((int, float), "a price in USD per million tokens", lambda v: math.isfinite(v) and v >= 0,
+                       "a price of 0 or more", hint=_PRICE_HINT)
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,26 @@ def _detail(response: httpx.Response) -> str:
     return " ".join(text.split())[:200]
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     """Greedy decoding through an OpenAI-compatible server; no adapters, no local weights."""
 
     name = "openai"
+    options = {
+        "base_url": ModelOption((str,), 'the server\'s address, e.g. "http://127.0.0.1:8080/v1"', required=True),
+        "api_key_env": ModelOption((str,), "the name of the environment variable that holds the API key"),
+        "max_concurrency": ModelOption((int,), "a whole number, at least 1", lambda v: v >= 1, "at least 1"),
+        "usd_per_1m_input": _price("usd_per_1m_input"),
+        "usd_per_1m_output": _price("usd_per_1m_output"),
+    }
+
+    @classmethod
+    def build(cls, spec: ModelSpec, ctx: BuildContext) -> OpenAIBackend:
+        """The server, the key and the model name are checked now, before any decoding."""
+        backend = cls(spec.id, str(spec.option("base_url")), api_key_env=spec.option("api_key_env"),
+                      max_concurrency=int(spec.option("max_concurrency", 4)),
+                      usd_per_1m_input=spec.option("usd_per_1m_input"), usd_per_1m_output=spec.option("usd_per_1m_output"))
+        backend.check()
+        return backend
 
     def __init__(
         self,
@@ -138,11 +159,16 @@ class OpenAIBackend:
         self._client.close()
 
     # -- the interface -------------------------------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"backend": self.name, "id": self.model, "base_url": self.base_url,
-                               "api_key_env": self.api_key_env, "max_concurrency": self.max_concurrency}
-        out.update({k: v for k, v in self.prices.items() if v is not None})
-        return out
+    def identity(self) -> str:
+        return f"openai:{self.base_url}:{self.model}"
+
+    def record(self) -> dict[str, Any]:
+        """The served model and where (never the key: the variable's name at most)."""
+        return {"backend": self.name, "id": self.model, "served_model": self.model, "base_url": self.base_url,
+                "api_key_env": self.api_key_env, **self.prices}
+
+    def token_prices(self) -> tuple[float, float]:
+        return (float(self.prices["usd_per_1m_input"] or 0.0), float(self.prices["usd_per_1m_output"] or 0.0))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text`: by the local tokenizer when one was given, else about len(text)/4
@@ -150,13 +176,6 @@ class OpenAIBackend:
         if self.tokenizer is not None:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-    @contextlib.contextmanager
-    def adapter(self, path: Path | None) -> Iterator[None]:
-        if path is not None:
-            raise HarnessError(f"the {self.name} backend ({self.model} at {self.base_url}) cannot apply a LoRA "
-                               f"adapter ({path}): decode adapter strategies with a local backend")
-        yield
 
     def generate(
         self, chats: Sequence[Chat], config: GenerationConfig, *, on_batch: OnBatch | None = None

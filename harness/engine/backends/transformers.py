@@ -1,16 +1,148 @@
-"""The default backend: local weights through transformers (harness.engine.generate.Engine)."""
+"""The default backend: local weights through transformers, LoRA adapters through PEFT.
+
+Batched greedy decoding with left padding (prompts sorted by length, so a batch wastes little on
+padding), stop strings, and per-example cost figures; continuation scores with the prompt's
+key/value cache shared by every continuation (harness.engine.likelihood).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from harness.engine.generate import Engine
+from harness.core.config import ModelSpec
+from harness.core.errors import HarnessError
+from harness.core.types import Chat, ContinuationScores, Generation, GenerationConfig, ScoreRequest
+from harness.engine.adapter_checks import check_logits_move
+from harness.engine.backends.base import ADAPTER, SCORE, TRAIN, BuildContext, OnBatch, OnScored
+from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
+from harness.engine.likelihood import continuation_logprobs
+
+SCORE_CHUNK = 16  # score requests per call of the model code: a killed run loses at most these
 
 
 class TransformersBackend(Engine):
-    """Batched greedy decoding on local weights, LoRA adapters through PEFT: the `Engine` as a `Backend`."""
+    """Greedy decoding and continuation scores on local weights; adapters applied unmerged."""
 
     name = "transformers"
+    capabilities = frozenset({SCORE, ADAPTER, TRAIN})
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "id": self.loaded.name, **self.loaded.info()}
+    @classmethod
+    def share_key(cls, spec: ModelSpec) -> str:
+        return f"{cls.name}\0{spec.id}"  # the same weights: one copy, whatever the [[models]] names
+
+    @classmethod
+    def build(cls, spec: ModelSpec, ctx: BuildContext) -> TransformersBackend:
+        assert ctx.load_local is not None
+        return cls(ctx.load_local(spec.id), batch_size=ctx.batch_size)
+
+    # -- decoding ------------------------------------------------------------------------------
+    def generate(self, chats: Sequence[Chat], config: GenerationConfig, *,
+                 on_batch: OnBatch | None = None) -> list[Generation]:
+        """Decode every chat; `on_batch(indices, generations)` fires after each batch (for flushing)."""
+        import torch
+
+        config = self.decoding_config(config)
+
+        def decode(batch: list[EncodedPrompt]) -> list[Generation]:
+            try:
+                return self._decode_batch(batch, config)
+            except torch.cuda.OutOfMemoryError:
+                raise HarnessError(
+                    f"out of GPU memory decoding a batch of {len(batch)} prompts of up to {len(batch[0].ids)} tokens: "
+                    "pass a smaller --batch-size (decoded batches so far are cached)") from None
+
+        encoded = self.encode_prompts(chats, config.max_new_tokens)
+        return collect(self.batches(encoded), decode, len(chats), on_batch)
+
+    def _decode_batch(self, batch: Sequence[EncodedPrompt], config: GenerationConfig) -> list[Generation]:
+        import torch
+
+        pad_id = self.pad_id
+        width = max(len(e.ids) for e in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, e in enumerate(batch):  # left padding: every prompt ends where generation starts
+            input_ids[row, width - len(e.ids) :] = torch.tensor(e.ids)
+            attention[row, width - len(e.ids) :] = 1
+        device = next(self.model.parameters()).device
+        kwargs: dict[str, Any] = {}
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
+                temperature=None, top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=self._stop_ids,
+                **kwargs,
+            )
+        elapsed = time.perf_counter() - start
+        results = []
+        for e, toks in zip(batch, out[:, width:].tolist(), strict=True):
+            n = len(toks)
+            for i, t in enumerate(toks):  # count up to and including the first end token
+                if t in self._stop_ids:
+                    n = i + 1
+                    break
+            text = truncate_at_stop(self.tokenizer.decode(toks[:n], skip_special_tokens=True), config.stop).strip()
+            # Each example is charged its share of the batch's wall time (see README: cost figures).
+            results.append(Generation(text, elapsed / len(batch), len(e.ids), n))
+        return results
+
+    # -- continuation scores ---------------------------------------------------------------------
+    def score(self, requests: Sequence[ScoreRequest], *, on_batch: OnScored | None = None) -> list[ContinuationScores]:
+        """Each request's continuations scored after its prompt; `on_batch` after each chunk."""
+        encoded = self.encode_scored(requests)
+        out: list[ContinuationScores] = []
+        for start in range(0, len(encoded), SCORE_CHUNK):
+            chunk = encoded[start : start + SCORE_CHUNK]
+            began = time.perf_counter()
+            scored = continuation_logprobs(self.model, [e for e in chunk if e.prompt], pad_id=self.pad_id,
+                                           batch_tokens=self.max_batch_tokens)
+            share = (time.perf_counter() - began) / len(chunk)
+            it = iter(scored)
+            done = []
+            for e in chunk:
+                pairs = next(it) if e.prompt else []
+                done.append(ContinuationScores(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs),
+                                               len(e.prompt), share))
+            out += done
+            if on_batch:
+                on_batch(list(range(start, start + len(chunk))), done)
+        return out
+
+    # -- adapters ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def adapter(self, path: Path | None) -> Iterator[None]:
+        """Decode with a PEFT LoRA adapter on top of the base weights, then remove it again.
+
+        The adapter is not merged: merging and unmerging in float drifts the base weights, and
+        every later strategy must decode the exact same base model.
+        """
+        if path is None:
+            yield
+            return
+        from peft import PeftModel
+
+        base = self.loaded.model
+        try:
+            peft_model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
+        except Exception as e:  # a broken or foreign adapter folder: the user's input
+            raise HarnessError(f"cannot apply adapter {path}: {type(e).__name__}: {str(e)[:200]}") from e
+        peft_model.eval()
+        try:  # an adapter that leaves the logits where they were would score exactly as the base model
+            check_logits_move(peft_model, [self.tokenizer("The answer is", add_special_tokens=False)["input_ids"]],
+                              f"adapter {path}")
+        except HarnessError:
+            peft_model.unload()
+            raise
+        self._with_adapter = peft_model
+        try:
+            yield
+        finally:
+            self._with_adapter = None
+            peft_model.unload().eval()  # removes the LoRA layers from `base` in place

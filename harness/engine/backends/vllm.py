@@ -18,11 +18,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.config import ModelOption, ModelSpec
 from harness.core.errors import HarnessError, MissingPackageError
-from harness.core.types import Chat, Generation, GenerationConfig
-from harness.engine.backends.base import OnBatch
+from harness.core.types import Chat, ContinuationScores, Generation, GenerationConfig, ScoreRequest
+from harness.engine.backends.base import ADAPTER, SCORE, TRAIN, BuildContext, OnBatch, OnScored
 from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
-from harness.engine.models import LoadedModel
+from harness.engine.models import LoadedModel, check_model_ref
 
 # Prompts handed to vLLM per call: vLLM schedules them itself; between calls the runner records
 # and caches what is done, so a killed run loses at most one chunk.
@@ -45,6 +46,29 @@ class VLLMBackend(Engine):
     """Greedy decoding on vLLM; tokenisation, context fitting and stop handling shared with `Engine`."""
 
     name = "vllm"
+    capabilities = frozenset({SCORE, ADAPTER, TRAIN})
+    options = {
+        "tensor_parallel_size": ModelOption((int,), "a whole number of GPUs, at least 1", lambda v: v >= 1, "at least 1"),
+        "gpu_memory_utilization": ModelOption((int, float), "a share of GPU memory above 0 and at most 1",
+                                              lambda v: 0 < v <= 1, "above 0 and at most 1"),
+    }
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec, *, device: str, where: str) -> None:
+        check_vllm(device, where)
+        check_model_ref(spec.id, where)
+
+    @classmethod
+    def share_key(cls, spec: ModelSpec) -> str:
+        # its own load: a vLLM engine holds its own copy of the weights on the GPU
+        return f"{cls.name}\0{spec.id}\0{spec.option('tensor_parallel_size', 1)}"
+
+    @classmethod
+    def build(cls, spec: ModelSpec, ctx: BuildContext) -> VLLMBackend:
+        """Tokenizer now; the weights for training and the vLLM engine on first use."""
+        assert ctx.load_local is not None
+        return cls(ctx.load_local(spec.id), tensor_parallel_size=int(spec.option("tensor_parallel_size", 1)),
+                   gpu_memory_utilization=float(spec.option("gpu_memory_utilization", 0.5)), seed=ctx.seed)
 
     def __init__(self, loaded: LoadedModel, *, tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.5, seed: int = 0):
@@ -111,12 +135,44 @@ class VLLMBackend(Engine):
         finally:
             self._lora = None
 
-    def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "id": self.loaded.name, "tensor_parallel_size": self.tensor_parallel_size,
-                **self.loaded.info()}
+    def score(self, requests: Sequence[ScoreRequest], *, on_batch: OnScored | None = None) -> list[ContinuationScores]:
+        """Continuation scores from vLLM's prompt log-probabilities: each continuation is one
+        prompt + continuation sequence; vLLM's prefix cache shares the prompt's KV between them."""
+        from vllm import SamplingParams
 
-    def close(self) -> None:
-        """Give the GPU memory back when no later strategy decodes with this model."""
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        encoded = self.encode_scored(requests)
+        flat = [(i, e.prompt, c) for i, e in enumerate(encoded) for c in e.continuations if e.prompt and c]
+        out: list[list[tuple[float, int]]] = [[] for _ in encoded]
+        began = time.perf_counter()
+        for start in range(0, len(flat), CHUNK):
+            chunk = flat[start : start + CHUNK]
+            results = self._engine().generate([{"prompt_token_ids": p + c} for _, p, c in chunk], params,
+                                              use_tqdm=False, lora_request=self._lora)
+            for (i, p, c), r in zip(chunk, results, strict=True):
+                logprobs = r.prompt_logprobs  # position t: {token id: Logprob} of the token at t (None at 0)
+                total = sum(float(logprobs[len(p) + t][tok].logprob) for t, tok in enumerate(c))
+                out[i].append((total, len(c)))
+        share = (time.perf_counter() - began) / max(1, len(encoded))
+        scores = [ContinuationScores(tuple(x for x, _ in o), tuple(n for _, n in o), len(e.prompt), share)
+                  for e, o in zip(encoded, out, strict=True)]
+        if on_batch:
+            on_batch(list(range(len(scores))), scores)
+        return scores
+
+    def identity(self) -> str:  # other kernels: its generations are cached apart from transformers'
+        return f"vllm:{self.loaded.sha256 or self.loaded.path}"
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "tensor_parallel_size": self.tensor_parallel_size}
+
+    @property
+    def weights_loaded(self) -> bool:
+        return bool(self.loaded.was_loaded or self.engine_started)
+
+    def free(self) -> None:
+        """Give the GPU memory back when no later strategy decodes with this model (the vLLM
+        engine and the training copy of the weights, if a strategy trained)."""
         if self._llm is not None:
             self._llm = None
             gc.collect()
@@ -124,6 +180,7 @@ class VLLMBackend(Engine):
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+        super().free()
 
 
 def _adapter_rank(path: Path) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.types import Chat
-from harness.engine.prompting import has_chat_template, render_chat
+from harness.engine.prompting import answer_ids, render_chat
 from harness.engine.training.config import IGNORE
 
 log = logging.getLogger(__name__)
@@ -36,30 +36,6 @@ class Encoded:
         return len(self.input_ids)
 
 
-_warned_prefix = False
-
-
-def completion_text(tokenizer: Any, chat: Chat, answer: str, prompt_text: str) -> str:
-    """What follows the prompt in the full chat: the answer, the end-of-turn marker, maybe more."""
-    global _warned_prefix
-    eos = tokenizer.eos_token or ""
-    if not has_chat_template(tokenizer):  # the plain format's prompt ends with "Answer:"
-        return " " + answer + eos
-    full = tokenizer.apply_chat_template(
-        [*chat, {"role": "assistant", "content": answer}], add_generation_prompt=False, tokenize=False
-    )
-    if full.startswith(prompt_text):
-        return full[len(prompt_text) :]
-    # Some templates rewrite earlier turns once an answer follows (e.g. drop reasoning blocks);
-    # the decoder sees `prompt_text`, so train on that plus the answer and the end token.
-    if not _warned_prefix:
-        log.warning(
-            "chat template: the prompt is not a prefix of the full chat; training on prompt + answer + eos"
-        )
-        _warned_prefix = True
-    return answer + eos
-
-
 def encode_pair(tokenizer: Any, chat: Chat, answer: str, end_ids: Sequence[int]) -> Encoded:
     """Tokenise (prompt, answer) the way decoding will see it.
 
@@ -70,15 +46,7 @@ def encode_pair(tokenizer: Any, chat: Chat, answer: str, end_ids: Sequence[int])
     """
     prompt_text = render_chat(tokenizer, chat)
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    comp_ids = tokenizer(completion_text(tokenizer, chat, answer, prompt_text), add_special_tokens=False)[
-        "input_ids"
-    ]
-    ends = set(end_ids)
-    cut = next((i for i, t in enumerate(comp_ids) if t in ends), None)
-    if cut is not None:
-        comp_ids = comp_ids[: cut + 1]
-    elif end_ids:
-        comp_ids = [*comp_ids, end_ids[0]]
+    comp_ids = answer_ids(tokenizer, chat, answer, end_ids, prompt_text)
     if not prompt_ids:  # a first token with no loss keeps every target predictable
         raise HarnessError("empty prompt after rendering: cannot train on it")
     return Encoded(tuple(prompt_ids) + tuple(comp_ids), len(prompt_ids))
