@@ -14,6 +14,7 @@ Every import counts, also the ones inside functions (lazy imports are still depe
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,20 @@ def test_functions_stay_short() -> None:
                 if size > 60 and "# long:" not in body:
                     long.append(f"{module_name(path)}.{node.name} ({size} lines)")
     assert not long, f"split these functions (or say why in a '# long:' comment): {long}"
+
+
+def test_no_code_outside_the_backends_asks_which_backend_it_has() -> None:
+    """The Backend interface is the seam (DESIGN.md): outside harness/engine/backends/ no module
+    imports a backend class or tests a backend's class or name; the registry builds them."""
+    backends = REPO / "harness" / "engine" / "backends"
+    concrete = ("harness.engine.backends.transformers", "harness.engine.backends.openai", "harness.engine.backends.vllm")
+    found = []
+    for path in SOURCES:
+        if path.is_relative_to(backends):
+            continue
+        text = path.read_text()
+        if any(name.startswith(concrete) for name in imports_of(path)):
+            found.append(f"{module_name(path)} imports a backend class")
+        if re.search(r"isinstance\([^)]*Backend\b", text) or re.search(r"\.backend\s*[!=]=\s*['\"]", text):
+            found.append(f"{module_name(path)} tests which backend it has")
+    assert not found, found

@@ -98,3 +98,31 @@ def test_rag_with_shots_puts_worked_examples_before_the_passages(tmp_path: Path,
         registry.build("rag", {"shots": "-1"})
 
 
+
+
+COUNTED = MY_STRATEGY + '''
+import os
+with open(os.environ["SFTH_IMPORTS"], "a") as _f:  # each execution of this file leaves a line
+    _f.write("imported\\n")
+'''
+
+
+def test_a_strategy_file_is_executed_once_per_run(tmp_path: Path, tiny_model_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's pre-flight builds the strategies once: the user's file runs once, named twice or not."""
+    from harness.cli import main
+
+    path, log = tmp_path / "counted.py", tmp_path / "imports.log"
+    path.write_text(COUNTED)
+    monkeypatch.setenv("SFTH_IMPORTS", str(log))
+    monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
+    spec = f"{path}:ShoutStrategy,{path}:ShoutStrategy:marks=3"
+    assert main(["run", "poem-sentiment", "--strategies", spec, "--model", str(tiny_model_dir), "--limit", "2",
+                 "--out", str(tmp_path / "runs"), "--no-leakage-check", "--device", "cpu"]) == 0
+    assert log.read_text().splitlines() == ["imported"]
+    config = tmp_path / "run.toml"  # [[strategies]] tables: the same
+    config.write_text(f'suite = "poem-sentiment"\nlimit = 2\nleakage_check = false\nout = "{tmp_path / "runs"}"\n'
+                      f'[[strategies]]\nkind = "{path}:ShoutStrategy"\n')
+    log.unlink()
+    assert main(["run", "--config", str(config), "--model", str(tiny_model_dir), "--device", "cpu"]) == 0
+    assert log.read_text().splitlines() == ["imported"]

@@ -33,6 +33,13 @@ def continuation_logprobs(model: Any, requests: Sequence[Encoded], *, pad_id: in
     return [o if o is not None else [] for o in out]
 
 
+def _cache_name(model: Any) -> str:
+    """What the model calls its key/value cache: `cache` from transformers 5.24, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _device(model: Any) -> Any:
     return next(model.parameters()).device
 
@@ -81,7 +88,8 @@ def _shared_prompt(model: Any, request: Encoded, pad_id: int) -> list[tuple[floa
         rest = max(len(c) for c in conts) - 1
         if rest <= 0:
             return [(float(head[c[0]]), 1) if c else (0.0, 0) for c in conts]
-        cache = first.past_key_values
+        name = _cache_name(model)
+        cache = getattr(first, name)
         cache.batch_repeat_interleave(len(conts))
         ids = torch.full((len(conts), rest), pad_id, dtype=torch.long)
         mask = torch.zeros((len(conts), len(request.prompt) + rest), dtype=torch.long)
@@ -90,8 +98,8 @@ def _shared_prompt(model: Any, request: Encoded, pad_id: int) -> list[tuple[floa
             ids[row, : len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
             mask[row, len(request.prompt) : len(request.prompt) + len(c) - 1] = 1
         positions = torch.arange(len(request.prompt), len(request.prompt) + rest).expand(len(conts), -1)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), past_key_values=cache,
-                       position_ids=positions.to(device), use_cache=True).logits.float()
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                       use_cache=True, **{name: cache}).logits.float()
         logp = torch.log_softmax(logits, dim=-1)
     out = []
     for row, c in enumerate(conts):

@@ -150,7 +150,6 @@ def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool 
     examples = list(suite.test[: opts.limit] if opts.limit else suite.test)
     check_options(opts, suite, examples)
     controls = load_controls(opts, suite)
-    out = check_out_dir(Path(opts.out), opts.flag("out"))
     device = pick_device(opts.device, opts.flag("device"))
     for s in strategies:
         s.check_device(device)  # e.g. QLoRA needs CUDA: refused before any model loads
@@ -158,6 +157,7 @@ def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool 
     needs_embedder = opts.embedder != DEFAULT_EMBEDDER or any(s.needs_embedder() for s in strategies)
     if needs_embedder:
         check_model_ref(opts.embedder, opts.flag("embedder"))  # else only the leakage check may use it
+    out = check_out_dir(Path(opts.out), opts.flag("out"))  # the first thing made on disk
     # One embedder for the leakage check and every strategy: its weights load once, if at all.
     encoder = run_encoder(opts.embedder, trust_remote_code=opts.trust_remote_code, optional=not needs_embedder)
     plan = RunPlan(opts, suite, examples, strategies, picked, device, out, controls, encoder)
