@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.results import SCHEMA, Decoding, ModelRecord, RunResults, Scored, StrategyResult, from_json
 from harness.core.runrecord import Output, PredictionRecord, PredictionWriter, write_results
 from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring.records import make_records
@@ -127,14 +128,13 @@ def write_run(
         writer.write(records[name])
         sections[name] = {"name": name, "kind": name.split(":")[0], "params": {"k": s_i}, "prepare_s": 12.0 * s_i,
                           "retrieval": extra.get("retrieval"), "training": extra.get("training")}
-    results = score_results(suite, examples, records, sections, seed=0, slice_by=slice_by, usd_per_hour=usd_per_hour,
-                            n_resamples=n_resamples)
-    results.update(
-        run_id=run_id or run_dir.name, created=created,
-        model={"name": model, "resolved": "/models/x", "sha256": "b" * 64, "embedder": "all-minilm-l6-v2",
-               "dtype": "float32", "device": "cpu"},
-        decoding={"max_new_tokens": 16, "stop": [], "decoding": "greedy", "batch_size": 8},
-        seed=0, limit=None, versions={"sft-harness": "0.1.0", "python": "3.11.7"},
+    scored = score_results(suite, examples, records, sections, seed=0, slice_by=slice_by, usd_per_hour=usd_per_hour,
+                           n_resamples=n_resamples)
+    results = run_results(
+        scored, run_id=run_id or run_dir.name, created=created,
+        model=ModelRecord(name=model, resolved="/models/x", sha256="b" * 64, embedder="all-minilm-l6-v2",
+                          dtype="float32", device="cpu"),
+        decoding=Decoding(16, [], "greedy", 8), seed=0, limit=None, versions={"sft-harness": "0.1.0", "python": "3.11.7"},
         device={"type": "cpu", "name": "test cpu", "threads": 2},
     )
     write_results(run_dir, results)
@@ -220,3 +220,17 @@ def payload_run(run_dir: Path) -> Path:
     return write_run(run_dir, suite, answers, outputs=outputs, model=f"model{p1}", slice_by=(f"src{p0}",),
                      errors={f"prompt{p2}": {3: f"failed {p0}"}},
                      extras={f"sft{p1}": {"training": {"loss_curve": [[0, 2.0], [10, 1.0]], "epochs": 1}}})
+
+
+def run_results(scored: Scored, **fields: Any) -> RunResults:
+    """A RunResults around the scored parts (the run-level fields: neutral defaults unless given)."""
+    return RunResults(**{"schema": SCHEMA, "run_id": "r", "created": "", "suite": scored.suite,
+                         "strategies": scored.strategies, "comparisons": scored.comparisons,
+                         "recommendation": scored.recommendation, "economics": scored.economics, **fields})
+
+
+def strategy_results(entries: dict[str, dict[str, Any]]) -> dict[str, StrategyResult]:
+    """StrategyResults from the parts of their JSON a test cares about (the rest: neutral defaults)."""
+    base = {"kind": "prompt", "params": {}, "n": 0, "metrics": {}, "invalid_rate": 0.0, "errors": 0,
+            "cost": {"prepare_s": 0.0, "predict_s": 0.0}}
+    return {name: from_json(StrategyResult, {**base, "name": name, **d}) for name, d in entries.items()}

@@ -77,7 +77,7 @@ def test_run_end_to_end_with_the_real_default_model(tmp_path: Path) -> None:
     assert {p["strategy"] for p in preds} == {"prompt", "prompt:k=2:select=knn"}
     assert all(p["output"] and p["prompt_tokens"] > 0 and p["output_tokens"] > 0 for p in preds)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["schema"] == "sft-harness/results/v2"
+    assert results["schema"] == "sft-harness/results/v3"
     # every line carries its per-example statistics and score, computed when it was recorded
     assert all(set(p["scores"]) == {"accuracy", "f1"} and p["score"] in (0.0, 1.0) for p in preds)
     assert results["suite"]["name"] == "banking-intents" and results["model"]["name"] == "smollm2-135m-instruct"

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
+from harness.core.results import ResultsError, results_from_json
 from tests.fixtures_runs import qa_run, triage_run
 
 
@@ -74,9 +75,40 @@ def test_report_and_gate_on_results_with_wrong_types(runs: tuple[Path, Path], tm
         node = node[key]
     node[path[-1]] = value
     (run_dir / "results.json").write_text(json.dumps(results))
+    try:  # what the typed records make of the edit: refused with the value's JSON path, or read
+        results_from_json(results)
+        refused = None
+    except ResultsError as e:
+        refused = e.path
     for argv in (["report", str(run_dir)], ["gate", str(source), str(run_dir)], ["gate", str(run_dir), str(run_dir)]):
         code = main(argv)
-        assert code in (0, 1, 2), (argv, path, value, code)  # 3 would be an internal error
+        if refused is not None:  # exit 2, one line naming the file and where in it
+            assert code == 2, (argv, path, value, code)
+        else:  # a value of the declared type: the readers work (a gate may fail on it: 1), never 3
+            assert code in ((0,) if argv[0] == "report" else (0, 1, 2)), (argv, path, value, code)
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    (("strategies", "sft", "metrics", "accuracy", "ci"), "x", "strategies.sft.metrics.accuracy.ci: expected a list"),
+    (("strategies", "sft", "n"), 2.5, "strategies.sft.n: expected a whole number, got 2.5"),
+    (("comparisons", 0, "p_value"), None, "comparisons[0].p_value: expected a number, got None"),
+    (("suite",), [], "suite: expected an object, got []"),
+])
+def test_a_hand_edited_results_json_is_exit_2_naming_the_value(runs: tuple[Path, Path], tmp_path: Path, key: tuple,
+                                                               value: Any, said: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs[0], run_dir)
+    results = json.loads((run_dir / "results.json").read_text())
+    node = results
+    for k in key[:-1]:
+        node = node[k]
+    node[key[-1]] = value
+    (run_dir / "results.json").write_text(json.dumps(results))
+    for argv in (["report", str(run_dir)], ["gate", str(runs[0]), str(run_dir)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {run_dir / 'results.json'}: {said}") and len(err.splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("text", ["[" * 200_000, '{"schema": ' + "9" * 5000 + "}"])

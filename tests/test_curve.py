@@ -11,7 +11,7 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.types import Example, GenerationConfig, Suite
-from harness.report.curve import sentences
+from harness.report.sections.curve import sentences
 from harness.runner.curve_data import parse_sizes, resolve_sizes, subset_suite, train_order
 from harness.scoring.curve import (
     StrategyCells,

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.core.results import ControlMetric, to_json
 from harness.core.runrecord import PredictionRecord, load_run
-from harness.report.forgetting import sentence
-from harness.report.html import render_html
-from harness.report.markdown import render_markdown
+from harness.report.formats.html import render_html
+from harness.report.formats.markdown import render_markdown
+from harness.report.sections.forgetting import sentence
 from harness.scoring.forgetting import control_metrics, perplexity_change
 from tests.fixtures_runs import make_suite, recorded, triage_examples, triage_run
 
@@ -36,10 +37,12 @@ def with_forgetting(run_dir: Path, forgotten: int) -> dict[str, Any]:
     right = [i for i, e in enumerate(examples) if base[i] == e.target]
     for i in right[:forgotten]:
         adapter[i] = "bug" if examples[i].target != "bug" else "account"
-    metrics = control_metrics(control, examples, predictions("base", base), predictions("sft", adapter), seed=0)
-    section = {"controls": [{"name": control.name, "task": control.task, "n": N}], "limit": N, "alpha": 0.05,
-               "strategies": {"sft": {control.name: {"n": N, "metrics": metrics,
-                                                     "perplexity": perplexity_change(200.0, 100, 230.0, 100, 64)}}}}
+    metrics = to_json(control_metrics(control, examples, predictions("base", base), predictions("sft", adapter), seed=0))
+    section = {"controls": [{"name": control.name, "task": control.task, "sha256": control.sha256, "path": "suites/c",
+                             "metrics": ["accuracy"], "primary_metric": "accuracy", "n": N}],
+               "limit": N, "alpha": 0.05,
+               "strategies": {"sft": {control.name: {"n": N, "model": "m", "metrics": metrics,
+                                                     "perplexity": to_json(perplexity_change(200.0, 100, 230.0, 100, 64))}}}}
     path = run_dir / "results.json"
     results = json.loads(path.read_text())
     path.write_text(json.dumps({**results, "forgetting": section}))
@@ -105,18 +108,20 @@ def test_max_forgetting_mistakes_exit_2_with_one_line(runs: tuple[Path, Path], c
 def test_report_shows_the_change_and_a_plain_sentence(runs: tuple[Path, Path]) -> None:
     with_forgetting(runs[1], forgotten=18)
     run = load_run(runs[1])
-    md = render_markdown(run)
+    md = render_markdown(run.results)
     assert "## Forgetting" in md
     assert re.search(r"sft costs 0\.300 accuracy on control-triage \(95% CI 0\.\d+ to 0\.\d+, p < 0\.001\)", md)
     assert "| sft | control-triage | accuracy | 0.800 | 0.500 | -0.300 [" in md and "7.39 → 9.97 (+35.0%)" in md
     html = render_html(run)
     assert 'id="forgetting"' in html and "sft costs 0.300 accuracy" in html and 'href="#forgetting"' in html
-    assert "## Forgetting" not in render_markdown(load_run(runs[0]))  # no --control: no section
+    assert "## Forgetting" not in render_markdown(load_run(runs[0]).results)  # no --control: no section
 
 
 def test_sentence_says_no_significant_change() -> None:
-    row = {"diff": -0.02, "ci": [-0.08, 0.04], "p_value": 0.41}
-    assert sentence("sft", "e2e-nlg", "accuracy", row) == (
+    def row(diff: float, ci: tuple[float, float], p: float) -> ControlMetric:
+        return ControlMetric(0.5, 0.5 + diff, diff, ci, p, "mcnemar_exact", p < 0.05)
+
+    assert sentence("sft", "e2e-nlg", "accuracy", row(-0.02, (-0.08, 0.04), 0.41)) == (
         "sft: no significant change in accuracy on e2e-nlg (-0.020, 95% CI -0.080 to 0.040, p = 0.410)")
-    gain = sentence("sft", "x", "accuracy", {"diff": 0.1, "ci": [0.05, 0.15], "p_value": 0.001})
+    gain = sentence("sft", "x", "accuracy", row(0.1, (0.05, 0.15), 0.001))
     assert gain == "sft gains 0.100 accuracy on x (95% CI 0.050 to 0.150, p = 0.001)"

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from harness import gate as G
+from harness.cli import main
 from harness.core.errors import HarnessError
-from harness.report import gate as G
 from tests.fixtures_runs import (
+    LABELS,
     answers_with_accuracy,
     make_suite,
     qa_run,
@@ -219,7 +221,7 @@ def test_junit_json_and_console(tmp_path: Path, base: Path) -> None:
 
     G.write_json(report, tmp_path / "gate.json")
     data = json.loads((tmp_path / "gate.json").read_text())
-    assert data["schema"] == "sft-harness/gate/v1" and data["passed"] is False and data["regressions"] == 2
+    assert data["schema"] == "sft-harness/gate/v2" and data["passed"] is False and data["regressions"] == 2
     assert len(data["checks"]) == 4 and data["pairings"][0]["n_shared"] == 60
 
     console = Console(record=True, width=160)
@@ -234,7 +236,7 @@ def test_junit_json_and_console(tmp_path: Path, base: Path) -> None:
 
 
 def test_strategy_names_with_colons_parse(tmp_path) -> None:
-    from harness.report.gate import parse_run_ref
+    from harness.gate import parse_run_ref
 
     run = tmp_path / "run1"
     run.mkdir()
@@ -282,3 +284,50 @@ def test_a_changed_label_list_cannot_be_paired(tmp_path: Path) -> None:
                   {"sft": answers})
     with pytest.raises(HarnessError, match="list different labels"):
         G.gate(b, c, allow_suite_change=True)
+
+
+def test_the_gate_lists_what_flipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Which examples passed in the baseline and fail in the candidate, and the reverse: counted by
+    hand from the answers both runs stored, in the console, the JSON and the page beside the JUnit file."""
+    from harness.core.runrecord import load_run
+
+    examples = triage_examples(60)
+    suite = make_suite(examples)
+    base_answers = answers_with_accuracy(examples, 0.8, seed=1)
+    cand_answers = list(base_answers)
+    right = [i for i, e in enumerate(examples) if base_answers[i] == e.target]
+    wrong = [i for i, e in enumerate(examples) if base_answers[i] != e.target]
+    for i in right[:7]:  # 7 broke
+        cand_answers[i] = LABELS[(LABELS.index(str(examples[i].target)) + 1) % 3]
+    for i in wrong[:2]:  # 2 fixed
+        cand_answers[i] = str(examples[i].target)
+    base = write_run(tmp_path / "b", suite, {"sft": base_answers})
+    cand = write_run(tmp_path / "c", suite, {"sft": cand_answers})
+    report = G.gate(base, cand)
+    [f] = report.flips
+    assert [x.example_id for x in f.broke] == [examples[i].id for i in right[:7]]
+    assert [x.example_id for x in f.fixed] == [examples[i].id for i in wrong[:2]]
+    assert f.both_pass == len(right) - 7 and f.both_fail == len(wrong) - 2 and f.pass_score == 1.0
+    assert f.broke[0].baseline_answer == str(examples[right[0]].target) and f.broke[0].candidate_score == 0.0
+
+    junit, js = tmp_path / "ci" / "gate.xml", tmp_path / "ci" / "gate.json"
+    junit.parent.mkdir()
+    # 7 broke against 2 fixed is no significant drop (McNemar p 0.18): the gate passes, and says what broke.
+    assert main(["gate", str(base), str(cand), "--junit", str(junit), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "sft: 7 example(s) broke (passed in the baseline, fail in the candidate), 2 fixed" in out
+    assert all(f"broke {examples[i].id}" in out for i in right[:7])
+    data = json.loads(js.read_text())["flips"][0]
+    assert data["pair"] == "sft" and len(data["broke"]) == 7 and len(data["fixed"]) == 2
+    page = (tmp_path / "ci" / "gate.flips.html").read_text()  # beside the JUnit file
+    assert page.count("<tr>") == 1 + 7 + 1 + 2 and examples[right[0]].id in page and "broke (7)" in page
+    # graded tasks: an example passes from --pass-score on
+    qa = load_run(qa_run(tmp_path / "qa"))
+    sft = {r.example_id: r.score for r in qa.predictions_for("sft")}
+    rag = {r.example_id: r.score for r in qa.predictions_for("rag")}
+    strict = G.gate((qa.dir, "sft"), (qa.dir, "rag"), pass_score=0.99).flips[0]
+    assert {x.example_id for x in strict.broke} == {i for i in sft if sft[i] >= 0.99 > rag[i]} != set()
+    assert {x.example_id for x in strict.fixed} == {i for i in sft if rag[i] >= 0.99 > sft[i]}
+    assert G.gate((qa.dir, "sft"), (qa.dir, "rag")).flips[0].pass_score == 0.5
+    assert main(["gate", str(base), str(cand), "--pass-score", "2"]) == 2
+    assert "--pass-score must lie in [0, 1]" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""reports/index.jsonl: appending runs, loading them back, trends, and surviving corrupt lines."""
+"""<out>/index.jsonl (reports/index.jsonl by default): appending runs, loading them back, trends, and surviving corrupt lines."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.report import history as H
+from harness.core.results import results_from_json
+from harness.report.sections import history as H
 from tests.fixtures_runs import qa_run, triage_run
 
 
@@ -26,7 +27,7 @@ def three_runs(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 def test_append_and_load(tmp_path: Path, three_runs: list[dict]) -> None:
     for results in reversed(three_runs):  # appended out of order: loading sorts by creation time
-        H.append_run(tmp_path, results)
+        H.append_run(tmp_path, results_from_json(results))
     entries = H.load_history(tmp_path)
     assert [(e["run_id"], e["strategy"]) for e in entries] == [
         ("r1", "prompt"), ("r1", "sft"), ("r2", "prompt"), ("r2", "sft"), ("r3", "prompt"), ("r3", "sft")]
@@ -41,10 +42,10 @@ def test_append_and_load(tmp_path: Path, three_runs: list[dict]) -> None:
 
 
 def test_suite_filter_and_reappended_runs(tmp_path: Path, three_runs: list[dict]) -> None:
-    H.append_run(tmp_path, three_runs[0])
-    H.append_run(tmp_path, three_runs[0])  # `sft-harness report` again, say: counted once
+    H.append_run(tmp_path, results_from_json(three_runs[0]))
+    H.append_run(tmp_path, results_from_json(three_runs[0]))  # `sft-harness report` again, say: counted once
     qa = json.loads((qa_run(tmp_path / "qa") / "results.json").read_text())
-    H.append_run(tmp_path, qa)
+    H.append_run(tmp_path, results_from_json(qa))
     assert len(H.load_history(tmp_path)) == 2 + 3
     assert {e["strategy"] for e in H.load_history(tmp_path, "support-faq")} == {"prompt", "rag", "sft"}
     assert len(H.load_history(tmp_path, "ticket-triage")) == 2
@@ -53,11 +54,11 @@ def test_suite_filter_and_reappended_runs(tmp_path: Path, three_runs: list[dict]
 
 
 def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path, three_runs: list[dict], capsys: pytest.CaptureFixture[str]) -> None:
-    H.append_run(tmp_path, three_runs[0])
+    H.append_run(tmp_path, results_from_json(three_runs[0]))
     index = tmp_path / H.INDEX
     with open(index, "ab") as f:
         f.write(b'{"not": "an entry"}\n[1, 2]\n\xff\xfe\n{"run_id": "torn", "strategy": "sf')  # no newline: torn
-    H.append_run(tmp_path, three_runs[1])  # must start on a fresh line
+    H.append_run(tmp_path, results_from_json(three_runs[1]))  # must start on a fresh line
     problems: list[str] = []
     entries = H.load_history(tmp_path, problems=problems)
     assert [e["run_id"] for e in entries] == ["r1", "r1", "r2", "r2"]
@@ -79,7 +80,7 @@ def test_corrupt_lines_are_reported_and_skipped(tmp_path: Path, three_runs: list
 
 def test_print_history_trend(tmp_path: Path, three_runs: list[dict]) -> None:
     for results in three_runs:
-        H.append_run(tmp_path, results)
+        H.append_run(tmp_path, results_from_json(results))
     console = Console(record=True, width=160)
     H.print_history(tmp_path, "ticket-triage", console)
     out = console.export_text()
@@ -98,10 +99,10 @@ def test_print_history_trend(tmp_path: Path, three_runs: list[dict]) -> None:
 
 
 def test_suite_change_is_flagged(tmp_path: Path, three_runs: list[dict]) -> None:
-    H.append_run(tmp_path, three_runs[0])
+    H.append_run(tmp_path, results_from_json(three_runs[0]))
     changed = json.loads(json.dumps(three_runs[1]))
     changed["suite"]["sha256"] = "f" * 64
-    H.append_run(tmp_path, changed)
+    H.append_run(tmp_path, results_from_json(changed))
     console = Console(record=True, width=200)
     H.print_history(tmp_path, None, console)
     assert "the suite's files changed" in console.export_text()

@@ -1,7 +1,8 @@
 """The import graph follows the layers of DESIGN.md: each layer imports only from the ones below.
 
     cli                      harness.cli, harness.__main__
-    report, gate             harness.report.*       read run records; never decode, never score
+    gate                     harness.gate.*         the regression verdict (reads run records, may use report views)
+    report                   harness.report.*       read run records; never decode, never score
     runner                   harness.runner
     strategies               strategies.*           plugins
     engine                   harness.engine.*       models, decoding, training, retrieval
@@ -27,6 +28,7 @@ LAYERS = [  # lowest first
     ("strategies", ("strategies",)),
     ("runner", ("harness.runner",)),
     ("report", ("harness.report",)),
+    ("gate", ("harness.gate",)),
     ("cli", ("harness.cli", "harness.__main__")),
 ]
 
@@ -140,7 +142,10 @@ def test_modules_stay_small() -> None:
 SCORERS = ("harness.scoring.metrics", "harness.scoring.records", "harness.scoring.extract")
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "harness" / "report").rglob("*.py")), ids=lambda p: p.name)
+READERS = sorted([*(REPO / "harness" / "report").rglob("*.py"), *(REPO / "harness" / "gate").rglob("*.py")])
+
+
+@pytest.mark.parametrize("path", READERS, ids=lambda p: str(p.relative_to(REPO)))
 def test_readers_of_run_records_never_score(path: Path) -> None:
     """report, gate, history read the scores stored with each prediction (harness.core.runrecord);
     they may aggregate stored rows (the registry), never compute them from answers."""

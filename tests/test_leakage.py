@@ -116,9 +116,10 @@ def test_qa_corpus_passage_with_question_and_answer_leaks_answer_alone_does_not(
 
 
 def test_clean_subset_metrics_on_a_constructed_case() -> None:
-    from harness.report.leakage import leakage_html, leakage_markdown
+    from harness.core.results import Leakage, from_json, to_json
+    from harness.report.sections.leakage import leakage_html, leakage_markdown
     from harness.scoring.results import score_results
-    from tests.fixtures_runs import recorded
+    from tests.fixtures_runs import recorded, run_results
 
     examples = [Example(f"e{i}", f"text {i}", "a") for i in range(6)]
     suite = _suite([], examples)
@@ -126,7 +127,8 @@ def test_clean_subset_metrics_on_a_constructed_case() -> None:
     preds = {s: recorded(suite, s, ans, examples=examples) for s, ans in answers.items()}
     sections = {s: {"name": s, "kind": "prompt", "params": {}, "prepare_s": 0.0} for s in answers}
     # e0 and e1 leaked: "good" is right on both, "bad" wrong on both.
-    results = score_results(suite, examples, preds, sections, seed=0, n_resamples=200, leaked_ids={"e0", "e1", "zz"})
+    scored = score_results(suite, examples, preds, sections, seed=0, n_resamples=200, leaked_ids={"e0", "e1", "zz"})
+    results = to_json(scored)
     good, bad = results["strategies"]["good"], results["strategies"]["bad"]
     assert good["metrics"]["accuracy"]["value"] == pytest.approx(3 / 6)
     assert good["clean_metrics"]["accuracy"]["value"] == pytest.approx(1 / 4) and good["n_clean"] == 4
@@ -134,18 +136,20 @@ def test_clean_subset_metrics_on_a_constructed_case() -> None:
     assert bad["clean_metrics"]["accuracy"]["value"] == pytest.approx(3 / 4)
     lo, hi = bad["clean_metrics"]["accuracy"]["ci"]
     assert lo <= 0.75 <= hi
-    no_leak = score_results(suite, examples, preds, sections, seed=0, n_resamples=200, leaked_ids={"zz"})
+    no_leak = to_json(score_results(suite, examples, preds, sections, seed=0, n_resamples=200, leaked_ids={"zz"}))
     assert "clean_metrics" not in no_leak["strategies"]["good"]
 
-    results["leakage"] = {"checked": True, "summary": "2 of 6 test examples leak: 2 exact duplicate(s) of train",
-                          "pairs": [{"kind": "exact", "split": "train", "test_id": "e0", "other_id": "<t0>",
-                                     "score": None}], "thresholds": {"ngram": 13, "near_cosine": None}}
+    leakage = from_json(Leakage, {"checked": True, "summary": "2 of 6 test examples leak: 2 exact duplicate(s) of train",
+                                  "pairs": [{"kind": "exact", "split": "train", "test_id": "e0", "other_id": "<t0>",
+                                             "score": None}], "thresholds": {"ngram": 13, "near_cosine": None}})
+    results = run_results(scored, leakage=leakage)
     md = "\n".join(leakage_markdown(results))
     assert "### Clean subset" in md and "accuracy (clean subset)" in md and "&lt;t0&gt;" in md
     assert "the best on accuracy changes: bad (on all examples: good, bad)" in md  # a tie overall, bad wins clean
     html = leakage_html(results)
     assert 'id="leakage"' in html and "&lt;t0&gt;" in html and "<t0>" not in html
-    assert leakage_markdown({"strategies": {}}) == [] and leakage_html({"strategies": {}}) == ""
+    unchecked = run_results(scored)  # --no-leakage-check
+    assert leakage_markdown(unchecked)[2] == "_Not checked (`--no-leakage-check`)._" and "Not checked" in leakage_html(unchecked)
 
 
 # --------------------------------------------------------------------------- command line
@@ -187,7 +191,7 @@ def test_fail_on_leakage_exits_2_before_any_model_work_and_leaves_no_folder(
 
 def test_a_run_records_leakage_and_clean_metrics(tmp_path: Path, tiny_model_dir: Path) -> None:
     from harness.core.runrecord import load_run
-    from harness.report.markdown import render_markdown
+    from harness.report.formats.markdown import render_markdown
     from harness.runner import RunOptions, run
 
     folder = _write(tmp_path / "leaky", leak=False)
@@ -199,10 +203,10 @@ def test_a_run_records_leakage_and_clean_metrics(tmp_path: Path, tiny_model_dir:
     results = json.loads((run_dir / "results.json").read_text())
     assert results["leakage"]["leaked_ids"] == ["e1"] and results["leakage"]["pairs"][0]["other_id"] == "t1"
     assert results["strategies"]["prompt"]["n_clean"] == 2
-    assert "## Leakage" in render_markdown(load_run(run_dir))
+    assert "## Leakage" in render_markdown(load_run(run_dir).results)
     off = run(RunOptions(suite=str(folder), model=str(tiny_model_dir), out=tmp_path / "runs", device="cpu",
                          leakage_check=False))
-    assert json.loads((off / "results.json").read_text())["leakage"] == {"checked": False}
+    assert json.loads((off / "results.json").read_text())["leakage"]["checked"] is False
 
 
 def test_fail_on_leakage_from_a_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,14 +15,17 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.results import Cost, to_json
 from harness.core.runrecord import PredictionRecord
 from harness.core.suites import load_suite, validate
 from harness.core.types import Example, GenerationConfig, Suite
-from harness.report.gate import Check, judge
-from harness.report.views import best_strategies
-from harness.scoring.compare import compare_strategies, recommend, score_strategy
+from harness.gate import Check, judge
+from harness.report.views import best_of
+from harness.scoring.compare import compare_strategies, score_strategy
 from harness.scoring.fmt import fmt_metric
+from harness.scoring.recommend import recommend
 from harness.scoring.registry import REGISTRY, Metric, Registry, check_metric, get_metric, metric_names
+from harness.scoring.results import strategy_result
 from tests.fixtures_runs import Answered, records_of
 
 PLUGIN = '''
@@ -111,18 +114,22 @@ def test_a_plugin_metric_from_an_installed_distribution(site: Path) -> None:
     examples = [Example(id=str(i), input="", target="the answer") for i in range(12)]
     answers: list[str | None] = ["yes", "a much longer answer than that", None, "two words"] * 3
     suite = _suite("qa", ("f1", "short_answer", "answer_words"))
-    res = score_strategy(suite, examples, _preds(suite, "p", answers, examples), seed=0, n_resamples=200)
+    scores = score_strategy(suite, examples, _preds(suite, "p", answers, examples), seed=0, n_resamples=200)
+    res = to_json(scores)
     assert res["metrics"]["short_answer"]["value"] == pytest.approx(6 / 12)
     assert res["metrics"]["answer_words"]["value"] == np.median([1, 6, 0, 2] * 3)
     lo, hi = res["metrics"]["short_answer"]["ci"]
     assert lo <= 0.5 <= hi and lo < hi
     rows = compare_strategies(suite, examples, {"p": _preds(suite, "p", answers, examples),
                                                 "q": _preds(suite, "q", ["yes"] * 12, examples)}, seed=0)
-    assert {r["metric"] for r in rows} == {"f1", "short_answer", "answer_words"}
+    assert {r.metric for r in rows} == {"f1", "short_answer", "answer_words"}
     # lower is better: q's one-word answers win on answer_words
-    strategies = {"p": res, "q": score_strategy(suite, examples, _preds(suite, "q", ["yes"] * 12, examples), seed=0)}
-    assert recommend(strategies, rows, "answer_words")["winner"] == "q"
-    assert best_strategies({"strategies": strategies}, "answer_words") == ["q"]
+    cost = Cost(0.0, 0.0)
+    q = score_strategy(suite, examples, _preds(suite, "q", ["yes"] * 12, examples), seed=0)
+    strategies = {n: strategy_result({"name": n, "kind": "prompt", "params": {}}, s, cost, None)
+                  for n, s in (("p", scores), ("q", q))}
+    assert recommend(strategies, rows, "answer_words").winner == "q"
+    assert best_of({n: s.value("answer_words") for n, s in strategies.items()}, "answer_words") == ["q"]
     assert fmt_metric("answer_words", 2.25) == "2.2"
 
 
@@ -245,16 +252,16 @@ def test_an_evaluate_module_end_to_end(tmp_path: Path) -> None:
     examples = list(suite.test)
     good: list[str | None] = ["one two" if i % 2 else "d e f" for i in range(16)]
     bad: list[str | None] = [g if i < 4 else None for i, g in enumerate(good)]
-    res = score_strategy(suite, examples, _preds(suite, "good", good, examples), seed=0, slice_by=("absent",))
+    res = to_json(score_strategy(suite, examples, _preds(suite, "good", good, examples), seed=0, slice_by=("absent",)))
     entry = res["metrics"][name]
     assert entry["value"] == 1.0 and entry["ci"] == [1.0, 1.0]
     assert entry["resamples"] == 200 and "200 resamples instead of 1000" in entry["note"]
     assert res["slices"]["absent"]["(missing)"]["metrics"][name] == 1.0
     assert "resamples" not in res["metrics"]["f1"]  # built-ins are not capped
-    worse = score_strategy(suite, examples, _preds(suite, "bad", bad, examples), seed=0)["metrics"][name]
+    worse = to_json(score_strategy(suite, examples, _preds(suite, "bad", bad, examples), seed=0))["metrics"][name]
     assert worse["value"] == 4 / 16 and worse["ci"][0] < 4 / 16 < worse["ci"][1]  # invalid answers are ''
-    rows = compare_strategies(suite, examples, {"good": _preds(suite, "good", good, examples),
-                                                "bad": _preds(suite, "bad", bad, examples)}, seed=0)
+    rows = to_json(compare_strategies(suite, examples, {"good": _preds(suite, "good", good, examples),
+                                                        "bad": _preds(suite, "bad", bad, examples)}, seed=0))
     row = next(r for r in rows if r["metric"] == name)
     assert row["diff"] == 12 / 16 and row["test"] == "paired_bootstrap" and row["resamples"] == 200
     assert row["p_value"] == pytest.approx(2 / 201) and "note" in row
@@ -266,7 +273,7 @@ def test_an_evaluate_module_gets_every_reference_and_a_chosen_key(tmp_path: Path
     suite = load_suite(str(folder), known_metrics=check_metric)
     answers: list[str | None] = ["one two"] * 16
     res = score_strategy(suite, list(suite.test), _preds(suite, "s", answers, list(suite.test)), seed=0)
-    assert res["metrics"]["evaluate:./metrics/my_metric#lists"]["value"] == 1.0  # a list per example
+    assert res.metrics["evaluate:./metrics/my_metric#lists"].value == 1.0  # a list per example
     with pytest.raises(HarnessError, match="returned my_metric, lists, n: no 'nope' among them"):
         get_metric("evaluate:./metrics/my_metric#nope", folder).bind("qa")(np.array([["a", "a"]], dtype=object))
 
@@ -306,8 +313,8 @@ def test_evaluate_not_installed_gives_the_install_command(monkeypatch: pytest.Mo
 def test_an_evaluate_module_through_the_run_folder_report_and_gate(tmp_path: Path) -> None:
     """A run folder scored with an evaluate metric renders, and the gate recomputes the module
     from predictions.jsonl, finding the suite's metric folder through results.json."""
-    from harness.report import gate
-    from harness.report import markdown as report
+    from harness import gate
+    from harness.report import render_all
     from tests.fixtures_runs import write_run
 
     name = "evaluate:./metrics/my_metric"
@@ -321,7 +328,7 @@ def test_an_evaluate_module_through_the_run_folder_report_and_gate(tmp_path: Pat
         results["suite"]["path"] = str(folder)  # the fixture writes suites/<name>
         (run / "results.json").write_text(json.dumps(results))
         runs[label] = run
-    report.render_all(runs["base"])
+    render_all(runs["base"])
     assert name in (runs["base"] / "report.md").read_text()
     with pytest.raises(HarnessError, match="runs the Python code of an evaluate module: pass --trust-remote-code"):
         gate.gate(runs["base"], runs["cand"])  # a results.json names the folder: its code runs only when allowed

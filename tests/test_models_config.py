@@ -129,13 +129,18 @@ def test_a_strategy_table_with_an_unknown_model_is_blamed_at_its_line(tmp_path: 
 
 
 def test_model_column_only_with_more_than_one_model() -> None:
+    from harness.core.results import Recommendation, RunResults, SuiteInfo
     from harness.report.views import model_names
+    from tests.fixtures_runs import strategy_results
 
-    one = {"strategies": {"a": {"model": {"name": "default"}}, "b": {"model": {"name": "default"}}}}
-    two = {"strategies": {"a": {"model": {"name": "default", "id": "smollm2-135m-instruct", "backend": "transformers"}},
-                          "b": {"model": {"name": "served", "id": "gpt-4o-mini", "backend": "openai"}},
-                          "c": {"model": {"name": "local", "id": "/models/qwen/", "backend": "vllm"}}}}
-    assert model_names(one) is None and model_names({"strategies": {"a": {}}}) is None
+    def run(strategies: dict[str, dict]) -> RunResults:
+        return RunResults("s", "r", "", SuiteInfo("s", "qa"), strategy_results(strategies), [], Recommendation(None, "f1"))
+
+    one = run({"a": {"model": {"name": "default"}}, "b": {"model": {"name": "default"}}})
+    two = run({"a": {"model": {"name": "default", "id": "smollm2-135m-instruct", "backend": "transformers"}},
+               "b": {"model": {"name": "served", "id": "gpt-4o-mini", "backend": "openai"}},
+               "c": {"model": {"name": "local", "id": "/models/qwen/", "backend": "vllm"}}})
+    assert model_names(one) is None and model_names(run({"a": {}})) is None
     assert model_names(two) == {"a": "smollm2-135m-instruct (transformers)", "b": "served: gpt-4o-mini (openai)",
                                 "c": "local: qwen (vllm)"}
 
@@ -147,8 +152,8 @@ def test_api_cost_comes_from_token_prices() -> None:
         latency_s, prompt_tokens, output_tokens = 0.5, 1000, 100
 
     cost = cost_summary([P(), P()], prepare_s=1.0, predict_s=1.0, usd_per_hour=100.0, token_prices=(0.15, 0.60))
-    assert cost["training_usd"] == 0.0
-    assert cost["usd_per_1k_requests"] == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6 * 1000)
+    assert cost.training_usd == 0.0
+    assert cost.usd_per_1k_requests == pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6 * 1000)
 
 
 def test_a_local_model_is_freed_after_its_last_strategy(tiny_model_dir: Path) -> None:

@@ -9,9 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from harness.core.results import to_json
 from harness.core.types import Example, GenerationConfig, Suite
-from harness.scoring.compare import compare_strategies, recommend, uninformative
+from harness.scoring.compare import compare_strategies
 from harness.scoring.power import power_figures
+from harness.scoring.recommend import recommend, uninformative
+from tests.fixtures_runs import strategy_results
 from tests.test_scoring import _by, _examples, _predict, _scored, _suite
 
 
@@ -31,7 +34,7 @@ def test_power_of_a_paired_comparison_matches_the_textbook_formula() -> None:
     suite, examples = _suite("classification", ("accuracy",)), _examples(400)
     a = _predict("a", examples, 0.70, 1)
     b = _predict("b", examples, 0.70, 2)
-    rows = compare_strategies(suite, examples, _by(suite, examples, {"a": a, "b": b}), seed=0, n_resamples=2000)
+    rows = to_json(compare_strategies(suite, examples, _by(suite, examples, {"a": a, "b": b}), seed=0, n_resamples=2000))
     [row] = [r for r in rows if r["metric"] == "accuracy"]
     assert row["significant"] is False and row["power"]["n_needed"] is not None
     correct_a = np.array([p.answer == e.target for p, e in zip(a, examples, strict=True)], dtype=float)
@@ -46,7 +49,7 @@ def test_a_tie_says_what_the_test_set_could_detect() -> None:
     rag = [replace(p, strategy="rag") for p in base]
     by = {"rag": rag, "prompt": base}
     strategies, comps = _scored(suite, examples, by, {"rag": (120.0, 60.0), "prompt": (0.0, 40.0)})
-    text = recommend(strategies, comps, "f1")["text"]
+    text = recommend(strategies, comps, "f1").text
     assert "no significant difference" in text and "with 80 examples only differences above" in text
 
 
@@ -66,13 +69,14 @@ def test_the_primary_metric_follows_the_task() -> None:
 
 
 def test_an_uninformative_primary_metric_never_decides() -> None:
-    strategies = {
+    strategies = strategy_results({
         "prompt": {"metrics": {"accuracy": {"value": 0.0}, "f1": {"value": 0.21}}},
         "rag": {"metrics": {"accuracy": {"value": 0.0}, "f1": {"value": 0.35}}},
-    }
-    assert uninformative(strategies, "accuracy") == 0.0 and uninformative(strategies, "f1") is None
-    rec = recommend(strategies, [], "accuracy", ("accuracy", "f1"))
+    })
+    assert uninformative([0.0, 0.0], "accuracy") == 0.0 and uninformative([0.21, 0.35], "f1") is None
+    assert uninformative([1.0, None, 1.0], "accuracy") == 1.0 and uninformative([0.5, 0.5], "f1") is None
+    rec = to_json(recommend(strategies, [], "accuracy", ("accuracy", "f1")))
     assert rec["metric"] == "f1" and rec["winner"] == "rag" and rec["uninformative"] == ["accuracy"]
     assert rec["text"].startswith("accuracy is uninformative here (every strategy scored 0.000), so this is decided on f1.")
-    everything_zero = {k: {"metrics": {"accuracy": {"value": 0.0}}} for k in ("a", "b")}
-    assert recommend(everything_zero, [], "accuracy", ("accuracy",))["winner"] is None
+    everything_zero = strategy_results({k: {"metrics": {"accuracy": {"value": 0.0}}} for k in ("a", "b")})
+    assert recommend(everything_zero, [], "accuracy", ("accuracy",)).winner is None

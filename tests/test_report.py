@@ -16,8 +16,11 @@ import pytest
 from rich.console import Console
 
 from harness.core.errors import HarnessError
-from harness.report import markdown as report
-from harness.report.html import render_html
+from harness.core.runrecord import load_run
+from harness.report import render_all
+from harness.report.formats.console import print_summary
+from harness.report.formats.csv import render_csv
+from harness.report.formats.html import render_html
 from tests.fixtures_runs import PAYLOADS, payload_run, qa_run, triage_run
 
 
@@ -30,7 +33,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "payload": payload_run(root / "payload"),
     }
     for d in out.values():
-        report.render_all(d)
+        render_all(d)
     return out
 
 
@@ -61,7 +64,7 @@ def md_table(text: str, heading: str) -> list[list[str]]:
 
 
 def test_render_all_writes_the_three_files(runs: dict[str, Path]) -> None:
-    paths = report.render_all(runs["triage"])
+    paths = render_all(runs["triage"])
     assert [p.name for p in paths] == ["report.md", "report.html", "summary.csv"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
     assert not list(runs["triage"].glob(".*.tmp"))  # atomic writes leave no temp files
@@ -137,9 +140,8 @@ def test_summary_csv(runs: dict[str, Path]) -> None:
 
 
 def test_summary_csv_defuses_formulas(tmp_path: Path, runs: dict[str, Path]) -> None:
-    run = report.load_run(runs["triage"])
-    results = dict(run.results, strategies={"=cmd()": run.results["strategies"]["sft"]})
-    text = report.render_csv(replace(run, results=results))
+    run = load_run(runs["triage"])
+    text = render_csv(replace(run.results, strategies={"=cmd()": run.results.strategies["sft"]}))
     assert {r["strategy"] for r in csv.DictReader(io.StringIO(text))} == {"'=cmd()"}
 
 
@@ -241,7 +243,7 @@ def test_html_qa_views_are_graded_by_token_f1(runs: dict[str, Path]) -> None:
 
 
 def test_html_history_chart(runs: dict[str, Path]) -> None:
-    run = report.load_run(runs["triage"])
+    run = load_run(runs["triage"])
     history = [
         {"run_id": f"old{k}", "created": f"2026-11-0{k + 1}T10:00:00+00:00", "suite": "ticket-triage",
          "suite_sha256": "a" * 64, "strategy": s, "metrics": {"accuracy": 0.4 + 0.1 * k + 0.05 * j}}
@@ -257,28 +259,28 @@ def test_html_history_chart(runs: dict[str, Path]) -> None:
 
 def test_load_run_errors_name_the_file_and_line(tmp_path: Path, runs: dict[str, Path]) -> None:
     with pytest.raises(HarnessError, match="no such run folder"):
-        report.load_run(tmp_path / "nope")
+        load_run(tmp_path / "nope")
     run_dir = tmp_path / "run"
     shutil.copytree(runs["triage"], run_dir)
     line = '{"strategy": "a", "example_id": "1", "scores": {}, "score": 1.0}'
     (run_dir / "predictions.jsonl").write_text(line + '\n{"strategy": oops\n')
     with pytest.raises(HarnessError, match=r"predictions\.jsonl:2: not valid JSON"):
-        report.load_run(run_dir)
+        load_run(run_dir)
     (run_dir / "predictions.jsonl").write_text(line + '\n\n[1, 2]\n')
     with pytest.raises(HarnessError, match=r"predictions\.jsonl:3: expected an object"):
-        report.load_run(run_dir)
+        load_run(run_dir)
     (run_dir / "predictions.jsonl").write_text(line + '\n{"strategy": "a", "example_id": "2", "score": 0.5}\n')
     with pytest.raises(HarnessError, match=r"predictions\.jsonl:2: no per-example 'scores'.*older version"):
-        report.load_run(run_dir)
+        load_run(run_dir)
     (run_dir / "results.json").write_text('{\n  "schema": "sft-harness/results/v2",\n  "suite": {,\n}')
     with pytest.raises(HarnessError, match=r"results\.json:3: not valid JSON"):
-        report.render_all(run_dir)
+        render_all(run_dir)
     (run_dir / "results.json").write_text('{"schema": "something-else/v9"}')
     with pytest.raises(HarnessError, match="schema"):
-        report.load_run(run_dir)
+        load_run(run_dir)
     (run_dir / "results.json").unlink()
     with pytest.raises(HarnessError, match=r"results\.json: not found"):
-        report.load_run(run_dir)
+        load_run(run_dir)
 
 
 def test_a_run_folder_of_an_older_version_is_one_line_that_says_re_run(tmp_path: Path, runs: dict[str, Path]) -> None:
@@ -290,7 +292,7 @@ def test_a_run_folder_of_an_older_version_is_one_line_that_says_re_run(tmp_path:
     (run_dir / "results.json").write_text(json.dumps({**results, "schema": "sft-harness/results/v1"}))
     with pytest.raises(HarnessError, match=r"results\.json: written by an older version of sft-harness "
                                            r"\(schema sft-harness/results/v1\); re-run"):
-        report.load_run(run_dir)
+        load_run(run_dir)
     assert main(["report", str(run_dir)]) == 2
     assert main(["gate", str(run_dir), str(runs["triage"])]) == 2
 
@@ -298,7 +300,8 @@ def test_a_run_folder_of_an_older_version_is_one_line_that_says_re_run(tmp_path:
 def test_print_summary(runs: dict[str, Path]) -> None:
     console = Console(record=True, width=200)
     results = results_of(runs["triage"])
-    report.print_summary(results, console)
+    typed = load_run(runs["triage"]).results
+    print_summary(typed, console)
     out = console.export_text()
     sft = results["strategies"]["sft"]["metrics"]["accuracy"]
     assert f"{sft['value']:.3f} [{sft['ci'][0]:.3f}, {sft['ci'][1]:.3f}]" in out
@@ -306,9 +309,8 @@ def test_print_summary(runs: dict[str, Path]) -> None:
     for name in ("prompt", "rag", "sft"):
         assert name in out
     # strategy names are shown as text, never read as rich markup
-    results["strategies"] = {"[bold]x[/bold]": results["strategies"]["sft"]}
     console = Console(record=True, width=200)
-    report.print_summary(results, console)
+    print_summary(replace(typed, strategies={"[bold]x[/bold]": typed.strategies["sft"]}), console)
     assert "[bold]x[/bold]" in console.export_text()
 
 

@@ -61,11 +61,12 @@ def test_link_latest_replaces_the_link_and_keeps_an_old_folder(tmp_path: Path) -
 
 
 def test_run_folder_files_follow_the_umask(tmp_path: Path) -> None:
+    from harness.core.results import Recommendation, RunResults, SuiteInfo
     from harness.core.runrecord import PredictionWriter, write_results
 
     old = os.umask(0o022)
     try:  # the run record's own writers: results.json atomically, predictions.jsonl appended
-        write_results(tmp_path, {"a": 1})
+        write_results(tmp_path, RunResults("s", "r", "", SuiteInfo("s", "qa"), {}, [], Recommendation(None, "f1")))
         PredictionWriter(tmp_path).write([])
     finally:
         os.umask(old)

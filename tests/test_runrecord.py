@@ -82,9 +82,11 @@ def test_a_bad_line_is_named_with_its_line_number(tmp_path: Path, line: dict, wh
 
 
 def test_write_results_stamps_the_schema(tmp_path: Path) -> None:
+    from harness.core.results import Recommendation, RunResults, SuiteInfo
+
     (tmp_path / PREDICTIONS_FILE).write_text("")
-    write_results(tmp_path, {"schema": "old", "suite": {"name": "s", "task": "qa"}, "strategies": {}})
-    assert json.loads((tmp_path / "results.json").read_text())["schema"] == SCHEMA == load_run(tmp_path).SCHEMA
+    write_results(tmp_path, RunResults("old", "r", "", SuiteInfo("s", "qa"), {}, [], Recommendation(None, "f1")))
+    assert json.loads((tmp_path / "results.json").read_text())["schema"] == SCHEMA == load_run(tmp_path).results.schema
 
 
 def test_stored_rows_are_the_rows_the_metrics_compute(tmp_path: Path) -> None:
@@ -104,8 +106,8 @@ def test_stored_rows_are_the_rows_the_metrics_compute(tmp_path: Path) -> None:
 def test_readers_never_score_an_answer_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports and the gate read the rows stored with each prediction: computing a metric's
     statistics from an answer fails here, and they still work."""
-    from harness.report import gate
-    from harness.report.markdown import render_all
+    from harness import gate
+    from harness.report import render_all
 
     base = triage_run(tmp_path / "b", {"prompt": 0.5, "sft": 0.9})
     cand = triage_run(tmp_path / "c", {"prompt": 0.5, "sft": 0.6})

@@ -9,13 +9,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from harness.core.results import to_json
 from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring import metrics as M
 from harness.scoring import registry as R
-from harness.scoring.compare import compare_strategies, cost_summary, recommend, score_strategy
+from harness.scoring.compare import compare_strategies, cost_summary, score_strategy
+from harness.scoring.recommend import recommend
+from harness.scoring.results import strategy_result
 from harness.scoring.stats import holm, mcnemar_exact
 from tests.fixtures_runs import Answered as Prediction
-from tests.fixtures_runs import records_of
+from tests.fixtures_runs import records_of, strategy_results
 
 LABELS = ("billing", "bug", "feature", "other")
 
@@ -81,7 +84,8 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
     preds[1] = replace(preds[1], answer=None)  # unparseable
     del preds[2]  # missing
 
-    res = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("source", "tier", "absent"))
+    res = to_json(score_strategy(suite, examples, records_of(suite, examples, preds), seed=0,
+                                 slice_by=("source", "tier", "absent")))
     json.dumps(res, allow_nan=False)  # strict JSON
 
     answers = [None, None, None] + [p.answer for p in preds[2:]]
@@ -93,7 +97,8 @@ def test_score_strategy_values_intervals_invalid_and_slices() -> None:
         assert res["metrics"][m]["value"] == want
         lo, hi = res["metrics"][m]["ci"]
         assert lo <= want <= hi and lo < hi
-    assert res == score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("source", "tier", "absent"))
+    assert res == to_json(score_strategy(suite, examples, records_of(suite, examples, preds), seed=0,
+                                         slice_by=("source", "tier", "absent")))
 
     web = [i for i, e in enumerate(examples) if e.meta["source"] == "web"]
     assert res["slices"]["source"]["web"]["n"] == len(web)
@@ -130,7 +135,7 @@ def test_score_strategy_bleu_slices_are_corpus_bleu_of_the_slice() -> None:
         )
         for i in range(20)
     ]
-    res = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("half",))
+    res = to_json(score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, slice_by=("half",)))
     first = sacrebleu.corpus_bleu(
         [f"the answer is {i} today" for i in range(10)],
         [[f"the answer is number {i} today" for i in range(10)]],
@@ -146,7 +151,7 @@ def test_compare_strategies_pairs_metrics_holm_and_mcnemar() -> None:
         "sft": _predict("sft", examples, 0.9, 3),
     }
     by["rag"] = by["rag"][:-10]  # rag lacks 10 examples: its pairs use the 140 both have
-    rows = compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=500)
+    rows = to_json(compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=500))
     json.dumps(rows, allow_nan=False)
     assert [(r["a"], r["b"], r["metric"]) for r in rows] == [
         (a, b, m)
@@ -179,16 +184,17 @@ def test_exact_match_keeps_its_name_and_is_scored_as_accuracy() -> None:
     examples = _examples(80)
     by = {"a": _predict("a", examples, 0.5, 1), "b": _predict("b", examples, 0.8, 2)}
     alias, plain = _suite(metrics=("exact_match",)), _suite(metrics=("accuracy",))
-    got, want = score_strategy(alias, examples, records_of(alias, examples, by["a"]), seed=0), score_strategy(plain, examples, records_of(plain, examples, by["a"]), seed=0)
-    assert list(got["metrics"]) == ["exact_match"] and got["metrics"]["exact_match"] == want["metrics"]["accuracy"]
+    got = score_strategy(alias, examples, records_of(alias, examples, by["a"]), seed=0)
+    want = score_strategy(plain, examples, records_of(plain, examples, by["a"]), seed=0)
+    assert list(got.metrics) == ["exact_match"] and got.metrics["exact_match"] == want.metrics["accuracy"]
     rows = compare_strategies(alias, examples, _by(alias, examples, by), seed=0)
-    assert rows[0]["metric"] == "exact_match" and rows[0]["test"] == "mcnemar_exact"
-    assert rows[0]["p_value"] == compare_strategies(plain, examples, _by(plain, examples, by), seed=0)[0]["p_value"]
+    assert rows[0].metric == "exact_match" and rows[0].test == "mcnemar_exact"
+    assert rows[0].p_value == compare_strategies(plain, examples, _by(plain, examples, by), seed=0)[0].p_value
 
 
 def test_recommend_formats_values_with_the_metric_format() -> None:
-    strategies = {"a": {"metrics": {"bleu": {"value": 31.4159}}}, "b": {"metrics": {"bleu": {"value": 12.0}}}}
-    text = recommend(strategies, [], "bleu")["text"]
+    strategies = strategy_results({"a": {"metrics": {"bleu": {"value": 31.4159}}}, "b": {"metrics": {"bleu": {"value": 12.0}}}})
+    text = recommend(strategies, [], "bleu").text
     assert "31.4 against 12.0" in text and "+19.4" in text
 
 
@@ -199,7 +205,7 @@ def test_many_strategies_can_still_be_significant_after_holm() -> None:
     suite, examples = _suite(metrics=("f1",)), _examples(60)
     by = {"best": _predict("best", examples, 1.0, 0)}
     by.update({f"s{k}": _predict(f"s{k}", examples, 0.3, k + 1) for k in range(7)})
-    rows = compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=1000)
+    rows = to_json(compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=1000))
     assert len(rows) == 28 and {r["resamples"] for r in rows} == {22400}
     best = [r for r in rows if r["a"] == "best"]
     assert len(best) == 7 and all(r["significant"] and r["p_holm"] < 0.05 for r in best)
@@ -219,21 +225,21 @@ def test_cost_summary() -> None:
         )
         for i in range(1, 11)
     ]
-    c = cost_summary(
+    c = to_json(cost_summary(
         preds, prepare_s=3600.0, predict_s=20.0, training_tokens=5000, usd_per_hour=2.0, n_correct=4
-    )
+    ))
     assert c["examples_per_s"] == 0.5
     # latency_s is each example's share of its batch's time: a cost, reported as such
     assert c["batch_share_p50_s"] == pytest.approx(5.5)
     assert c["batch_share_p95_s"] == pytest.approx(float(np.percentile(np.arange(1, 11), 95)))
     assert c["latency_p50_s"] is None and c["latency_p95_s"] is None  # local decoding serves no requests
-    served = cost_summary(preds, prepare_s=0.0, predict_s=20.0, request_latencies=[0.2, 0.4, 0.3])
+    served = to_json(cost_summary(preds, prepare_s=0.0, predict_s=20.0, request_latencies=[0.2, 0.4, 0.3]))
     assert served["latency_p50_s"] == pytest.approx(0.3) and served["latency_p95_s"] == pytest.approx(0.39)
     assert c["prompt_tokens_per_example"] == 55.0 and c["output_tokens_per_example"] == 5.5
     assert c["training_usd"] == pytest.approx(2.0)
     assert c["usd_per_1k_requests"] == pytest.approx(2.0 * 20 / 3600 / 10 * 1000)
     assert c["usd_per_correct"] == pytest.approx((2.0 + 2.0 * 20 / 3600) / 4)
-    free = cost_summary(preds, prepare_s=0.0, predict_s=20.0)
+    free = to_json(cost_summary(preds, prepare_s=0.0, predict_s=20.0))
     assert (
         free["usd_per_1k_requests"] is None
         and free["training_usd"] is None
@@ -254,6 +260,7 @@ def test_cost_summary() -> None:
         "usd_per_1k_requests",
         "training_usd",
         "usd_per_correct",
+        "monthly_usd",
     }
 
 
@@ -269,8 +276,9 @@ def _scored(
 ) -> tuple[dict, list]:
     strategies = {}
     for s, preds in by.items():
-        strategies[s] = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, n_resamples=300)
-        strategies[s]["cost"] = cost_summary(preds, prepare_s=seconds[s][0], predict_s=seconds[s][1])
+        scores = score_strategy(suite, examples, records_of(suite, examples, preds), seed=0, n_resamples=300)
+        cost = cost_summary(preds, prepare_s=seconds[s][0], predict_s=seconds[s][1])
+        strategies[s] = strategy_result({"name": s, "kind": s, "params": {}}, scores, cost, None)
     return strategies, compare_strategies(suite, examples, _by(suite, examples, by), seed=0, n_resamples=300)
 
 
@@ -278,12 +286,10 @@ def test_recommend_a_significantly_better_strategy() -> None:
     suite, examples = _suite("classification", ("f1", "accuracy")), _examples(150)
     by = {"prompt": _predict("prompt", examples, 0.4, 1), "sft": _predict("sft", examples, 0.9, 2)}
     strategies, comps = _scored(suite, examples, by, {"prompt": (0.0, 30.0), "sft": (900.0, 30.0)})
-    rec = recommend(strategies, comps, "f1")
+    rec = to_json(recommend(strategies, comps, "f1"))
     assert rec["winner"] == "sft" and rec["runner_up"] == "prompt" and rec["metric"] == "f1"
     assert rec["significant"] is True
-    assert rec["margin"] == pytest.approx(
-        strategies["sft"]["metrics"]["f1"]["value"] - strategies["prompt"]["metrics"]["f1"]["value"]
-    )
+    assert rec["margin"] == pytest.approx(strategies["sft"].value("f1") - strategies["prompt"].value("f1"))
     assert rec["text"].startswith("Use sft") and "significant difference" in rec["text"]
     assert "900 s to prepare" in rec["text"]
 
@@ -300,23 +306,23 @@ def test_recommend_the_cheaper_strategy_when_there_is_no_significant_difference(
             fixed += 1
     by = {"rag": rag, "prompt": base}
     strategies, comps = _scored(suite, examples, by, {"rag": (120.0, 60.0), "prompt": (0.0, 40.0)})
-    assert strategies["rag"]["metrics"]["f1"]["value"] > strategies["prompt"]["metrics"]["f1"]["value"]
-    rec = recommend(strategies, comps, "f1")
+    assert strategies["rag"].value("f1") > strategies["prompt"].value("f1")
+    rec = to_json(recommend(strategies, comps, "f1"))
     assert rec["winner"] == "prompt" and rec["runner_up"] == "rag"
     assert rec["significant"] is False and rec["margin"] < 0
     assert "no significant difference" in rec["text"] and rec["text"].startswith("Use prompt")
 
     # The same scores with the top scorer also the cheapest: it wins, said to be not significant.
-    strategies["rag"]["cost"] = cost_summary(rag, prepare_s=0.0, predict_s=10.0)
-    rec = recommend(strategies, comps, "f1")
+    strategies["rag"] = replace(strategies["rag"], cost=cost_summary(rag, prepare_s=0.0, predict_s=10.0))
+    rec = to_json(recommend(strategies, comps, "f1"))
     assert rec["winner"] == "rag" and rec["significant"] is False and rec["margin"] > 0
     assert "no significant difference" in rec["text"]
 
 
 def test_recommend_edge_cases() -> None:
-    assert recommend({}, [], "f1")["winner"] is None
-    one = {"prompt": {"metrics": {"f1": {"value": 0.5, "ci": [0.4, 0.6]}}}}
+    assert recommend({}, [], "f1").winner is None
+    one = strategy_results({"prompt": {"metrics": {"f1": {"value": 0.5, "ci": [0.4, 0.6]}}}})
     rec = recommend(one, [], "f1")
-    assert rec["winner"] == "prompt" and rec["runner_up"] is None and rec["significant"] is False
-    none_scored = {"prompt": {"metrics": {"f1": {"value": None, "ci": [None, None]}}}}
-    assert recommend(none_scored, [], "f1")["winner"] is None
+    assert rec.winner == "prompt" and rec.runner_up is None and rec.significant is False
+    none_scored = strategy_results({"prompt": {"metrics": {"f1": {"value": None, "ci": [None, None]}}}})
+    assert recommend(none_scored, [], "f1").winner is None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness.core.errors import HarnessError
+from harness.core.results import to_json
 from harness.core.types import Example, GenerationConfig, Suite
 from harness.scoring.results import score_results
 from harness.scoring.rows import bind_metrics
@@ -139,8 +140,8 @@ def test_results_carry_the_seeds_and_test_pairs_over_them() -> None:
     seeds = {0: records(suite, "sft", right), 1: records(suite, "sft@seed1", ["pos"] * 4)}  # 4/4 and 2/4
     predictions = {"sft": seeds[0], "prompt": records(suite, "prompt", wrong_one)}
     sections = {n: {"name": n, "kind": n, "params": {}, "prepare_s": 1.0} for n in predictions}
-    out = score_results(suite, list(suite.test), predictions, sections, seed=0, seed_records={"sft": seeds},
-                        n_resamples=200)
+    out = to_json(score_results(suite, list(suite.test), predictions, sections, seed=0, seed_records={"sft": seeds},
+                                n_resamples=200))
     sft, prompt = out["strategies"]["sft"], out["strategies"]["prompt"]
     assert sft["seeds"] == [0, 1] and sft["per_seed"]["accuracy"] == [1.0, 0.5]
     assert sft["metrics"]["accuracy"]["value"] == pytest.approx(0.75)
@@ -159,22 +160,26 @@ def test_without_seed_records_nothing_changes() -> None:
     suite = tiny_suite()
     predictions = {"a": records(suite, "a", [e.target for e in suite.test]), "b": records(suite, "b", ["pos"] * 4)}
     sections = {n: {"name": n, "kind": n, "params": {}, "prepare_s": 1.0} for n in predictions}
-    plain = score_results(suite, list(suite.test), predictions, sections, seed=0, n_resamples=200)
-    again = score_results(suite, list(suite.test), predictions, sections, seed=0, n_resamples=200, seed_records={})
+    plain = to_json(score_results(suite, list(suite.test), predictions, sections, seed=0, n_resamples=200))
+    again = to_json(score_results(suite, list(suite.test), predictions, sections, seed=0, n_resamples=200, seed_records={}))
     assert plain == again
     assert not {"seeds", "per_seed", "seed_sd"} & set(plain["strategies"]["a"])
     assert all("seed_note" not in c and c["test"] != "hierarchical_bootstrap" for c in plain["comparisons"])
 
 
 def test_the_recommendation_warns_when_the_spread_exceeds_the_difference() -> None:
+    from dataclasses import replace
+
+    from harness.core.results import Comparison, Recommendation
     from harness.scoring.seeds import seed_advice
 
-    advice = {"winner": "sft", "runner_up": "prompt", "metric": "accuracy", "text": "Use sft."}
-    rows = [{"a": "prompt", "b": "sft", "metric": "accuracy", "seed_note": "the training-seed spread of sft "
-             "(sd 0.04 over 3 seeds) is larger than the difference (0.02 accuracy)"}]
+    advice = Recommendation("sft", "accuracy", runner_up="prompt", text="Use sft.")
+    rows = [Comparison("prompt", "sft", "accuracy", 4, -0.02, (-0.1, 0.06), 0.5, "hierarchical_bootstrap", 200,
+                       seed_note="the training-seed spread of sft (sd 0.04 over 3 seeds) is larger than the "
+                                 "difference (0.02 accuracy)")]
     warned = seed_advice(advice, rows)
-    assert warned["text"].startswith("Use sft. Caution: the training-seed spread of sft")
-    assert seed_advice(advice, [{**rows[0], "metric": "f1"}]) == advice
+    assert warned.text.startswith("Use sft. Caution: the training-seed spread of sft") and warned.seed_note
+    assert seed_advice(advice, [replace(rows[0], metric="f1")]) == advice
 
 
 # --------------------------------------------------------------------------- the option

@@ -20,8 +20,9 @@ TEST = [{"id": f"e{i}", "input": w, "target": t} for i, (w, t) in
 def test_two_seeds_train_two_adapters_and_one_seed_is_unchanged(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.report.html import render_html
-    from harness.report.markdown import render_markdown
+    from harness.core.results import to_json
+    from harness.report.formats.html import render_html
+    from harness.report.formats.markdown import render_markdown
     from harness.runner import RunOptions, run
     from tests.test_suites import write_suite
 
@@ -37,13 +38,13 @@ def test_two_seeds_train_two_adapters_and_one_seed_is_unchanged(
     plain, seeded = load_run(plain_dir), load_run(seeded_dir)
 
     # One seed: the results entry has no seed fields, and the records are the strategy's own.
-    entry = plain.results["strategies"]["sft"]
+    entry = to_json(plain.results)["strategies"]["sft"]
     assert not {"seeds", "per_seed", "seed_sd", "seed_runs"} & set(entry)
     assert entry["params"]["seeds"] == 1
     assert {r.strategy for r in plain.predictions} == {"prompt", "sft"}
 
     # Two seeds: the first is the one-seed run itself (same adapter, same answers), the second its own.
-    multi = seeded.results["strategies"]["sft"]
+    multi = to_json(seeded.results)["strategies"]["sft"]
     assert multi["seeds"] == [0, 1] and [r["name"] for r in multi["seed_runs"]] == ["sft", "sft@seed1"]
     for metric in ("accuracy", "f1"):
         values = multi["per_seed"][metric]
@@ -59,10 +60,10 @@ def test_two_seeds_train_two_adapters_and_one_seed_is_unchanged(
     weights = [next(p.glob("*.safetensors")).read_bytes() for p in (first, second)]
     assert weights[0] != weights[1]  # trained with different seeds
 
-    pairs = [c for c in seeded.results["comparisons"] if {c["a"], c["b"]} == {"prompt", "sft"}]
+    pairs = [c for c in to_json(seeded.results)["comparisons"] if {c["a"], c["b"]} == {"prompt", "sft"}]
     assert pairs and all(c["test"] == "hierarchical_bootstrap" and "seed_sd" in c for c in pairs)
-    assert all(c["test"] != "hierarchical_bootstrap" for c in plain.results["comparisons"])
-    report = render_markdown(seeded)
-    assert "## Training seeds" in report and "## Training seeds" not in render_markdown(plain)
+    assert all(c.test != "hierarchical_bootstrap" for c in plain.results.comparisons)
+    report = render_markdown(seeded.results)
+    assert "## Training seeds" in report and "## Training seeds" not in render_markdown(plain.results)
     assert 'id="seeds"' in render_html(seeded) and 'id="seeds"' not in render_html(plain)
-    json.dumps(seeded.results, allow_nan=False)  # still strict JSON
+    json.dumps(to_json(seeded.results), allow_nan=False)  # still strict JSON

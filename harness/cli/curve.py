@@ -26,7 +26,7 @@ def _curve_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
-    from harness.report.curve import load_curve, render_curve, sentences
+    from harness.report.sections.curve import load_curve, render_curve, sentences
     from harness.runner.curve import run_curve
 
     folder = run_curve(_curve_options(args), err)

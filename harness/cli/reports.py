@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +11,6 @@ from rich.markup import escape
 
 from harness.cli.console import out
 from harness.core.errors import HarnessError
-
-
-@contextlib.contextmanager
-def _reading(run_dirs: list[Path]) -> Iterator[None]:
-    """A results.json that passed the shape checks but holds a value of the wrong type deeper
-    down (hand-edited, another tool's) is the file's fault: one line naming it, not a traceback."""
-    try:
-        yield
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
-        where = " or ".join(str(d / "results.json") for d in run_dirs)
-        raise HarnessError(f"{where}: a value has the wrong type or shape ({type(e).__name__}: {str(e)[:200]}); "
-                           "re-run to regenerate it") from None
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -39,42 +25,39 @@ def _check_writable(path: Path, option: str) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import history
-    from harness.report import markdown as report
+    from harness.core.runrecord import load_run
+    from harness.report import render_all
+    from harness.report.sections import history
 
     run_dir = Path(args.run_dir)
-    with _reading([run_dir]):
-        suite_name = report.load_run(run_dir).results["suite"]["name"]
-        paths = report.render_all(run_dir, history=history.load_history(run_dir.parent, suite_name))
+    suite_name = load_run(run_dir).results.suite.name  # a bad results.json: one line naming it
+    paths = render_all(run_dir, history=history.load_history(run_dir.parent, suite_name))
     for p in paths:
         out.print(f"wrote {escape(str(p))}", highlight=False)
     return 0
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from harness.report import gate
+    from harness import gate
 
     base_dir, base_strategy = gate.parse_run_ref(args.baseline)
     cand_dir, cand_strategy = gate.parse_run_ref(args.candidate)
     max_drop, max_drop_by_metric = gate.parse_max_drops(args.max_drop or [])
     max_forgetting = gate.parse_max_forgetting(args.max_forgetting or [])
+    if args.pass_score is not None and not 0 <= args.pass_score <= 1:
+        raise HarnessError(f"--pass-score must lie in [0, 1] (a per-example score), got {args.pass_score:g}")
+    # The flipped examples as a page beside the JUnit file, unless --html names where.
+    html = args.html or (str(gate.flips_html_path(Path(args.junit))) if args.junit else None)
     outputs = [(Path(p), opt, write) for p, opt, write in ((args.junit, "--junit", gate.write_junit),
-                                                            (args.json, "--json", gate.write_json)) if p]
+                                                            (args.json, "--json", gate.write_json),
+                                                            (html, "--html", gate.write_flips_html)) if p]
     for path, option, _ in outputs:  # a gate that cannot write its verdict must not print one first
         _check_writable(path, option)
-    with _reading([Path(base_dir), Path(cand_dir)]):
-        result = gate.gate(
-            (base_dir, base_strategy),
-            (cand_dir, cand_strategy),
-            metrics=args.metric or None,
-            max_drop=max_drop,
-            max_drop_by_metric=max_drop_by_metric,
-            alpha=args.alpha,
-            correction=args.correction,
-            allow_suite_change=args.allow_suite_change,
-            trust_remote_code=args.trust_remote_code,
-            max_forgetting=max_forgetting,
-        )
+    result = gate.gate(  # read through typed records: a bad run folder is one line naming the file
+        (base_dir, base_strategy), (cand_dir, cand_strategy), metrics=args.metric or None, max_drop=max_drop,
+        max_drop_by_metric=max_drop_by_metric, alpha=args.alpha, correction=args.correction,
+        allow_suite_change=args.allow_suite_change, trust_remote_code=args.trust_remote_code,
+        max_forgetting=max_forgetting, pass_score=args.pass_score)
     for path, option, write in outputs:
         try:
             write(result, path)
@@ -85,7 +68,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from harness.report import history
+    from harness.report.sections import history
 
     reports = Path(args.reports)
     if not reports.is_dir():
@@ -101,9 +84,9 @@ def add_parsers(sub: Any) -> None:
 
     add_gate_parser(sub)
 
-    h = sub.add_parser("history", help="metric trends across runs (reports/index.jsonl)")
+    h = sub.add_parser("history", help="metric trends across runs (index.jsonl in the folder of run folders)")
     h.add_argument("suite", nargs="?")
-    h.add_argument("--reports", default="reports")
+    h.add_argument("--reports", default="reports", help="the folder runs were written to (run --out; default reports)")
     h.set_defaults(func=cmd_history)
 
 
@@ -122,7 +105,12 @@ def add_gate_parser(sub: Any) -> None:
     g.add_argument("--correction", choices=("none", "holm"), default="none",
                    help="holm: adjust p-values across all checks, for gates with many strategies and metrics")
     g.add_argument("--junit", help="write JUnit XML here")
-    g.add_argument("--json", help="write the verdicts as JSON here")
+    g.add_argument("--json", help="write the verdicts and the flipped examples as JSON here")
+    g.add_argument("--html", help="write the flipped examples as an HTML page here (default with --junit: "
+                                  "beside it, JUNIT.flips.html)")
+    g.add_argument("--pass-score", dest="pass_score", type=float,
+                   help="a per-example score from which an example passes, for the flipped examples "
+                        "(default: right for labels, 0.5 where answers are graded)")
     g.add_argument("--allow-suite-change", action="store_true")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow evaluate: metrics to run their module's code (off by default)")

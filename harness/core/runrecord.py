@@ -13,17 +13,25 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from harness.core import jsonl
 from harness.core.cache import write_json_atomic
 from harness.core.errors import HarnessError
+from harness.core.results import (
+    OLDER_SCHEMAS,
+    READABLE,
+    SCHEMA,
+    ResultsError,
+    RunResults,
+    SuiteInfo,
+    results_from_json,
+    to_json,
+)
 from harness.core.types import Example, Target, scored_answer
 
-SCHEMA = "sft-harness/results/v2"
-OLDER_SCHEMAS = ("sft-harness/results/v1",)  # no per-example statistics in predictions.jsonl
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 OUTPUTS_FILE = "outputs.jsonl"  # what decoding produced, batch by batch, before the scoring pass
@@ -225,10 +233,10 @@ class PredictionWriter:
         jsonl.append(self.path, [{**r.to_json(), **self.extra} for r in records])
 
 
-def write_results(run_dir: Path, results: Mapping[str, Any]) -> Path:
-    """Write results.json atomically, stamped with the schema this module reads."""
+def write_results(run_dir: Path, results: RunResults) -> Path:
+    """Write results.json atomically from its records (harness.core.results)."""
     path = Path(run_dir) / RESULTS_FILE
-    write_json_atomic(path, {"schema": SCHEMA, **{k: v for k, v in results.items() if k != "schema"}})
+    write_json_atomic(path, to_json(replace(results, schema=SCHEMA)))
     return path
 
 
@@ -237,30 +245,27 @@ def write_results(run_dir: Path, results: Mapping[str, Any]) -> Path:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """A finished run folder: results.json as a dict, predictions.jsonl as records."""
-
-    SCHEMA: ClassVar[str] = SCHEMA
+    """A finished run folder: results.json as its records, predictions.jsonl as records."""
 
     dir: Path
-    results: dict[str, Any]
+    results: RunResults
     predictions: tuple[PredictionRecord, ...]
 
     @property
     def strategies(self) -> list[str]:
-        return list(self.results["strategies"])
+        return list(self.results.strategies)
 
     @property
-    def suite(self) -> dict[str, Any]:
-        return dict(self.results["suite"])
+    def suite(self) -> SuiteInfo:
+        return self.results.suite
 
     @property
     def task(self) -> str:
-        return str(self.suite.get("task", ""))
+        return self.suite.task
 
     @property
     def labels(self) -> tuple[str, ...]:
-        labels = self.suite.get("labels")
-        return tuple(str(x) for x in labels) if isinstance(labels, list) else ()
+        return tuple(self.suite.labels)
 
     def predictions_for(self, strategy: str) -> list[PredictionRecord]:
         """The strategy's records, one per example, the last line of an example winning."""
@@ -276,11 +281,13 @@ def load_run(run_dir: Path) -> RunRecord:
     return RunRecord(run_dir, results, tuple(read_predictions(run_dir / PREDICTIONS_FILE)))
 
 
-def read_results(path: Path) -> dict[str, Any]:
+def read_results(path: Path) -> RunResults:
+    """results.json as its records; a file that is not JSON, of another schema, or with a value of
+    the wrong type anywhere is one line naming the file and the value's JSON path."""
     if not path.is_file():
         raise HarnessError(f"{path}: not found; is {path.parent} a run folder written by `sft-harness run`?")
     try:
-        results = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise HarnessError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); re-run to regenerate it") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -288,30 +295,18 @@ def read_results(path: Path) -> dict[str, Any]:
     except (ValueError, RecursionError):  # nested too deeply, or a number of thousands of digits
         raise HarnessError(f"{path}: not valid JSON (nested too deeply or a number too long); re-run to "
                            "regenerate it") from None
-    if not isinstance(results, dict):
-        raise HarnessError(f"{path}: expected a JSON object, got {type(results).__name__}")
-    _check_results(path, results)
-    return results
-
-
-def _check_results(path: Path, results: dict[str, Any]) -> None:
-    schema = results.get("schema")
+    if not isinstance(data, dict):
+        raise HarnessError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    schema = data.get("schema")
     if schema in OLDER_SCHEMAS:
         raise HarnessError(f"{path}: written by an older version of sft-harness (schema {schema}); re-run the "
                            "comparison to regenerate the run folder")
-    if schema != SCHEMA:
+    if schema not in READABLE:
         raise HarnessError(f"{path}: schema is {schema!r}, expected {SCHEMA!r}")
-    suite = results.get("suite")
-    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str) or not suite.get("task"):
-        raise HarnessError(f"{path}: 'suite' must be an object with 'name' and 'task'")
-    strategies = results.get("strategies")
-    if not isinstance(strategies, dict) or not all(isinstance(s, dict) for s in strategies.values()):
-        raise HarnessError(f"{path}: 'strategies' must be an object of strategy results")
-    for name, s in strategies.items():
-        if not isinstance(s.get("metrics", {}), dict):
-            raise HarnessError(f"{path}: strategies.{name}.metrics must be an object")
-    if not isinstance(results.get("comparisons", []), list):
-        raise HarnessError(f"{path}: 'comparisons' must be a list")
+    try:
+        return results_from_json(data)
+    except ResultsError as e:
+        raise HarnessError(f"{path}: {e}; re-run to regenerate it") from None
 
 
 def read_predictions(path: Path) -> list[PredictionRecord]:

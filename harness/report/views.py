@@ -1,18 +1,15 @@
-"""Read-only views of a finished run that the report, the gate and the history share.
-
-The run folder itself is read by `harness.core.runrecord.load_run`; everything here works from
-what it holds (no suite, no model, no scoring: per-example scores are stored with each
-prediction). Helpers that only need the results take the results dict, so `print_summary` can
-use them before any file is read back.
-"""
+"""Read-only views of a finished run that the report formats, the sections, the gate and the history
+share, over its records (harness.core.results): no suite, no model, no scoring (per-example scores
+are stored with each prediction)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
+from harness.core.results import Comparison, RunResults, StrategyResult, SuiteInfo, number
+from harness.core.results.model import ModelRecord, Retrieval, Training
 from harness.core.runrecord import RunRecord
-from harness.scoring.fmt import fmt_metric, fmt_num, fmt_p, fmt_share, number, paired_test_name
+from harness.scoring.fmt import fmt_metric, fmt_num, fmt_p, fmt_share, paired_test_name
 from harness.scoring.registry import higher_is_better, scale_of
 
 SIGNIFICANCE = ((0.01, "‡"), (0.05, "†"))  # strictest first
@@ -22,57 +19,34 @@ SIGNIFICANCE_LEGEND = (
 )
 
 
-# --------------------------------------------------------------------------- views of results
-
-
-def model_names(results: dict[str, Any]) -> dict[str, str] | None:
-    """Each strategy's model name, for a "Model" column: None when the strategies share one model
-    (or the run predates per-strategy models), so single-model reports keep their shape."""
-    names = {}
-    for name, s in (results.get("strategies") or {}).items():
-        model = s.get("model") if isinstance(s, dict) else None
-        names[name] = model_label(model) if isinstance(model, dict) else "—"
+def model_names(results: RunResults) -> dict[str, str] | None:
+    """Each strategy's model label, for a "Model" column: None when the strategies share one model,
+    so single-model reports keep their shape."""
+    names = {name: model_label(s.model) if s.model is not None else "—" for name, s in results.strategies.items()}
     return names if len(set(names.values())) > 1 else None
 
 
-def model_label(model: dict[str, Any]) -> str:
+def model_label(model: ModelRecord) -> str:
     """`small: smollm2-135m-instruct (transformers)`: the [[models]] name, what it is, its backend
     (a folder shows its last part only; the run's default model shows no name)."""
-    ident = str(model.get("id") or "")
+    ident = model.id or ""
     ident = ident.rstrip("/").rsplit("/", 1)[-1] if ident.startswith(("/", ".", "~")) else ident
-    name = str(model.get("name") or "")
+    name = model.name or ""
     if not ident:  # an older or hand-made results.json: the name is all there is
         head = name or "—"
     else:
         head = f"{name}: {ident}" if name and name not in ("default", ident) else ident
-    return f"{head} ({model.get('backend') or 'transformers'})"
+    return f"{head} ({model.backend or 'transformers'})"
 
 
-def metric_names(results: dict[str, Any]) -> list[str]:
-    """The suite's metrics in its order, then any other metric a strategy reports."""
-    names = [str(m) for m in results.get("suite", {}).get("metrics") or []]
-    for s in results.get("strategies", {}).values():
-        names += [m for m in s.get("metrics", {}) if m not in names]
-    return names
-
-
-def primary_metric(results: dict[str, Any]) -> str:
-    suite = results.get("suite", {})
-    names = metric_names(results)
-    return str(suite.get("primary_metric") or (names[0] if names else "accuracy"))
-
-
-def metric_value(strategy: dict[str, Any], metric: str) -> tuple[float, float, float]:
-    """(value, ci_low, ci_high); NaN where absent."""
-    m = strategy.get("metrics", {}).get(metric) or {}
-    ci = m.get("ci") or [None, None]
-    return number(m.get("value")), number(ci[0] if len(ci) > 0 else None), number(ci[1] if len(ci) > 1 else None)
-
-
-def fmt_value_ci(metric: str, strategy: dict[str, Any]) -> str:
-    value, lo, hi = metric_value(strategy, metric)
+def fmt_value_ci(metric: str, strategy: StrategyResult, clean: bool = False) -> str:
+    """`0.812 [0.760, 0.860]`; the clean-subset value with `clean`."""
+    metrics = (strategy.clean_metrics or {}) if clean else strategy.metrics
+    m = metrics.get(metric)
+    value = number(m.value) if m is not None else math.nan
     if math.isnan(value):
         return "—"
+    lo, hi = (number(m.ci[0]), number(m.ci[1])) if m is not None else (math.nan, math.nan)
     if math.isnan(lo) or math.isnan(hi):
         return fmt_metric(metric, value)
     return f"{fmt_metric(metric, value)} [{fmt_metric(metric, lo)}, {fmt_metric(metric, hi)}]"
@@ -83,61 +57,47 @@ def scale_max(metric: str) -> float:
     return scale_of(metric) or 1.0
 
 
-def best_strategies(results: dict[str, Any], metric: str) -> list[str]:
-    """The strategies with the best value of `metric` (the highest, or the lowest for a
-    lower-is-better metric)."""
-    values = {n: metric_value(s, metric)[0] for n, s in results.get("strategies", {}).items()}
-    values = {n: v for n, v in values.items() if not math.isnan(v)}
-    if len(values) < 2:  # a lone strategy is not "best" at anything
+def best_of(values: dict[str, float], metric: str) -> list[str]:
+    """The names with the best finite value of `metric` (the highest, or the lowest when lower is
+    better); none for a lone value (a lone strategy is not "best" at anything)."""
+    finite = {n: v for n, v in values.items() if not math.isnan(v)}
+    if len(finite) < 2:
         return []
-    top = max(values.values()) if higher_is_better(metric) else min(values.values())
-    return [n for n, v in values.items() if v == top]
+    top = max(finite.values()) if higher_is_better(metric) else min(finite.values())
+    return [n for n, v in finite.items() if v == top]
 
 
-def find_comparison(results: dict[str, Any], a: str, b: str, metric: str) -> dict[str, Any] | None:
-    for c in results.get("comparisons") or []:
-        if c.get("metric") == metric and {c.get("a"), c.get("b")} == {a, b}:
-            return c
-    return None
+def best_strategies(results: RunResults, metric: str) -> list[str]:
+    return best_of({n: s.value(metric) for n, s in results.strategies.items()}, metric)
 
 
-def significance_marker(results: dict[str, Any], strategy: str, metric: str) -> str:
+def significance_marker(results: RunResults, strategy: str, metric: str) -> str:
     """† / ‡ when `strategy` is significantly below the best on `metric` (Holm-adjusted)."""
     best = best_strategies(results, metric)
     if not best or strategy in best:
         return ""
-    c = find_comparison(results, strategy, best[0], metric)
+    c = results.comparison(strategy, best[0], metric)
     if c is None:
         return ""
-    p = number(c.get("p_holm", c.get("p_value")))
-    if math.isnan(p):
-        return "†" if c.get("significant") else ""
-    return next((mark for level, mark in SIGNIFICANCE if p < level), "")
+    return next((mark for level, mark in SIGNIFICANCE if c.p < level), "")
 
 
-def describe_test(comparison: dict[str, Any]) -> str:
+def describe_test(c: Comparison) -> str:
     """The test behind a comparison's p value, with the other test's p when both were run."""
-    test = str(comparison.get("test", ""))
-    text = paired_test_name(test)
-    if test == "mcnemar_exact" and comparison.get("bootstrap_p") is not None:
-        text += f" (bootstrap p {fmt_p(comparison['bootstrap_p'])})"
-    elif test != "mcnemar_exact" and comparison.get("mcnemar_p") is not None:
-        text += f" (McNemar p {fmt_p(comparison['mcnemar_p'])})"
+    text = paired_test_name(c.test)
+    if c.test == "mcnemar_exact" and c.bootstrap_p is not None:
+        text += f" (bootstrap p {fmt_p(c.bootstrap_p)})"
+    elif c.test != "mcnemar_exact" and c.mcnemar_p is not None:
+        text += f" (McNemar p {fmt_p(c.mcnemar_p)})"
     return text
 
 
-def size_text(suite: dict[str, Any]) -> str:
+def size_text(suite: SuiteInfo) -> str:
     """'60 test examples', or '6 of 60 test examples scored' when a --limit cut the split."""
-    sizes = suite.get("sizes") or {}
-    test, scored = sizes.get("test"), sizes.get("scored")
+    test, scored = suite.sizes.get("test"), suite.sizes.get("scored")
     if scored is not None and test is not None and scored != test:
         return f"{scored} of {test} test examples scored"
     return f"{test if test is not None else '?'} test examples"
-
-
-def recommendation_text(results: dict[str, Any]) -> str:
-    rec = results.get("recommendation") or {}
-    return str(rec.get("text") or "No recommendation was recorded for this run.")
 
 
 COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -162,78 +122,65 @@ COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
 # Shown only when some strategy has a value: a price was given, a backend measured requests.
 OPTIONAL_COST_KEYS = frozenset({"usd_per_1k_requests", "training_usd", "usd_per_correct", "latency_p50_s",
                                 "latency_p95_s", "monthly_usd"})
-
-
-def break_even_rows(results: dict[str, Any]) -> list[list[str]]:
-    """The break-even table: which strategy costs more up front, what it saves per 1,000 requests,
-    and after how many requests (and months, at the stated volume) it is the cheaper one."""
-    econ = results.get("economics")
-    pairs = econ.get("break_even") if isinstance(econ, dict) else None
-    rows = []
-    for p in pairs if isinstance(pairs, list) else []:
-        # (Nearly) equal one-off costs: the cheaper per request is cheaper at any volume, as the
-        # cost table already says; a hundredth of a cent of set-up is no break-even.
-        if not isinstance(p, dict) or not isinstance(p.get("one_off_diff_usd"), (int, float)) \
-                or p["one_off_diff_usd"] < 1e-4:
-            continue
-        n, months = p.get("break_even_requests"), p.get("break_even_months")
-        when = "never" if n is None else f"{fmt_num(n, 0)} requests" + (
-            f" ({fmt_num(months, 1)} months)" if months is not None else "")
-        rows.append([str(p.get("higher_one_off")), str(p.get("lower_one_off")), fmt_num(p.get("one_off_diff_usd"), 4),
-                     fmt_num(p.get("per_1k_saving_usd"), 4), when])
-    return rows
-
-
 BREAK_EVEN_HEAD = ["pays more up front", "than", "extra one-off USD", "saves USD / 1k requests", "cheaper in total after"]
 
 
-def cost_columns(results: dict[str, Any]) -> list[tuple[str, str, int]]:
+def cost_columns(results: RunResults) -> list[tuple[str, str, int]]:
     """The cost columns to show (see OPTIONAL_COST_KEYS)."""
-    costs = [s.get("cost") or {} for s in results.get("strategies", {}).values()]
-    return [
-        col for col in COST_COLUMNS
-        if col[0] not in OPTIONAL_COST_KEYS or any(c.get(col[0]) is not None for c in costs)
-    ]
+    costs = [s.cost for s in results.strategies.values()]
+    return [col for col in COST_COLUMNS
+            if col[0] not in OPTIONAL_COST_KEYS or any(c.figure(col[0]) is not None for c in costs)]
 
 
-def slice_tables(results: dict[str, Any]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """{slice key: {slice value: {strategy: {"n": n, "metrics": {...}}}}}, in first-seen order."""
-    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
-    for name, s in results.get("strategies", {}).items():
-        for key, values in (s.get("slices") or {}).items():
-            if not isinstance(values, dict):
-                continue
+def break_even_rows(results: RunResults) -> list[list[str]]:
+    """The break-even table: which strategy costs more up front, what it saves per 1,000 requests,
+    and after how many requests (and months, at the stated volume) it is the cheaper one."""
+    rows = []
+    for p in results.economics.break_even:
+        # (Nearly) equal one-off costs: the cheaper per request is cheaper at any volume, as the
+        # cost table already says; a hundredth of a cent of set-up is no break-even.
+        if p.one_off_diff_usd < 1e-4:
+            continue
+        n, months = p.break_even_requests, p.break_even_months
+        when = "never" if n is None else f"{fmt_num(n, 0)} requests" + (
+            f" ({fmt_num(months, 1)} months)" if months is not None else "")
+        rows.append([p.higher_one_off, p.lower_one_off, fmt_num(p.one_off_diff_usd, 4),
+                     fmt_num(p.per_1k_saving_usd, 4), when])
+    return rows
+
+
+def slice_tables(results: RunResults) -> dict[str, dict[str, dict[str, tuple[int, float | None]]]]:
+    """{slice key: {slice value: {strategy: (n, primary metric value)}}}, in first-seen order."""
+    primary = results.primary_metric
+    out: dict[str, dict[str, dict[str, tuple[int, float | None]]]] = {}
+    for name, s in results.strategies.items():
+        for key, values in s.slices.items():
             for value, cell in values.items():
-                if isinstance(cell, dict):
-                    out.setdefault(str(key), {}).setdefault(str(value), {})[name] = cell
+                out.setdefault(key, {}).setdefault(value, {})[name] = (cell.n, cell.metrics.get(primary))
     return out
 
 
-def training_line(name: str, training: dict[str, Any]) -> str:
+def training_line(name: str, training: Training) -> str:
     parts = []
-    curve = training.get("loss_curve") or []
-    if curve:
-        step, loss = curve[-1][0], curve[-1][1]
+    if training.loss_curve:
+        step, loss = training.loss_curve[-1]
         parts.append(f"final loss {fmt_num(loss, 3)} (step {fmt_num(step, 0)})")
-    val = training.get("val_loss") or []
-    if val:
-        parts.append(f"validation loss {fmt_num(val[-1][1], 3)}")
-    if training.get("tokens_per_s") is not None:
-        parts.append(f"{fmt_num(training['tokens_per_s'], 0)} tokens/s")
-    if training.get("padding_share") is not None:
-        parts.append(f"padding {fmt_share(training['padding_share'])}")
-    if training.get("train_tokens") is not None:
-        parts.append(f"{fmt_num(training['train_tokens'], 0)} training tokens")
-    if training.get("epochs") is not None:
-        parts.append(f"{fmt_num(training['epochs'], 0)} epoch(s)")
+    if training.val_loss:
+        parts.append(f"validation loss {fmt_num(training.val_loss[-1][1], 3)}")
+    if training.tokens_per_s is not None:
+        parts.append(f"{fmt_num(training.tokens_per_s, 0)} tokens/s")
+    if training.padding_share is not None:
+        parts.append(f"padding {fmt_share(training.padding_share)}")
+    if training.train_tokens is not None:
+        parts.append(f"{fmt_num(training.train_tokens, 0)} training tokens")
+    if training.epochs is not None:
+        parts.append(f"{fmt_num(training.epochs, 0)} epoch(s)")
     return f"{name}: " + (", ".join(parts) or "no training figures recorded")
 
 
-def retrieval_line(name: str, retrieval: dict[str, Any]) -> str:
-    k = retrieval.get("k")
-    recall = retrieval.get("recall_at_k")
+def retrieval_line(name: str, retrieval: Retrieval) -> str:
+    k, recall, index = retrieval.k, retrieval.recall_at_k, retrieval.index
     text = f"recall@{k} = {fmt_num(recall, 3)}" if recall is not None else f"k = {k}, no gold documents to score recall"
-    index = retrieval.get("index")
     if isinstance(index, dict):
         parts = [f"{index.get('kind', '?')} index", f"{index.get('chunks', '?')} chunks of {index.get('documents', '?')} documents"]
         if index.get("embedder"):

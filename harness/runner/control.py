@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from harness.core.cache import cache_root, fingerprint, sha256_file, write_json_atomic
 from harness.core.predcache import PredictionCache
+from harness.core.results import ControlInfo, ControlResult, Forgetting
 from harness.core.runrecord import PredictionRecord, PredictionWriter
 from harness.core.types import Example, Prompt, Suite
 from harness.engine.backends.base import Backend
@@ -117,22 +118,19 @@ class ControlRun:
 
 
 def run_controls(plan: RunPlan, adapted: Sequence[Adapted], models: ModelSet, run_dir: Path,
-                 console: Console) -> dict[str, Any]:
+                 console: Console) -> Forgetting:
     """results.json's `forgetting`: every adapter strategy on every control suite, against its base."""
-    # long: controls x base models x their adapter strategies, each a decode and a perplexity, said as it goes
     from harness.scoring.forgetting import ALPHA, control_metrics, perplexity_change
 
     opts = plan.opts
     runner = ControlRun(run_dir, console)
-    per_strategy: dict[str, dict[str, Any]] = {a.strategy: {} for a in adapted}
-    section: dict[str, Any] = {"controls": [], "limit": opts.limit or opts.control_limit, "alpha": ALPHA,
-                               "strategies": per_strategy}
+    per_strategy: dict[str, dict[str, ControlResult]] = {a.strategy: {} for a in adapted}
+    controls = []
     bases = {share_key(models.specs[a.strategy]): a.strategy for a in adapted}  # one base per model
     for control in plan.controls:
         examples, texts = control_examples(opts, control), held_out_texts(control)
-        section["controls"].append({"name": control.name, "task": control.task, "sha256": control.sha256,
-                                    "path": str(control.path), "metrics": list(control.metrics),
-                                    "primary_metric": control.primary_metric, "n": len(examples)})
+        controls.append(ControlInfo(control.name, control.task, control.sha256, str(control.path),
+                                    list(control.metrics), control.primary_metric, len(examples)))
         for key, first in bases.items():
             backend = models.of(first)
             base = runner.predictions(backend, None, BASE, control, examples)
@@ -140,22 +138,23 @@ def run_controls(plan: RunPlan, adapted: Sequence[Adapted], models: ModelSet, ru
             for a in (a for a in adapted if share_key(models.specs[a.strategy]) == key):
                 preds = runner.predictions(backend, a.adapter, a.strategy, control, examples)
                 ppl = runner.perplexity(backend, a.adapter, texts)
-                entry = {"n": len(examples), "model": str(backend.record().get("id")),
-                         "metrics": control_metrics(control, examples, base, preds, seed=opts.seed),
-                         "perplexity": perplexity_change(base_ppl.nll_sum, base_ppl.tokens, ppl.nll_sum, ppl.tokens,
-                                                         ppl.texts)}
+                entry = ControlResult(len(examples), str(backend.record().get("id")),
+                                      control_metrics(control, examples, base, preds, seed=opts.seed),
+                                      perplexity_change(base_ppl.nll_sum, base_ppl.tokens, ppl.nll_sum, ppl.tokens,
+                                                        ppl.texts))
                 per_strategy[a.strategy][control.name] = entry
                 _say(console, a.strategy, control, entry)
     if not adapted:
         console.print("[yellow]forgetting:[/] no strategy of this run decodes with an adapter: nothing to control")
-    return section
+    return Forgetting(controls, opts.limit or opts.control_limit, ALPHA, per_strategy)
 
 
-def _say(console: Console, strategy: str, control: Suite, entry: dict[str, Any]) -> None:
+def _say(console: Console, strategy: str, control: Suite, entry: ControlResult) -> None:
     from harness.scoring.fmt import fmt_metric, fmt_num, fmt_signed
 
     m = control.primary_metric
-    row, ppl = entry["metrics"].get(m, {}), entry["perplexity"]
-    console.print(f"forgetting: {escape(strategy)} on {escape(control.name)}: {m} {fmt_metric(m, row.get('base'))} -> "
-                  f"{fmt_metric(m, row.get('adapter'))} ({fmt_signed(m, row.get('diff'))}), perplexity "
-                  f"{fmt_num(ppl.get('base'))} -> {fmt_num(ppl.get('adapter'))}", highlight=False)
+    row, ppl = entry.metrics.get(m), entry.perplexity
+    console.print(f"forgetting: {escape(strategy)} on {escape(control.name)}: {m} "
+                  f"{fmt_metric(m, row.base if row else None)} -> {fmt_metric(m, row.adapter if row else None)} "
+                  f"({fmt_signed(m, row.diff if row else None)}), perplexity {fmt_num(ppl.base)} -> "
+                  f"{fmt_num(ppl.adapter)}", highlight=False)

@@ -23,15 +23,14 @@ CURVE_FILE, CELLS_FILE = "curve.json", "cells.jsonl"
 def decision_metric(suite: Suite, done: Sequence[CellResult]) -> tuple[str, str | None]:
     """The suite's primary metric, as the run's recommendation uses it: when every cell scores the
     same extreme value on it, it cannot tell strategies apart, and the next informative metric decides."""
-    from harness.scoring.compare import uninformative
+    from harness.scoring.recommend import uninformative
 
-    table = {f"{d.cell.strategy.name}|{d.cell.size}|{d.cell.seed}": {"metrics": {m: {"value": v} for m, v in d.metrics.items()}}
-             for d in done}
     primary = suite.primary_metric
-    stuck = uninformative(table, primary)
+    stuck = uninformative((d.metrics.get(primary) for d in done), primary)
     if stuck is None:
         return primary, None
-    other = next((m for m in suite.metrics if m != primary and uninformative(table, m) is None), None)
+    other = next((m for m in suite.metrics if m != primary and uninformative((d.metrics.get(m) for d in done), m) is None),
+                 None)
     note = f"{primary} is uninformative here (every cell scored {stuck:g})"
     return (other, f"{note}: the curve uses {other}") if other else (primary, f"{note}, and so is every other metric")
 

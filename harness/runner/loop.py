@@ -22,6 +22,16 @@ from rich.markup import escape
 from harness import __version__
 from harness.core.cache import cache_root
 from harness.core.predcache import PredictionCache
+from harness.core.results import (
+    SCHEMA,
+    Decoding,
+    Forgetting,
+    Leakage,
+    ModelRecord,
+    RunResults,
+    Work,
+    from_json,
+)
 from harness.core.runrecord import OUTPUTS_FILE, Output, PredictionRecord, PredictionWriter, write_results
 from harness.core.types import Example, Suite
 from harness.engine.backends.base import Backend
@@ -150,33 +160,28 @@ def execute(plan: RunPlan, models: ModelSet, run_id: str, run_dir: Path, console
     write_results(run_dir, _results(plan, models, turns, forgetting, run_id))
 
 
-def _results(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], forgetting: dict[str, Any] | None,
-             run_id: str) -> dict[str, Any]:
+def _results(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], forgetting: Forgetting | None,
+             run_id: str) -> RunResults:
     from harness.scoring.results import score_results
 
     opts = plan.opts
     prices = {name: p for name in turns if (p := models.of(name).token_prices()) is not None}
-    results = score_results(
+    scored = score_results(
         plan.suite, plan.examples, {name: t[0].records for name, t in turns.items()},
         {name: t[0].section for name, t in turns.items()}, seed=opts.seed, slice_by=opts.slice_by,
         usd_per_hour=opts.usd_per_hour, monthly_requests=opts.monthly_requests,
         leaked_ids=plan.leakage.leaked_ids if plan.leakage else (), token_prices=prices,
         seed_records={name: {t.seed: t.records for t in ts} for name, ts in turns.items() if len(ts) > 1})
-    results["leakage"] = plan.leakage.to_json() if plan.leakage else {"checked": False}
-    results.update({"forgetting": forgetting} if forgetting is not None else {})  # only with --control
     embedder_loaded = bool(plan.encoder and plan.encoder.loaded) or any(t.ctx.encoder_loaded for ts in turns.values()
                                                                          for t in ts)
-    results.update(
-        run_id=run_id,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        model={**models.default_record(opts.model), "embedder": opts.embedder},
-        decoding={**plan.suite.generation.fingerprint(), "batch_size": plan.batch_size},
-        seed=opts.seed,
-        limit=opts.limit,
-        versions=_versions(),
-        device=device_info(plan.device),
-        argv=sys.argv[1:],
+    generation = plan.suite.generation
+    return RunResults(
+        schema=SCHEMA, run_id=run_id, created=datetime.now(UTC).isoformat(timespec="seconds"),
+        suite=scored.suite, strategies=scored.strategies, comparisons=scored.comparisons,
+        recommendation=scored.recommendation, economics=scored.economics,
+        leakage=from_json(Leakage, plan.leakage.to_json(), "leakage") if plan.leakage else Leakage(checked=False),
+        model=from_json(ModelRecord, {**models.default_record(opts.model), "embedder": opts.embedder}, "model"),
+        decoding=Decoding(generation.max_new_tokens, list(generation.stop), "greedy", plan.batch_size),
+        seed=opts.seed, limit=opts.limit, versions=_versions(), device=device_info(plan.device), argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
-        work={"generator_loaded": models.weights_loaded, "embedder_loaded": embedder_loaded},
-    )
-    return results
+        work=Work(models.weights_loaded, embedder_loaded), forgetting=forgetting)

@@ -6,11 +6,13 @@ reader sees whether a verdict depends on leaked examples.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
 
+from harness.core.results import MetricValue
 from harness.core.runrecord import PredictionRecord
 from harness.core.types import Example, Suite
 from harness.scoring.compare import score_strategy
+
+Clean = tuple[dict[str, MetricValue], int]  # (clean_metrics, n_clean)
 
 
 def clean_subset(
@@ -21,24 +23,24 @@ def clean_subset(
     *,
     seed: int,
     n_resamples: int = 1000,
-) -> dict[str, Any]:
-    """{"clean_metrics": {metric: {value, ci}}, "n_clean": n} when some scored example leaked, else {}."""
+) -> Clean | None:
+    """(metrics on the clean subset, its size) when some scored example leaked, else None."""
     return clean_metrics(suite, examples, leaked_ids, lambda clean: score_strategy(
-        suite, clean, predictions, seed=seed, n_resamples=n_resamples)["metrics"])
+        suite, clean, predictions, seed=seed, n_resamples=n_resamples).metrics)
 
 
 def clean_metrics(
     suite: Suite,
     examples: Sequence[Example],
     leaked_ids: Collection[str],
-    score: Callable[[list[Example]], dict[str, Any]],
-) -> dict[str, Any]:
-    """The clean-subset section with `score(clean examples)` as its metrics: one strategy's
-    predictions (clean_subset) or a multi-seed strategy's (scoring.seeds.clean_seeded)."""
+    score: Callable[[list[Example]], dict[str, MetricValue]],
+) -> Clean | None:
+    """The clean-subset metrics with `score(clean examples)`: one strategy's predictions
+    (clean_subset) or a multi-seed strategy's (scoring.seeds.clean_seeded)."""
     leaked = set(leaked_ids)
     if not any(e.id in leaked for e in examples):
-        return {}
+        return None
     clean = [e for e in examples if e.id not in leaked]
     if not clean:
-        return {"clean_metrics": {m: {"value": None, "ci": [None, None]} for m in suite.metrics}, "n_clean": 0}
-    return {"clean_metrics": score(clean), "n_clean": len(clean)}
+        return {m: MetricValue(None) for m in suite.metrics}, 0
+    return score(clean), len(clean)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
+from harness.core.results import ControlMetric, PerplexityChange
 from harness.core.runrecord import PredictionRecord, last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.paired import paired_comparison
@@ -32,28 +32,26 @@ def control_metrics(
     *,
     seed: int,
     n_resamples: int = 1000,
-) -> dict[str, Any]:
+) -> dict[str, ControlMetric]:
     """Per metric of the control suite: base and adapter values, their paired difference
     (adapter - base), its interval and p-value, and whether it is significant at ALPHA."""
     base_by_id, adapter_by_id = last_wins(base), last_wins(adapter)
-    out: dict[str, Any] = {}
+    out: dict[str, ControlMetric] = {}
     for name, binding in bind_metrics(suite).items():
         res = paired_comparison(rows_over(binding, name, examples, adapter_by_id),
                                 rows_over(binding, name, examples, base_by_id),
                                 binding, seed=seed, n_resamples=n_resamples)
-        out[name] = {"base": _num(res.value_b), "adapter": _num(res.value_a), "diff": _num(res.diff),
-                     "ci": [_num(res.ci[0]), _num(res.ci[1])], "p_value": res.p_value, "test": res.test,
-                     "significant": res.p_value < ALPHA}
+        out[name] = ControlMetric(_num(res.value_b), _num(res.value_a), _num(res.diff),
+                                  (_num(res.ci[0]), _num(res.ci[1])), res.p_value, res.test, res.p_value < ALPHA)
     return out
 
 
 def perplexity_change(base_nll: float, base_tokens: int, adapter_nll: float, adapter_tokens: int,
-                      texts: int) -> dict[str, Any]:
+                      texts: int) -> PerplexityChange:
     """Base and adapter perplexity on the same held-out texts; `change` is adapter - base (a rise:
     the adapter models this text worse), `ratio` adapter / base."""
     if not (base_tokens and adapter_tokens):
-        return {"base": None, "adapter": None, "change": None, "ratio": None, "texts": texts, "tokens": 0}
+        return PerplexityChange(None, None, None, None, texts, 0)
     b, a = math.exp(base_nll / base_tokens), math.exp(adapter_nll / adapter_tokens)
-    return {"base": _num(b), "adapter": _num(a), "change": _num(a - b), "ratio": _num(a / b),
-            "base_mean_nll": base_nll / base_tokens, "adapter_mean_nll": adapter_nll / adapter_tokens,
-            "texts": texts, "tokens": base_tokens}
+    return PerplexityChange(_num(b), _num(a), _num(a - b), _num(a / b), texts, base_tokens,
+                            base_mean_nll=base_nll / base_tokens, adapter_mean_nll=adapter_nll / adapter_tokens)

@@ -1,5 +1,5 @@
 """The one paired comparison of two systems on the same examples, shared by the pairwise
-comparisons of a run (`harness.scoring.compare`) and the regression gate (`harness.report.gate`).
+comparisons of a run (`harness.scoring.compare`) and the regression gate (`harness.gate`).
 
 From the two systems' per-example rows of one metric: the difference of the metric's values with
 a paired-bootstrap interval, and a p-value: the exact McNemar test where the metric's rows are 0/1

@@ -26,21 +26,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from harness.core.results import Comparison, MetricValue, Recommendation, SliceCell, StrategyResult
 from harness.core.runrecord import PredictionRecord, last_wins
 from harness.core.types import Example, Suite
 from harness.scoring.clean import clean_metrics
-from harness.scoring.compare import ALPHA, _add_power, _capped, _num, score_strategy
+from harness.scoring.compare import (
+    ALPHA,
+    StrategyScores,
+    _num,
+    capped_note,
+    metric_value,
+    score_strategy,
+    with_holm,
+)
 from harness.scoring.rows import bind_metrics, rows_over
 from harness.scoring.stats import (
     Aggregate,
     PairedResult,
     _percentile_ci,
     _resampled,
-    holm,
     paired_result,
     resamples_for_holm,
 )
@@ -123,13 +131,22 @@ def hierarchical_paired(
     return paired_result(diffs, value_a, value_b, confidence)
 
 
-def spread_note(name: str, entry: Mapping[str, Any], metric: str, diff: float | None) -> str | None:
+def spread_note(name: str, entry: StrategyResult, metric: str, diff: float | None) -> str | None:
     """"the seed spread of sft (sd 0.031 over 3 seeds) is larger than the difference (0.020)", when it is."""
-    sd = (entry.get("seed_sd") or {}).get(metric)
+    sd = (entry.seed_sd or {}).get(metric)
     if sd is None or diff is None or sd <= abs(diff):
         return None
-    return f"the training-seed spread of {name} (sd {sd:.3g} over {len(entry.get('seeds') or [])} seeds) is " \
+    return f"the training-seed spread of {name} (sd {sd:.3g} over {len(entry.seeds or [])} seeds) is " \
            f"larger than the difference ({abs(diff):.3g} {metric})"
+
+
+@dataclass(frozen=True)
+class SeededScores(StrategyScores):
+    """score_strategy's scores of a strategy trained once per seed, with the per-seed values."""
+
+    seeds: list[int]
+    per_seed: dict[str, list[float | None]]
+    seed_sd: dict[str, float | None]
 
 
 # --------------------------------------------------------------------------- results.json
@@ -143,41 +160,40 @@ def score_seeded(
     seed: int,
     slice_by: Sequence[str] = (),
     n_resamples: int = 1000,
-) -> dict[str, Any]:
-    """score_strategy's block for a strategy trained once per seed (`records_by_seed`: training seed
-    -> its records): each metric the mean over seeds with a hierarchical interval, slices and the
-    invalid rate averaged over seeds, errors counted over every seed's decodes; plus `seeds`,
+) -> SeededScores:
+    """score_strategy's scores for a strategy trained once per seed (`records_by_seed`: training
+    seed -> its records): each metric the mean over seeds with a hierarchical interval, slices and
+    the invalid rate averaged over seeds, errors counted over every seed's decodes; plus `seeds`,
     `per_seed` {metric: [value per seed]} and `seed_sd` {metric: sd over seeds}."""
     runs = list(records_by_seed.values())
     per = [score_strategy(suite, examples, r, seed=seed, slice_by=slice_by, n_resamples=n_resamples) for r in runs]
     aggs = bind_metrics(suite)
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, MetricValue] = {}
     per_seed: dict[str, list[float | None]] = {}
     sds: dict[str, float | None] = {}
     for m in suite.metrics:
         stats = [rows_over(aggs[m], m, examples, last_wins(r)) for r in runs]
         values = seed_values(stats, aggs[m])
         resamples = aggs[m].metric.resamples(n_resamples)
-        lo, hi = hierarchical_ci(stats, aggs[m], n_resamples=resamples, seed=seed)
-        metrics[m] = {"value": _num(values.mean()), "ci": [_num(lo), _num(hi)],
-                      **_capped(aggs[m].metric, resamples, n_resamples)}
+        ci = hierarchical_ci(stats, aggs[m], n_resamples=resamples, seed=seed)
+        metrics[m] = metric_value(float(values.mean()), ci, aggs[m].metric, resamples, n_resamples)
         per_seed[m] = [_num(v) for v in values]
         sds[m] = seed_sd(values)
-    return {**per[0], "metrics": metrics, "invalid_rate": float(np.mean([p["invalid_rate"] for p in per])),
-            "errors": sum(int(p["errors"]) for p in per), "slices": _mean_slices([p["slices"] for p in per]),
-            "seeds": list(records_by_seed), "per_seed": per_seed, "seed_sd": sds}
+    return SeededScores(per[0].n, metrics, float(np.mean([p.invalid_rate for p in per])),
+                        sum(p.errors for p in per), _mean_slices([p.slices for p in per]),
+                        list(records_by_seed), per_seed, sds)
 
 
-def _mean_slices(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _mean_slices(per_seed: Sequence[Mapping[str, Mapping[str, SliceCell]]]) -> dict[str, dict[str, SliceCell]]:
     """The seeds' slice tables with each metric the mean over seeds (None where a seed has none)."""
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, SliceCell]] = {}
     for field, groups in per_seed[0].items():
         out[field] = {}
         for key, cell in groups.items():
-            cells = [s[field][key]["metrics"] for s in per_seed]
-            out[field][key] = {"n": cell["n"], "metrics": {
+            cells = [s[field][key].metrics for s in per_seed]
+            out[field][key] = SliceCell(cell.n, {
                 m: None if any(c.get(m) is None for c in cells) else float(np.mean([c[m] for c in cells]))
-                for m in cell["metrics"]}}
+                for m in cell.metrics})
     return out
 
 
@@ -189,22 +205,22 @@ def clean_seeded(
     *,
     seed: int,
     n_resamples: int = 1000,
-) -> dict[str, Any]:
+) -> tuple[dict[str, MetricValue], int] | None:
     """clean_subset for a multi-seed strategy: the metrics of the examples that do not leak, over seeds."""
     return clean_metrics(suite, examples, leaked_ids, lambda clean: score_seeded(
-        suite, clean, records_by_seed, seed=seed, n_resamples=n_resamples)["metrics"])
+        suite, clean, records_by_seed, seed=seed, n_resamples=n_resamples).metrics)
 
 
 def seeded_comparisons(
     suite: Suite,
     examples: Sequence[Example],
-    comparisons: list[dict[str, Any]],
+    comparisons: Sequence[Comparison],
     runs: Mapping[str, Mapping[int, Sequence[PredictionRecord]]],
-    strategies: Mapping[str, Mapping[str, Any]],
+    strategies: Mapping[str, StrategyResult],
     *,
     seed: int,
     n_resamples: int = 1000,
-) -> list[dict[str, Any]]:
+) -> list[Comparison]:
     """compare_strategies' rows, with each pair that involves a multi-seed strategy tested again by
     `hierarchical_paired` (`runs[name]`: training seed -> records; one entry for a single-seed
     strategy), then Holm's correction and the power figures redone per metric. Such rows get
@@ -213,40 +229,31 @@ def seeded_comparisons(
     n_pairs = len(by) * (len(by) - 1) // 2
     wanted = resamples_for_holm(n_pairs, ALPHA, at_least=n_resamples)
     aggs = bind_metrics(suite)
+    out = []
     for row in comparisons:
-        a, b, m = row["a"], row["b"], row["metric"]
+        a, b, m = row.a, row.b, row.metric
         if len(by[a]) == 1 and len(by[b]) == 1:
+            out.append(row)
             continue
         common = [e for e in examples if all(e.id in d for d in by[a] + by[b])]
         resamples = aggs[m].metric.resamples(wanted)
         res = hierarchical_paired([rows_over(aggs[m], m, common, d) for d in by[a]],
                                   [rows_over(aggs[m], m, common, d) for d in by[b]],
                                   aggs[m], n_resamples=resamples, seed=seed)
-        for stale in ("mcnemar_p", "bootstrap_p", "note"):
-            row.pop(stale, None)
-        row.update(n=len(common), diff=_num(res.diff), ci=[_num(res.ci[0]), _num(res.ci[1])], p_value=res.p_value,
-                   test="hierarchical_bootstrap", resamples=resamples, **_capped(aggs[m].metric, resamples, wanted))
-        row["seed_sd"] = {x: strategies[x]["seed_sd"].get(m) for x in (a, b) if strategies[x].get("seed_sd")}
-        if notes := [n for x in (a, b) if (n := spread_note(x, strategies[x], m, row["diff"]))]:
-            row["seed_note"] = "; ".join(notes)
-    for m in suite.metrics:
-        group = [r for r in comparisons if r["metric"] == m]
-        for r, p in zip(group, holm([r["p_value"] for r in group]), strict=True):
-            r.pop("power", None)
-            r["p_holm"] = p
-            r["significant"] = p < ALPHA
-            if not r["significant"] and r["diff"] is not None and None not in r["ci"]:
-                _add_power(r)
-    return comparisons
+        diff = _num(res.diff)
+        sds = {x: (strategies[x].seed_sd or {}).get(m) for x in (a, b) if strategies[x].seed_sd}
+        notes = [n for x in (a, b) if (n := spread_note(x, strategies[x], m, diff))]
+        out.append(Comparison(a, b, m, len(common), diff, (_num(res.ci[0]), _num(res.ci[1])), res.p_value,
+                              "hierarchical_bootstrap", resamples, note=capped_note(aggs[m].metric, resamples, wanted),
+                              seed_sd=sds, seed_note="; ".join(notes) or None))
+    return with_holm(out, suite.metrics)
 
 
-def seed_advice(advice: dict[str, Any], comparisons: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def seed_advice(advice: Recommendation, comparisons: Sequence[Comparison]) -> Recommendation:
     """The recommendation, with a warning when the seed spread of the pair it rests on exceeds their difference."""
-    pair = {advice.get("winner"), advice.get("runner_up")}
-    row = next((c for c in comparisons if c.get("metric") == advice.get("metric") and {c.get("a"), c.get("b")} == pair
-                and c.get("seed_note")), None)
-    if row is None:
+    pair = {advice.winner, advice.runner_up}
+    row = next((c for c in comparisons if c.metric == advice.metric and {c.a, c.b} == pair and c.seed_note), None)
+    if row is None or row.seed_note is None:
         return advice
-    note = str(row["seed_note"])
-    return {**advice, "seed_note": note, "text": f"{advice['text']} Caution: {note}, so a single adapter trained with "
-            "another seed may land on the other side of it."}
+    return replace(advice, seed_note=row.seed_note, text=f"{advice.text} Caution: {row.seed_note}, so a single adapter "
+                   "trained with another seed may land on the other side of it.")

@@ -3,10 +3,11 @@
 Per (strategy pair, metric) the two runs are compared paired, on the examples both scored, by
 the same function that compares strategies within a run (`harness.scoring.paired`): exact
 McNemar for accuracy, the paired bootstrap otherwise. The per-example statistics are the ones
-each run stored with its predictions (harness.core.runrecord): the gate never scores an answer
-again. The one exception is a metric whose rows are not numbers (`Metric.stored_rows` is False:
-an `evaluate:` module), which has nothing to store: its module is loaded (from the suite folder
-recorded in results.json, or the Hub cache) and recomputed on the stored answers and targets.
+each run stored with its predictions (harness.core.runrecord): the gate never extracts or scores
+an answer again. A metric whose rows are not numbers (`Metric.stored_rows` is False: an `evaluate:`
+module) has no rows to store: its module is run (from the suite folder recorded in results.json,
+or the Hub cache, only with --trust-remote-code) on the stored answers and targets, as every
+bootstrap resample of it is. Besides the verdicts the gate lists what flipped (harness.gate.flips).
 
 A regression is a drop larger than `max_drop` (absolute, in the metric's own scale, see its
 `Metric.scale`: fractions for accuracy, points for BLEU; a rise, for a lower-is-better metric)
@@ -28,26 +29,13 @@ import numpy as np
 
 from harness.core.errors import HarnessError
 from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, RunRecord, load_run
-from harness.report.forgetting import ForgettingCheck, forgetting_checks
-from harness.report.gate_model import (
-    GATE_SCHEMA,
-    IMPROVED,
-    OK,
-    REGRESSION,
-    Check,
-    GateReport,
-    Pairing,
-    judge,
-)
-from harness.report.gate_output import render_gate, write_json, write_junit
-from harness.report.views import metric_names
+from harness.gate.flips import default_pass_score, flips
+from harness.gate.forgetting import ForgettingCheck, forgetting_checks
+from harness.gate.model import OK, Check, GateReport, Pairing, judge
 from harness.scoring.paired import paired_comparison
 from harness.scoring.registry import Aggregator, check_metric, display_metric, get_metric, require_trust
 from harness.scoring.rows import stored_rows
 from harness.scoring.stats import holm, resamples_for_holm
-
-__all__ = ["CORRECTIONS", "GATE_SCHEMA", "IMPROVED", "OK", "REGRESSION", "Check", "GateReport", "Pairing", "gate",
-           "parse_max_drops", "parse_max_forgetting", "parse_run_ref", "render_gate", "judge", "write_json", "write_junit"]
 
 CORRECTIONS = ("none", "holm")
 
@@ -109,17 +97,15 @@ def _pairs(base: RunRecord, cand: RunRecord, base_s: str | None, cand_s: str | N
 def _check_suites(base: RunRecord, cand: RunRecord, allow_suite_change: bool) -> bool:
     """True when the suites differ (and that was allowed); raises when it was not."""
     b, c = base.suite, cand.suite
-    if b.get("task") != c.get("task"):
-        raise HarnessError(
-            f"cannot compare a {b.get('task')} run ({b.get('name')}) with a {c.get('task')} run ({c.get('name')}): "
-            "their metrics mean different things"
-        )
-    if b.get("sha256") == c.get("sha256"):
+    if b.task != c.task:
+        raise HarnessError(f"cannot compare a {b.task} run ({b.name}) with a {c.task} run ({c.name}): "
+                           "their metrics mean different things")
+    if b.sha256 == c.sha256:
         return False
     if not allow_suite_change:
         raise HarnessError(
-            f"the runs are of different suites: baseline {b.get('name')} (sha256 {str(b.get('sha256'))[:12]}) vs "
-            f"candidate {c.get('name')} (sha256 {str(c.get('sha256'))[:12]}); their scores are not comparable. "
+            f"the runs are of different suites: baseline {b.name} (sha256 {b.sha256[:12]}) vs "
+            f"candidate {c.name} (sha256 {c.sha256[:12]}); their scores are not comparable. "
             "Pass --allow-suite-change to compare them anyway on the examples they share"
         )
     if base.labels != cand.labels:  # stored classification rows index each run's own label list
@@ -147,36 +133,38 @@ def gate(
     n_resamples: int = 1000,
     trust_remote_code: bool = False,
     max_forgetting: Mapping[str, float] | None = None,
+    pass_score: float | None = None,
 ) -> GateReport:
     """Compare a candidate run with a baseline run; see the module docstring for the rule (and
     `_forgetting` for `max_forgetting`)."""
+    # long: the rule step by step (options, runs, pairs, checks, Holm, verdicts), each a line or a call
     by_metric = dict(max_drop_by_metric or {})
     _check_options(max_drop, by_metric, alpha, correction)
     (base_dir, base_s), (cand_dir, cand_s) = _as_ref(baseline), _as_ref(candidate)
     base, cand = load_run(base_dir), load_run(cand_dir)
     suite_changed = _check_suites(base, cand, allow_suite_change)
     names = _metric_list(base, metrics)
-    notes: list[str] = []
-    if suite_changed:
-        notes.append("the suites differ (sha256); compared on the examples both runs scored, each against its own targets")
+    notes = ["the suites differ (sha256); compared on the examples both runs scored, each against its own targets"] \
+        if suite_changed else []
     pairs = _pairs(base, cand, base_s, cand_s)
     if correction == "holm":  # the bootstrap's p-value floor must survive the correction
         n_resamples = resamples_for_holm(len(pairs) * len(names), alpha, at_least=n_resamples)
     for m in names:  # an evaluate: metric is recomputed by its module's code: only when allowed
         require_trust(m, trust_remote_code)
     bindings = {m: _binding(base, m) for m in names}
-    pairings, checks = [], []
+    pairings, checks, flipped = [], [], []
+    passing = default_pass_score(base.task) if pass_score is None else pass_score
     for b_name, c_name in pairs:
         pairing, b_records, c_records = _shared(base, cand, b_name, c_name)
         pairings.append(pairing)
+        flipped.append(flips(b_name, c_name, b_records, c_records, passing))
         if pairing.only_baseline or pairing.only_candidate:
-            notes.append(
-                f"{b_name} → {c_name}: compared on {pairing.n_shared} shared examples; dropped "
-                f"{pairing.only_baseline} scored only by the baseline and {pairing.only_candidate} only by the candidate"
-            )
+            notes.append(f"{b_name} → {c_name}: compared on {pairing.n_shared} shared examples; dropped "
+                         f"{pairing.only_baseline} scored only by the baseline and {pairing.only_candidate} only by "
+                         "the candidate")
         for m in names:
-            b_rows, c_rows = _rows(base, b_records, m, bindings[m]), _rows(cand, c_records, m, bindings[m])
-            res = paired_comparison(c_rows, b_rows, bindings[m], seed=seed, n_resamples=n_resamples)
+            res = paired_comparison(_rows(cand, c_records, m, bindings[m]), _rows(base, b_records, m, bindings[m]),
+                                    bindings[m], seed=seed, n_resamples=n_resamples)
             checks.append(Check(b_name, c_name, m, len(b_records), res.value_b, res.value_a, res.diff, res.ci,
                                 res.p_value, res.test, OK, by_metric.get(m, max_drop)))
     if correction == "holm" and checks:
@@ -186,12 +174,12 @@ def gate(
         notes.append(f"--max-drop given for {', '.join(unused)}, which this gate does not check")
     return GateReport(
         baseline_dir=base.dir, candidate_dir=cand.dir,
-        baseline_run_id=str(base.results.get("run_id", base.dir.name)),
-        candidate_run_id=str(cand.results.get("run_id", cand.dir.name)),
-        suite=str(base.suite.get("name")), suite_changed=suite_changed, metrics=tuple(names),
+        baseline_run_id=base.results.run_id or base.dir.name, candidate_run_id=cand.results.run_id or cand.dir.name,
+        suite=base.suite.name, suite_changed=suite_changed, metrics=tuple(names),
         max_drop=float(max_drop), alpha=float(alpha), pairings=tuple(pairings), checks=tuple(checks),
         notes=tuple(notes), max_drop_by_metric=by_metric, correction=correction,
         forgetting=_forgetting(cand, pairs, max_forgetting or {}, alpha), max_forgetting=dict(max_forgetting or {}),
+        flips=tuple(flipped),
     )
 
 
@@ -261,9 +249,9 @@ def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "") -
 
 
 def _metric_list(base: RunRecord, metrics: Sequence[str] | None) -> list[str]:
-    names = list(dict.fromkeys(metrics)) if metrics else [str(m) for m in base.suite.get("metrics") or []]
+    names = list(dict.fromkeys(metrics)) if metrics else list(base.suite.metrics)
     if not names:
-        names = metric_names(base.results)
+        names = base.results.metric_names()
     _known_metrics(names, base.task)
     for m in names:
         if m == "f1" and base.task == "classification" and not base.labels:
@@ -289,8 +277,8 @@ def _shared(
 
 def _binding(base: RunRecord, metric: str) -> Aggregator:
     """The metric bound to the baseline's task and labels: how both sides' rows are aggregated."""
-    suite_dir = base.suite.get("path")  # where an evaluate:./folder metric lives
-    return get_metric(metric, Path(str(suite_dir)) if suite_dir else None).bind(base.task, base.labels)
+    suite_dir = base.suite.path  # where an evaluate:./folder metric lives
+    return get_metric(metric, Path(suite_dir) if suite_dir else None).bind(base.task, base.labels)
 
 
 def _rows(run: RunRecord, records: list[PredictionRecord], metric: str, binding: Aggregator) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from harness.report.svg import FONT, _f, _tick_label, nice_ticks
+from harness.report.formats.svg import FONT, _f, _tick_label, nice_ticks
 
 
 @dataclass(frozen=True)

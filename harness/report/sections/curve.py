@@ -10,9 +10,9 @@ from typing import Any
 
 from harness.core.cache import write_text_atomic
 from harness.core.errors import HarnessError
-from harness.report.curve_svg import CurveLine, curve_chart
-from harness.report.html_parts import CSS, e, section, table, td
-from harness.report.svg import color
+from harness.report.formats.curve_svg import CurveLine, curve_chart
+from harness.report.formats.html_parts import CSS, e, section, table, td
+from harness.report.formats.svg import color
 
 CURVE_FILE = "curve.json"
 

@@ -1,18 +1,17 @@
-"""The gate's verdict for people and for CI: a table on the console, JUnit XML, JSON."""
+"""The gate's verdict on the console: the checks as a table, the flipped examples, the outcome."""
 
 from __future__ import annotations
-
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.core.cache import write_json_atomic, write_text_atomic
-from harness.report.gate_model import IMPROVED, OK, REGRESSION, GateReport
+from harness.gate.flips import Flip, Flips
+from harness.gate.model import IMPROVED, OK, REGRESSION, GateReport
 from harness.scoring.fmt import fmt_metric, fmt_p, fmt_signed
+
+SHOWN_FLIPS = 10  # per pair and direction on the console; --json and the HTML page list them all
 
 VERDICT_STYLE = {OK: "green", REGRESSION: "bold red", IMPROVED: "bold cyan"}
 
@@ -49,6 +48,8 @@ def render_gate(report: GateReport, console: Console) -> None:
     holm_note = ", Holm-adjusted across the checks" if report.correction == "holm" else ""
     console.print(Text(f"p: exact McNemar test for accuracy, paired bootstrap otherwise{holm_note}; "
                        "diff = candidate - baseline", style="dim"))
+    for flipped in report.flips:
+        _print_flips(flipped, console)
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))
     for f in report.forgetting:  # --max-forgetting: the candidate's own control suites
@@ -66,39 +67,29 @@ def render_gate(report: GateReport, console: Console) -> None:
         console.print(Text(f"OK: no regression in {n} checks ({len(report.improvements)} improved)", style="bold green"))
 
 
-def write_junit(report: GateReport, path: Path) -> None:
-    """One testcase per (strategy pair, metric), a <failure> for each regression; with
-    --max-forgetting, one per (strategy, control suite, metric), a <failure> for each failed one."""
-    n = len(report.checks) + len(report.forgetting)
-    failures = len(report.regressions) + len(report.forgetting_failures)
-    root = ET.Element("testsuites", name="sft-harness gate", tests=str(n), failures=str(failures), errors="0")
-    suite = ET.SubElement(root, "testsuite", name=f"gate {report.suite}", tests=str(n), failures=str(failures),
-                          errors="0", skipped="0", time="0")
-    props = ET.SubElement(suite, "properties")
-    for key, value in (("baseline", report.baseline_dir), ("candidate", report.candidate_dir),
-                       ("baseline_run_id", report.baseline_run_id), ("candidate_run_id", report.candidate_run_id),
-                       ("max_drop", report.drop_text()), ("alpha", report.alpha),
-                       ("correction", report.correction)):
-        ET.SubElement(props, "property", name=key, value=str(value))
-    for c in report.checks:
-        case = ET.SubElement(suite, "testcase", classname=f"sft-harness.gate.{report.suite}.{c.pair}",
-                             name=c.metric, time="0")
-        detail = c.describe(report.alpha)
-        if c.verdict == REGRESSION:
-            failure = ET.SubElement(case, "failure", type="regression",
-                                    message=f"{c.metric} dropped by {fmt_metric(c.metric, -c.diff)} (p {fmt_p(c.p)})")
-            failure.text = detail
-        out = ET.SubElement(case, "system-out")
-        out.text = f"{c.verdict}: {detail}"
-    for f in report.forgetting:
-        case = ET.SubElement(suite, "testcase", classname=f"sft-harness.gate.{report.suite}.forgetting.{f.strategy}",
-                             name=f"{f.control}.{f.metric}", time="0")
-        if f.failed:
-            ET.SubElement(case, "failure", type="forgetting", message=f.describe()).text = f.describe()
-        ET.SubElement(case, "system-out").text = ("forgetting: " if f.failed else "ok: ") + f.describe()
-    ET.indent(root)
-    write_text_atomic(Path(path), '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
+def flips_line(f: Flips) -> str:
+    passing = "right" if f.pass_score >= 1.0 else f"score ≥ {f.pass_score:g}"
+    return (f"{f.pair}: {len(f.broke)} example(s) broke (passed in the baseline, fail in the candidate), "
+            f"{len(f.fixed)} fixed; {f.both_pass} pass and {f.both_fail} fail in both (pass: {passing})")
 
 
-def write_json(report: GateReport, path: Path) -> None:
-    write_json_atomic(Path(path), report.to_json())
+def _short(text: object, limit: int = 60) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _flip_line(kind: str, flip: Flip) -> str:
+    return (f"    {kind} {flip.example_id}: {_short(flip.input)!r} · target {_short(flip.target, 40)!r} · "
+            f"{_short(flip.baseline_answer, 30)!r} ({flip.baseline_score:.2f}) → "
+            f"{_short(flip.candidate_answer, 30)!r} ({flip.candidate_score:.2f})")
+
+
+def _print_flips(f: Flips, console: Console) -> None:
+    console.print(Text(flips_line(f), style="bold red" if f.broke else "dim"), soft_wrap=True)
+    for kind, items, style in (("broke", f.broke, "red"), ("fixed", f.fixed, "green")):
+        for flip in items[:SHOWN_FLIPS]:
+            console.print(Text(_flip_line(kind, flip), style=style), soft_wrap=True)
+        if len(items) > SHOWN_FLIPS:
+            console.print(Text(f"    … {len(items) - SHOWN_FLIPS} more {kind} (all of them in --json and --html)",
+                               style="dim"))
+

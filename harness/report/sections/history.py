@@ -1,4 +1,5 @@
-"""Metric history across runs: `reports/index.jsonl`, one line per (run, strategy).
+"""Metric history across runs: `<out>/index.jsonl` beside the run folders (`reports/index.jsonl` by
+default), one line per (run, strategy).
 
 Appending is one write of whole lines to a file opened for append, then fsync, so concurrent
 or interrupted runs never interleave half lines; a line that is corrupt anyway (a crash
@@ -20,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.core import jsonl
-from harness.report.views import metric_names
+from harness.core.results import RunResults
 from harness.scoring.fmt import fmt_metric, fmt_signed
 
 INDEX = "index.jsonl"
@@ -28,34 +29,22 @@ BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 20  # the last N runs; a wider sparkline stops being readable in a table cell
 
 
-def entries_for(results: dict[str, Any], run_dir: Path | str) -> list[dict[str, Any]]:
+def entries_for(results: RunResults, run_dir: Path | str) -> list[dict[str, Any]]:
     """The history lines of one run: one per strategy, with its metric values."""
-    suite, model = results.get("suite") or {}, results.get("model") or {}
-    out = []
-    for name, s in (results.get("strategies") or {}).items():
-        values = {m: v.get("value") for m, v in (s.get("metrics") or {}).items() if isinstance(v, dict)}
-        out.append({
-            "run_id": str(results.get("run_id", "")),
-            "created": str(results.get("created", "")),
-            "suite": suite.get("name"),
-            "suite_sha256": suite.get("sha256"),
-            "primary_metric": suite.get("primary_metric"),
-            "model": model.get("name"),
-            "strategy": name,
-            "n": s.get("n"),
-            "metrics": values,
-            "run_dir": str(run_dir),
-        })
-    return out
+    suite = results.suite
+    return [{"run_id": results.run_id, "created": results.created, "suite": suite.name,
+             "suite_sha256": suite.sha256, "primary_metric": suite.primary_metric, "model": results.model.name,
+             "strategy": name, "n": s.n, "metrics": {m: v.value for m, v in s.metrics.items()},
+             "run_dir": str(run_dir)} for name, s in results.strategies.items()]
 
 
-def append_run(reports_root: Path, results: dict[str, Any], run_dir: Path | None = None) -> None:
-    """Append the run's lines to reports_root/index.jsonl (one write, flushed and fsynced; a torn
-    last line left by a crash is closed first: harness.core.jsonl)."""
+def append_run(reports_root: Path, results: RunResults, run_dir: Path | None = None) -> None:
+    """Append the run's lines to the history file of the folder its run folder is in (the run's
+    --out: `<out>/index.jsonl`), one write, flushed and fsynced; a torn last line left by a crash
+    is closed first (harness.core.jsonl)."""
     reports_root = Path(reports_root)
     reports_root.mkdir(parents=True, exist_ok=True)
-    run_dir = run_dir or reports_root / str(results.get("run_id", ""))
-    jsonl.append(reports_root / INDEX, entries_for(results, run_dir))
+    jsonl.append(reports_root / INDEX, entries_for(results, run_dir or reports_root / results.run_id))
 
 
 def load_history(
@@ -142,7 +131,7 @@ def print_history(reports_root: Path, suite: str | None, console: Console) -> No
 def _print_suite(suite: str, entries: list[dict[str, Any]], console: Console) -> None:
     runs = list(dict.fromkeys(e["run_id"] for e in entries))  # oldest first: entries are sorted
     strategies = list(dict.fromkeys(e["strategy"] for e in entries))
-    metrics = metric_names({"suite": {}, "strategies": {e["strategy"]: {"metrics": e["metrics"]} for e in entries}})
+    metrics = list(dict.fromkeys(m for e in entries for m in e["metrics"]))
     first_primary = next((e.get("primary_metric") for e in reversed(entries) if e.get("primary_metric")), None)
     if first_primary in metrics:  # the primary metric first: it is what people look for
         metrics.remove(first_primary)

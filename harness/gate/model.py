@@ -1,5 +1,5 @@
-"""What the regression gate decides (harness.report.gate): one `Check` per (strategy pair, metric),
-the `Pairing` of examples behind it, and the whole `GateReport` with its JSON form.
+"""What the regression gate decides (harness.gate.compare): one `Check` per (strategy pair, metric),
+the `Pairing` of examples behind it, what flipped, and the whole `GateReport` with its JSON form.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report.forgetting import ForgettingCheck
+from harness.core.results import to_json
+from harness.gate.flips import Flips
+from harness.gate.forgetting import ForgettingCheck
 from harness.scoring.fmt import fmt_metric, fmt_p, fmt_signed, paired_test_name
 from harness.scoring.registry import higher_is_better
 
-GATE_SCHEMA = "sft-harness/gate/v1"
+GATE_SCHEMA = "sft-harness/gate/v2"  # v2: the flipped examples
 OK, REGRESSION, IMPROVED = "ok", "REGRESSION", "improved"
 _EPS = 1e-9  # 0.8 - 0.7 is 0.10000000000000009: a drop of exactly max_drop is tolerated
 
@@ -89,6 +91,7 @@ class GateReport:
     correction: str = "none"
     forgetting: tuple[ForgettingCheck, ...] = ()  # --max-forgetting: the candidate's control-suite drops
     max_forgetting: Mapping[str, float] = field(default_factory=dict)
+    flips: tuple[Flips, ...] = ()  # per pairing: the examples that broke and the ones fixed
 
     def drop_text(self) -> str:
         parts = [f"{self.max_drop:g}"] + [f"{m}={v:g}" for m, v in self.max_drop_by_metric.items()]
@@ -134,6 +137,7 @@ class GateReport:
             "forgetting": [{**{k: _json_num(v) for k, v in vars(f).items()}} for f in self.forgetting],
             "forgetting_failures": len(self.forgetting_failures),
             "improvements": len(self.improvements),
+            "flips": [{**to_json(f), "pair": f.pair} for f in self.flips],
             "notes": list(self.notes),
         }
 

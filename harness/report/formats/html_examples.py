@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from harness.core.runrecord import SCORE_NAME, PredictionRecord, RunRecord, graded
-from harness.report.html_parts import e, section, table
+from harness.report.formats.html_parts import e, section, table
 
 
 def winloss_section(run: RunRecord, scores: dict[str, dict[str, float]]) -> str:
