@@ -103,3 +103,64 @@ def test_run_end_to_end_with_the_real_default_model(tmp_path: Path) -> None:
     (run_dir / "report.md").unlink()
     res3 = sft_harness("report", str(run_dir))
     assert res3.returncode == 0 and (run_dir / "report.md").is_file()
+
+
+def test_two_demos_at_once_each_write_a_whole_folder(tmp_path: Path) -> None:
+    """The `demo` command itself, twice at the same time on the real default model: two folders,
+    each complete, and `demo` names one of them."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "SFT_HARNESS_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "harness", "demo", "--suite", "poem-sentiment", "--strategies", "prompt",
+            "--limit", "3", "--out", str(tmp_path / "reports")]
+    procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert "latest demo:" in err
+    folders = sorted(p for p in (tmp_path / "reports").iterdir() if p.is_dir() and not p.is_symlink())
+    assert len(folders) == 2 and all("-demo-poem-sentiment" in f.name for f in folders)
+    for f in folders:
+        assert {"results.json", "predictions.jsonl", "report.html", "report.md", "summary.csv"} <= {x.name for x in f.iterdir()}
+        assert json.loads((f / "results.json").read_text())["suite"]["sizes"]["scored"] == 3
+    link = tmp_path / "reports" / "demo"
+    assert link.is_symlink() and link.resolve() in [f.resolve() for f in folders]
+    assert main(["demo", "--limit", "0"]) == 2
+
+
+def test_an_internal_error_is_exit_3_with_the_traceback_saved(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug of ours (here: the suites listing breaks) is one line, exit 3, and the traceback in a file."""
+    import harness.core.suites as suites
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(suites, "builtin_suite_names", broken)
+    assert main(["suites"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: a bug (traceback in " in err and "please report it" in err
+    saved = Path(err.split("traceback in ")[1].split(";")[0].strip())
+    text = saved.read_text()
+    assert "Traceback" in text and "ZeroDivisionError: a bug" in text and "builtin_suite_names" not in err
+    saved.unlink()
+
+
+def test_ctrl_c_during_decoding_is_exit_130_and_what_was_decoded_is_kept(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "SFT_HARNESS_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "harness", "run", "e2e-nlg", "--model", str(tiny_model_dir), "--strategies", "prompt",
+            "--batch-size", "1", "--out", str(tmp_path / "runs"), "--no-leakage-check", "--device", "cpu"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    outputs: list[Path] = []
+    while time.monotonic() < deadline and not any(p.stat().st_size for p in outputs):
+        time.sleep(0.2)
+        outputs = list((tmp_path / "runs").glob("*/outputs.jsonl")) if (tmp_path / "runs").exists() else []
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "run the same command again to resume" in err and "Traceback" not in err
+    cached = list((tmp_path / "cache" / "predictions").glob("*.jsonl"))
+    assert cached and sum(len(c.read_text().splitlines()) for c in cached) >= 1  # the batches decoded are cached

@@ -121,3 +121,20 @@ def test_the_engine_is_the_default_backend(tiny) -> None:
     assert backend.identity() == tiny.sha256 and backend.local_weights() is tiny
     gens = backend.generate(CHATS[:2], GenerationConfig(max_new_tokens=3))
     assert all(g.error is None and g.request_latency_s is None for g in gens)
+
+
+def test_out_of_gpu_memory_while_decoding_is_one_line_naming_the_option(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GPU here: the model's own generate raises the error CUDA raises, and the engine says what to do."""
+    import torch
+
+    from harness.core.errors import HarnessError
+
+    backend = TransformersBackend(tiny, batch_size=2)
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tiny.model, "generate", oom)
+    with pytest.raises(HarnessError, match=r"out of GPU memory decoding a batch of 2 prompts of up to \d+ tokens: "
+                                           r"pass a smaller --batch-size \(decoded batches so far are cached\)"):
+        backend.generate(CHATS[:2], GenerationConfig(max_new_tokens=3))

@@ -116,8 +116,17 @@ def test_readers_never_score_an_answer_again(tmp_path: Path, monkeypatch: pytest
     def refuse(self: Aggregator, answers: object, examples: object) -> np.ndarray:
         raise AssertionError(f"{self.name} was scored again")
 
+    def no_extraction(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an answer was extracted again")
+
+    import harness.scoring.extract
+    import harness.scoring.metrics
+
     monkeypatch.setattr(Aggregator, "stats", refuse)
-    assert not gate.gate(base, cand).passed
+    monkeypatch.setattr(harness.scoring.extract, "extract_answer", no_extraction)
+    monkeypatch.setattr(harness.scoring.metrics, "example_scores", no_extraction)
+    report = gate.gate(base, cand)
+    assert not report.passed and report.flips[1].broke  # sft: the verdicts and the flips from stored rows and scores
     for run_dir in (base, qa):
         render_all(run_dir)
 

@@ -258,9 +258,13 @@ def test_every_mutation_breaks_the_suite(tmp_path: Path, mutation: Mutation, opt
     """Each (mutation, option) alone makes the suite invalid (validate, in-process, no CLI)."""
     folder = write_base(tmp_path / "s")
     mutation.apply(folder, option, "replace")
-    if mutation.name == "suite.toml" and option == "missing":
-        return  # no suite.toml: find_suite refuses the folder (the fuzz test covers its exit code)
+    from harness.core.errors import HarnessError
     from harness.scoring.registry import check_metric
+
+    if mutation.name == "suite.toml" and option == "missing":  # not a suite folder at all: refused by name
+        with pytest.raises(HarnessError, match="neither a folder nor a built-in suite|no suite.toml"):
+            validate(str(folder), known_metrics=check_metric)
+        return
 
     suite, problems = validate(str(folder), known_metrics=check_metric)
     assert suite is None and problems

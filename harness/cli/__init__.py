@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: decoded predictions are cached; run the same command again to resume")
+        err.print("[yellow]interrupted[/]: decoded predictions are cached; run the same command again to resume",
+                  soft_wrap=True)
         return 130
     except OSError as e:  # disk full, permissions, a path that vanished: the machine's state, not a bug
         where = f" {e.filename}" if e.filename else ""

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from harness.cli.console import err, out
 from harness.cli.options import _add_leakage_flags, _run_options
+from harness.core.errors import HarnessError
 
 DEMO_SUITE = "support-faq"
 # Sized for a 2-core CPU inside the 15-minute `make demo` budget: one passage in 200 tokens
@@ -82,8 +83,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.runner import RunOptions, link_latest, run
 
+    if args.limit is not None and args.limit < 1:
+        raise HarnessError(f"--limit must be a positive number of test examples, got {args.limit}")
     opts = RunOptions(suite=args.suite, strategies=args.strategies, out=Path(args.out), run_label="demo",
-                      seed=0, slice_by=("category",) if args.suite == DEMO_SUITE else ())
+                      seed=0, slice_by=("category",) if args.suite == DEMO_SUITE else (), limit=args.limit)
     from harness.report import publish
 
     run_dir = run(opts, err)
@@ -99,6 +102,8 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--suite", default=DEMO_SUITE)
     d.add_argument("--strategies", default=DEMO_STRATEGIES)
     d.add_argument("--out", default="reports")
+    d.add_argument("--limit", type=int, help="score only the first N test examples (a quick look; the demo's "
+                   "conclusion needs them all)")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("run", help="run strategies on a suite and write a run folder")
