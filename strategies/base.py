@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from harness.core.errors import HarnessError
 from harness.core.text import did_you_mean
-from harness.core.types import Example, Prompt, Suite
+from harness.core.types import ANSWER_MODES, CHOICE_NORMS, AnswerMode, Example, Prompt, Suite
 from harness.engine.context import Prepared, StrategyContext
 
 
@@ -89,7 +89,10 @@ class Strategy:
 
     # Options every strategy accepts besides its own: `model`, the [[models]] name to decode with
     # ("" is the run's --model). Kept out of `params`, so it reaches cache keys only as the model's identity.
-    common_options: ClassVar[dict[str, Any]] = {"model": ""}
+    # `answer`, `choice_norm`, `calibrate`: how the answer comes out of the model (harness.core.types.
+    # AnswerMode); "" leaves it to the run's --answer. Kept out of `params` like `model`: they reach
+    # the cache key through the prediction identity, and free decoding keeps the keys it had.
+    common_options: ClassVar[dict[str, Any]] = {"model": "", "answer": "", "choice_norm": "", "calibrate": ""}
     # Whether the strategy trains or applies a LoRA adapter (then it needs a model with local weights).
     needs_local_weights: ClassVar[bool] = False
 
@@ -99,6 +102,7 @@ class Strategy:
         if not isinstance(model, str):
             raise HarnessError(f"strategy '{self.kind}': option model={model!r} should be text (a [[models]] name)")
         self.model: str = model.strip()
+        self.answer = self._answer_options(params)
         unknown = [k for k in params if k not in self.options]
         if unknown:
             k = unknown[0]
@@ -115,6 +119,23 @@ class Strategy:
                     + did_you_mean(str(self.params[key]), allowed)
                 )
         self.check_params()  # refuse bad values now, before any model loads or folder is made
+
+    def _answer_options(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The answer options given to this strategy (popped from `params`), checked."""
+        given: dict[str, Any] = {k: params.pop(k) for k in ("answer", "choice_norm", "calibrate") if k in params}
+        allowed = {"answer": ANSWER_MODES, "choice_norm": CHOICE_NORMS}
+        for key, value in given.items():
+            if key == "calibrate":
+                given[key] = _coerce(self.kind, key, value, False)
+            elif value not in allowed[key]:
+                raise HarnessError(f"strategy '{self.kind}': {key}={value!r} is not one of {', '.join(allowed[key])}"
+                                   + did_you_mean(str(value), allowed[key]))
+        return given
+
+    def answer_mode(self, default: AnswerMode) -> AnswerMode:
+        """This strategy's answer mode: its own options over the run's default."""
+        return AnswerMode(self.answer.get("answer", default.mode), self.answer.get("choice_norm", default.norm),
+                          bool(self.answer.get("calibrate", default.calibrate)))
 
     def check_params(self) -> None:
         """Refuse option values out of range (HarnessError naming the option); types are already checked."""

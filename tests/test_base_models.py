@@ -65,6 +65,17 @@ gemma = pytest.mark.skipif(
 
 
 @gemma
+def test_gemma_prompts_begin_with_its_bos_token() -> None:
+    """transformers 5's Gemma tokenizer adds BOS when it encodes text while `add_bos_token` reads
+    False: the plain format must still start with it (Gemma's answers degrade badly without)."""
+    from harness.engine.models import load_tokenizer, materialize, resolve
+
+    tok = load_tokenizer(materialize(resolve("gemma-3-270m")))
+    text = render_chat(tok, build_messages(SUITE, "x"))
+    assert text.startswith("<bos>Classify") and tok(text, add_special_tokens=False)["input_ids"][0] == tok.bos_token_id
+
+
+@gemma
 def test_gemma_prompting_with_shots_stops_at_the_next_example(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     assert main(["run", "poem-sentiment", "--model", "gemma-3-270m", "--strategies", "prompt:k=4", "--limit", "6",

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.core.config import RunConfig, load_config
 from harness.core.errors import HarnessError
+from harness.core.types import AnswerMode
 
 
 def _add_leakage_flags(p: argparse.ArgumentParser, run: bool) -> None:
@@ -84,6 +85,8 @@ def _run_options(args: argparse.Namespace) -> Any:
         **_control_options(args, conf),
         strategy_params=strategy_params,
         models=models,
+        answer=AnswerMode(pick("answer", "free"), pick("choice_norm", "sum"),
+                          bool(getattr(args, "calibrate", False) or conf.get("calibrate", False))),
     )
 
 

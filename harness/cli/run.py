@@ -11,6 +11,7 @@ from rich.markup import escape
 from harness.cli.console import err, out
 from harness.cli.options import _add_leakage_flags, _run_options
 from harness.core.errors import HarnessError
+from harness.core.types import ANSWER_MODES, CHOICE_NORMS
 
 DEMO_SUITE = "support-faq"
 # Sized for a 2-core CPU inside the 15-minute `make demo` budget: one passage in 200 tokens
@@ -125,6 +126,13 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--trust-remote-code", action="store_true",
                    help="allow model code from the hub and evaluate: metric modules (off by default)")
     _add_leakage_flags(r, run=True)
+    r.add_argument("--answer", choices=ANSWER_MODES, help="how answers come out of the model for strategies that set "
+                   "none: free text (default), choice (classification: labels scored by likelihood), constrained "
+                   "(decoding limited to the labels or the suite's JSON fields)")
+    r.add_argument("--choice-norm", dest="choice_norm", choices=CHOICE_NORMS,
+                   help="answer=choice: sum (default) or mean of a label's token log-probabilities")
+    r.add_argument("--calibrate", action="store_true", default=None,
+                   help="answer=choice: contextual calibration (divide by the label probabilities of content-free inputs)")
     r.add_argument("--control", help="forgetting check: also score every adapter on these suites (SUITE[,SUITE]), "
                    "paired against the base model")
     r.add_argument("--control-limit", dest="control_limit", type=int,

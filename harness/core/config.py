@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.text import did_you_mean
+from harness.core.types import ANSWER_MODES, CHOICE_NORMS
 
 # key -> (accepted types, what to say when it is something else)
 TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
@@ -40,6 +41,9 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "models": ((list,), "[[models]] tables (name, backend, id, ...)"),
     "sizes": ((str, list), 'train sizes of `curve`, e.g. [16, 32, "all"] or "16,32,all"'),
     "seeds": ((int,), "a whole number (training seeds per size of `curve`)"),
+    "answer": ((str,), '"free", "choice" or "constrained" (how answers come out of the model)'),
+    "choice_norm": ((str,), '"sum" or "mean" (answer=choice: the label\'s token log-probabilities)'),
+    "calibrate": ((bool,), "true or false (answer=choice: contextual calibration)"),
 }
 
 # The keys every [[models]] table may have; the rest belong to its backend, which declares them
@@ -70,6 +74,8 @@ RANGES: dict[str, tuple[Any, str]] = {
     "control_limit": (lambda v: v >= 1, "at least 1"),
     "control": (lambda v: all(isinstance(x, str) and x.strip() for x in ([v] if isinstance(v, str) else v)),
                 "suite names"),
+    "answer": (lambda v: v in ANSWER_MODES, "one of " + ", ".join(ANSWER_MODES)),
+    "choice_norm": (lambda v: v in CHOICE_NORMS, "one of " + ", ".join(CHOICE_NORMS)),
 }
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")

@@ -33,8 +33,13 @@ def _generation(d: Any) -> tuple[str, Generation] | None:
         return None
     request = d.get("request_latency_s")
     request = float(request) if isinstance(request, (int, float)) and not isinstance(request, bool) else None
+    scores = d.get("choice_scores")
+    if scores is not None and not (isinstance(scores, list) and all(
+            isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores)):
+        return None
     return key, Generation(text, float(numbers[0]), int(numbers[1]), int(numbers[2]),  # type: ignore[arg-type]
-                           request_latency_s=request)
+                           request_latency_s=request,
+                           choice_scores=tuple(float(s) for s in scores) if scores is not None else None)
 
 
 def _line(key: str, g: Generation) -> dict[str, Any]:
@@ -42,6 +47,8 @@ def _line(key: str, g: Generation) -> dict[str, Any]:
                             "output_tokens": g.output_tokens}
     if g.request_latency_s is not None:
         line["request_latency_s"] = g.request_latency_s
+    if g.choice_scores is not None:
+        line["choice_scores"] = list(g.choice_scores)
     return line
 
 

@@ -81,11 +81,13 @@ class Output:
     output_tokens: int
     retrieved: tuple[str, ...] = ()
     error: str | None = None  # the request failed for good: an invalid answer, never cached
+    choice_scores: tuple[float, ...] | None = None  # answer=choice: each label's score, in the suite's order
 
     def to_json(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "example_id": self.example_id, "output": self.output,
-                "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
-                "output_tokens": self.output_tokens, "retrieved": list(self.retrieved), "error": self.error}
+        out = {"strategy": self.strategy, "example_id": self.example_id, "output": self.output,
+               "latency_s": self.latency_s, "prompt_tokens": self.prompt_tokens,
+               "output_tokens": self.output_tokens, "retrieved": list(self.retrieved), "error": self.error}
+        return {**out, "choice_scores": list(self.choice_scores)} if self.choice_scores is not None else out
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class PredictionRecord:
     # absent for a metric whose rows are not numbers (`Metric.stored_rows`: evaluate modules).
     scores: dict[str, tuple[float, ...]] = field(hash=False)
     score: float  # see SCORE_NAME: what the report's per-example views compare
+    choice_scores: tuple[float, ...] | None = None  # answer=choice: each label's score (suite order)
 
     @classmethod
     def of(cls, out: Output, example: Example, answer: Any, scores: Mapping[str, Sequence[float]],
@@ -118,7 +121,7 @@ class PredictionRecord:
             meta=dict(example.meta), output=out.output, answer=answer, latency_s=out.latency_s,
             prompt_tokens=out.prompt_tokens, output_tokens=out.output_tokens, retrieved=tuple(out.retrieved),
             error=out.error, scores={m: tuple(float(x) for x in row) for m, row in scores.items()},
-            score=float(score),
+            score=float(score), choice_scores=out.choice_scores,
         )
 
     @property
@@ -140,6 +143,8 @@ class PredictionRecord:
             # JSON has no NaN: a row value that is not finite is stored as null, read back as NaN.
             "scores": {m: [x if math.isfinite(x) else None for x in row] for m, row in self.scores.items()},
             "score": self.score if math.isfinite(self.score) else None,
+            **({"choice_scores": [x if math.isfinite(x) else None for x in self.choice_scores]}
+               if self.choice_scores is not None else {}),
         }
 
     @classmethod
@@ -160,6 +165,8 @@ class PredictionRecord:
             retrieved=tuple(str(d) for d in _list(obj.get("retrieved"), "retrieved")),
             error=None if error is None else str(error), scores=_scores(obj["scores"]),
             score=_number(obj["score"], "score"),
+            choice_scores=None if obj.get("choice_scores") is None else
+            tuple(_number(x, "choice_scores") for x in _list(obj["choice_scores"], "choice_scores")),
         )
 
 

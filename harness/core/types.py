@@ -46,13 +46,69 @@ class Document:
     title: str = ""
 
 
+ANSWER_MODES = ("free", "choice", "constrained")
+CHOICE_NORMS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class AnswerMode:
+    """How a strategy's answer comes out of the model, the same for every strategy that names it:
+    `free` text parsed afterwards (the default), `choice` (classification: every label scored as
+    the model's reply, the most likely wins; `norm` sums or averages its token log-probabilities,
+    `calibrate` divides by the label probabilities under content-free inputs, Zhao et al. 2021), or
+    `constrained` (decoding limited to the label set or a JSON schema of the suite's fields)."""
+
+    mode: str = "free"
+    norm: str = "sum"
+    calibrate: bool = False
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        """What cached predictions depend on; None for free decoding (its cache keys stay as they were)."""
+        if self.mode == "free":
+            return None
+        if self.mode == "constrained":
+            return {"mode": self.mode}
+        return {"mode": self.mode, "norm": self.norm, "calibrate": self.calibrate}
+
+    def label(self) -> str:
+        """`choice (mean, calibrated)`, as reports name the mode."""
+        if self.mode != "choice":
+            return self.mode
+        extras = [x for x in (self.norm if self.norm != "sum" else "", "calibrated" if self.calibrate else "") if x]
+        return f"choice ({', '.join(extras)})" if extras else "choice"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What constrained decoding allows: one of `labels`, or a JSON object whose keys are among
+    `fields` (any of them, once each; string values). Backends turn it into their own form: a
+    grammar (transformers), guided decoding (vLLM), `response_format` (OpenAI-compatible servers)."""
+
+    labels: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    kind: str = "choice"  # choice | json
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.kind == "choice":
+            return {"type": "string", "enum": list(self.labels)}
+        properties = {f: {"type": "string"} for f in self.fields}
+        return {"type": "object", "properties": properties, "additionalProperties": not self.fields}
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"kind": self.kind, "labels": list(self.labels), "fields": list(self.fields)}
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
+    constraint: Constraint | None = None  # answer=constrained
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop), "decoding": "greedy"}
+        out: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop), "decoding": "greedy"}
+        if self.constraint is not None:  # free decoding keeps the cache keys it always had
+            out["constraint"] = self.constraint.fingerprint()
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,6 +191,7 @@ class Generation:
     output_tokens: int
     error: str | None = None
     request_latency_s: float | None = None
+    choice_scores: tuple[float, ...] | None = None  # answer=choice: each label's score, in the suite's order
 
 
 @dataclass(frozen=True)

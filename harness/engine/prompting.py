@@ -105,8 +105,20 @@ def render_plain(tokenizer: Any, chat: Chat) -> str:
             blocks.append(f"{PLAIN_INPUT} {content}")
         elif blocks:  # an assistant turn (a shot's answer) follows its input
             blocks[-1] += f"\n{PLAIN_ANSWER} {content}"
-    bos = tokenizer.bos_token if getattr(tokenizer, "add_bos_token", False) and tokenizer.bos_token else ""
+    bos = tokenizer.bos_token if adds_bos(tokenizer) else ""
     return bos + "\n\n".join(b for b in blocks if b) + f"\n{PLAIN_ANSWER}"
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether the model expects a BOS token first: its tokenizer says so (`add_bos_token`) or
+    puts one there when it encodes text (transformers 5's Gemma tokenizer does the second while
+    its `add_bos_token` reads False)."""
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if not getattr(tokenizer, "bos_token", None) or bos_id is None:
+        return False
+    if getattr(tokenizer, "add_bos_token", False):
+        return True
+    return list(tokenizer("a")["input_ids"][:1]) == [bos_id]
 
 
 def render_chat(tokenizer: Any, chat: Chat) -> str:

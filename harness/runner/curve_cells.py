@@ -81,7 +81,8 @@ def run_grid(plan: RunPlan, cells: list[Cell], models: ModelSet, folder: Path, c
             torch.manual_seed(cell.seed)
             start = time.perf_counter()
             turn = strategy_turn(plan, s, models.of(s.name), models.record(s.name), cell.suite, plan.examples,
-                                 PredictionWriter(cell_dir, OUTPUTS_FILE), console, seed=cell.seed, run_dir=cell_dir)
+                                 PredictionWriter(cell_dir, OUTPUTS_FILE), console, seed=cell.seed, run_dir=cell_dir,
+                                 answer=plan.answers[s.name])
             wall = time.perf_counter() - start
             start = time.perf_counter()
             records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ from harness.core.cache import sha256_file
 from harness.core.errors import HarnessError
 from harness.core.predcache import PredictionCache, prompt_key
 from harness.core.runrecord import Output, PredictionWriter
-from harness.core.types import Example, Generation, Suite
+from harness.core.types import AnswerMode, Constraint, Example, Generation, GenerationConfig, Suite
 from harness.engine.backends.base import Backend
 from harness.engine.context import Prepared, StrategyContext, make_progress
+from harness.runner import choice
 
 
 def decode_strategy(
@@ -30,10 +31,13 @@ def decode_strategy(
     writer: PredictionWriter | None,
     console: Console,
     adapter: Path | None = None,
+    answer: AnswerMode | None = None,
 ) -> list[Output]:
-    """Decode one strategy's prompts, reusing cached generations; each batch's outputs are written
+    """Decode one strategy's prompts in its answer mode (free text, label choice by likelihood,
+    or constrained decoding), reusing cached generations; each batch's outputs are written
     (outputs.jsonl) as soon as it is done. Scoring is a later pass (harness.runner.scoring_pass)."""
-    return _Decoding(strategy, suite, list(examples), backend, cache, writer, console, adapter).run()
+    return _Decoding(strategy, suite, list(examples), backend, cache, writer, console, adapter,
+                     answer or AnswerMode()).run()
 
 
 @dataclass
@@ -46,12 +50,14 @@ class _Decoding:
     writer: PredictionWriter | None  # None: outputs are not written (they are in the prediction cache)
     console: Console
     adapter: Path | None
+    answer: AnswerMode
 
     def run(self) -> list[Output]:
         self.prompts = self.strategy.prompts(self.examples)
         self.keys = [prompt_key(p.messages) for p in self.prompts]
         self.generations: list[Generation | None] = [self.cache.get(k) for k in self.keys]
         self.outputs: list[Output | None] = [None] * len(self.examples)
+        self.prior = choice.content_free(self) if self.answer.mode == "choice" and self.answer.calibrate else None
         cached = [i for i, g in enumerate(self.generations) if g is not None]
         if cached:
             self.flush(cached)
@@ -64,8 +70,9 @@ class _Decoding:
         name, done = self.strategy.name, []
         for i in indices:
             if (g := self.generations[i]) is not None:
-                out = Output(name, self.examples[i].id, g.text, g.latency_s, g.prompt_tokens, g.output_tokens,
-                             self.prompts[i].retrieved, g.error)
+                text, scores = choice.decided(g, self.suite.labels, self.prior) if g.choice_scores else (g.text, None)
+                out = Output(name, self.examples[i].id, text, g.latency_s, g.prompt_tokens, g.output_tokens,
+                             self.prompts[i].retrieved, g.error, scores)
                 self.outputs[i] = out
                 done.append(out)
         if self.writer is not None:
@@ -92,8 +99,11 @@ class _Decoding:
 
             before = self.backend.truncated
             with self.backend.adapter(self.adapter):
-                self.backend.generate([self.prompts[i].messages for i in todo], self.suite.generation,
-                                      on_batch=on_batch)
+                if self.answer.mode == "choice":
+                    choice.score_labels(self, todo, on_batch)
+                else:
+                    self.backend.generate([self.prompts[i].messages for i in todo], self.generation_config(),
+                                          on_batch=on_batch)
         if self.backend.truncated > before:
             self.console.print(f"[yellow]warning:[/] {self.backend.truncated - before} prompt(s) of {name} were "
                                "longer than the model's context: cut from the start of the input to fit")
@@ -101,8 +111,22 @@ class _Decoding:
             self.console.print(f"[yellow]warning:[/] {failed} request(s) of {name} failed: recorded as "
                                "errors and not cached; run again to retry them")
 
+    def generation_config(self) -> GenerationConfig:
+        """The suite's decoding, limited to its labels or its JSON fields with answer=constrained."""
+        if self.answer.mode != "constrained":
+            return self.suite.generation
+        return replace(self.suite.generation, constraint=constraint_for(self.suite))
 
-def prediction_identity(strategy: Any, prepared: Prepared, backend: Backend, suite: Suite) -> dict[str, Any]:
+
+def constraint_for(suite: Suite) -> Constraint:
+    """answer=constrained: the suite's label set (classification) or a JSON object of its fields."""
+    if suite.task == "classification":
+        return Constraint(labels=tuple(suite.labels), kind="choice")
+    return Constraint(fields=tuple(suite.fields), kind="json")
+
+
+def prediction_identity(strategy: Any, prepared: Prepared, backend: Backend, suite: Suite,
+                        answer: AnswerMode | None = None) -> dict[str, Any]:
     """What a strategy's cached generations depend on besides each prompt: its kind and options,
     what prepare() built, the weights of the adapter it decodes with, the model, the decoding."""
     adapter = None
@@ -111,9 +135,15 @@ def prediction_identity(strategy: Any, prepared: Prepared, backend: Backend, sui
         adapter = [sha256_file(w) for w in weights] or str(prepared.adapter)
     neutral: frozenset[str] = getattr(strategy, "neutral_options", frozenset())
     params = {k: v for k, v in strategy.params.items() if k not in neutral}
-    return {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
-                         "adapter": adapter},
-            "model": backend.identity(), "decoding": suite.generation.fingerprint()}
+    identity = {"strategy": {"kind": strategy.kind, "params": params, "artifacts": prepared.artifacts,
+                             "adapter": adapter},
+                "model": backend.identity(), "decoding": suite.generation.fingerprint()}
+    mode = answer.fingerprint() if answer is not None else None
+    if mode is not None:  # free decoding keeps the keys it always had
+        identity["answer"] = {**mode, **({"labels": list(suite.labels)} if answer and answer.mode == "choice" else {})}
+        if answer and answer.mode == "constrained":
+            identity["decoding"] = replace(suite.generation, constraint=constraint_for(suite)).fingerprint()
+    return identity
 
 
 def training_seeds(strategy: Any, run_seed: int) -> tuple[int, ...]:

@@ -33,7 +33,7 @@ from harness.core.results import (
     from_json,
 )
 from harness.core.runrecord import OUTPUTS_FILE, Output, PredictionRecord, PredictionWriter, write_results
-from harness.core.types import Example, Suite
+from harness.core.types import AnswerMode, Example, Suite
 from harness.engine.backends.base import Backend
 from harness.engine.context import StrategyContext
 from harness.engine.models import device_info
@@ -108,22 +108,22 @@ class Turn:
 
 def strategy_turn(plan: RunPlan, s: Any, backend: Backend, model_record: dict[str, Any], suite: Suite,
                   examples: list[Example], writer: PredictionWriter, console: Console, *, seed: int,
-                  run_dir: Path) -> Turn:
+                  run_dir: Path, answer: AnswerMode) -> Turn:
     """Prepare one strategy and decode it through the prediction cache (also a learning curve's cell)."""
     opts = plan.opts
     ctx = StrategyContext(seed=seed, cache_dir=cache_root(), run_dir=run_dir, backend=backend,
                           embedder_name=opts.embedder, encoder=plan.encoder, console=console,
                           trust_remote_code=opts.trust_remote_code)
     prepared, prepare_s = prepare_strategy(s, suite, ctx)
-    cache = PredictionCache(cache_root(), prediction_identity(s, prepared, backend, suite))
+    cache = PredictionCache(cache_root(), prediction_identity(s, prepared, backend, suite, answer))
     before, start = len(cache.entries), time.perf_counter()
-    outputs = decode_strategy(s, suite, examples, backend, cache, writer, console, prepared.adapter)
+    outputs = decode_strategy(s, suite, examples, backend, cache, writer, console, prepared.adapter, answer)
     decode_s = time.perf_counter() - start
     details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
     # Every section a strategy reports lands in results.json; retrieval and training are always
     # present, so readers can test them against null.
     section = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
-               "retrieval": None, "training": None, **details, "model": model_record}
+               "retrieval": None, "training": None, **details, "model": model_record, "answer": answer.label()}
     return Turn(outputs, section, ctx, prepare_s, decode_s, len(cache.entries) - before, prepared.adapter, seed)
 
 
@@ -133,7 +133,8 @@ def seeded_turns(plan: RunPlan, s: Any, models: ModelSet, writer: PredictionWrit
     the first seed's turn first."""
     seeds = training_seeds(s, plan.opts.seed)
     turns = [strategy_turn(plan, seed_variant(s, t) if i else s, models.of(s.name), models.record(s.name),
-                           plan.suite, plan.examples, writer, console, seed=t, run_dir=run_dir)
+                           plan.suite, plan.examples, writer, console, seed=t, run_dir=run_dir,
+                           answer=plan.answers[s.name])
              for i, t in enumerate(seeds)]
     if len(turns) > 1:
         turns[0].section["seed_runs"] = [seed_run(t.seed, t.section) for t in turns]
@@ -184,4 +185,4 @@ def _results(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], forg
         decoding=Decoding(generation.max_new_tokens, list(generation.stop), "greedy", plan.batch_size),
         seed=opts.seed, limit=opts.limit, versions=_versions(), device=device_info(plan.device), argv=sys.argv[1:],
         # Whether this run needed the weights at all: a fully cached rerun loads neither.
-        work=Work(models.weights_loaded, embedder_loaded), forgetting=forgetting)
+        work=Work(models.weights_loaded, embedder_loaded), forgetting=forgetting, format_gaps=scored.format_gaps)

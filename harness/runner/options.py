@@ -12,7 +12,7 @@ from typing import Any
 from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError
 from harness.core.text import did_you_mean
-from harness.core.types import Example, Suite
+from harness.core.types import AnswerMode, Example, Suite
 from harness.engine.leakage import DEFAULT_THRESHOLD
 from harness.engine.models import DEFAULT_EMBEDDER, DEFAULT_MODEL
 
@@ -41,6 +41,7 @@ class RunOptions:
     strategy_params: list[tuple[str, str | None, dict[str, Any]]] = field(default_factory=list)  # from --config
     sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
     models: dict[str, ModelSpec] = field(default_factory=dict)  # [[models]] by name: what `model=NAME` picks
+    answer: AnswerMode = field(default_factory=AnswerMode)  # --answer: strategies that set none use it
 
     def flag(self, key: str) -> str:
         """How an error names an option: `run.toml:7: batch_size` when the file set it, else `--batch-size`."""

@@ -21,7 +21,7 @@ from rich.markup import escape
 from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError, SuiteError
 from harness.core.suites import load_suite
-from harness.core.types import Example, Suite
+from harness.core.types import AnswerMode, Example, Suite
 from harness.engine import modelset
 from harness.engine.encoder import Encoder
 from harness.engine.leakage import LeakageReport, check_run_leakage, run_encoder
@@ -44,6 +44,7 @@ class RunPlan:
     controls: list[Suite] = field(default_factory=list)
     encoder: Encoder | None = None  # the run's one embedder, loaded only if a vector is not cached
     leakage: LeakageReport | None = None
+    answers: dict[str, AnswerMode] = field(default_factory=dict)  # strategy name -> how its answers come out
 
     @property
     def batch_size(self) -> int:
@@ -119,6 +120,43 @@ def check_strategies(opts: RunOptions, strategies: list[Any], suite: Suite) -> N
             raise HarnessError(f"{where}: {e}" if where else str(e)) from None
 
 
+def answer_modes(opts: RunOptions, strategies: list[Any], suite: Suite,
+                 picked: dict[str, ModelSpec]) -> dict[str, AnswerMode]:
+    """Each strategy's answer mode, refused before any model loads where the suite or the model
+    cannot give it: choice needs a label set and continuation scores, constrained a label set or
+    an extraction suite and a backend that constrains decoding."""
+    out = {}
+    for s in strategies:
+        mode = s.answer_mode(opts.answer)
+        where = opts.sources.get(f"strategy {s.name}") or opts.sources.get("answer") or ""
+        why = _answer_problem(mode, suite, picked[s.name])
+        if why:
+            raise HarnessError(f"{where + ': ' if where else ''}strategy '{s.name}': {why}")
+        out[s.name] = mode
+    return out
+
+
+def _answer_problem(mode: AnswerMode, suite: Suite, spec: ModelSpec) -> str | None:
+    from harness.engine.backends import backend_class
+    from harness.engine.backends.base import CONSTRAIN, SCORE
+
+    backend = backend_class(spec.backend)
+    if mode.mode == "choice":
+        if suite.task != "classification" or not suite.labels:
+            return (f"answer=choice scores each label, and suite '{suite.name}' is a {suite.task} suite without a "
+                    "label set" + ("; use answer=constrained for its JSON fields" if suite.task == "extraction" else ""))
+        if not backend.can(SCORE, spec):
+            return (f"answer=choice needs the log-probabilities of given answers, which the {spec.backend} backend of "
+                    f"model '{spec.name}' does not give; use answer=constrained (or free)")
+    if mode.mode == "constrained":
+        if suite.task not in ("classification", "extraction") or (suite.task == "classification" and not suite.labels):
+            return (f"answer=constrained limits decoding to a label set or the suite's JSON fields, and suite "
+                    f"'{suite.name}' is a {suite.task} suite; use answer=free")
+        if not backend.can(CONSTRAIN, spec):
+            return f"the {spec.backend} backend of model '{spec.name}' cannot constrain decoding; use answer=free"
+    return None
+
+
 def load_controls(opts: RunOptions, suite: Suite) -> list[Suite]:
     """The --control suites, each checked like the run's own suite, before any model work."""
     controls: list[Suite] = []
@@ -145,6 +183,7 @@ def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool 
     suite = load_checked_suite(opts.suite, opts, opts.sources.get("suite"))
     picked = modelset.strategy_models(opts.model, opts.models, opts.sources, strategies)
     check_strategies(opts, strategies, suite)
+    answers = answer_modes(opts, strategies, suite, picked)
     if also is not None:
         also(suite, strategies)
     examples = list(suite.test[: opts.limit] if opts.limit else suite.test)
@@ -160,7 +199,7 @@ def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool 
     out = check_out_dir(Path(opts.out), opts.flag("out"))  # the first thing made on disk
     # One embedder for the leakage check and every strategy: its weights load once, if at all.
     encoder = run_encoder(opts.embedder, trust_remote_code=opts.trust_remote_code, optional=not needs_embedder)
-    plan = RunPlan(opts, suite, examples, strategies, picked, device, out, controls, encoder)
+    plan = RunPlan(opts, suite, examples, strategies, picked, device, out, controls, encoder, answers=answers)
     if leakage and opts.leakage_check:  # before any model: --fail-on-leakage refuses with no folder
         plan.leakage = check_run_leakage(suite, examples, encoder=encoder, threshold=opts.leakage_threshold,
                                          fail=opts.fail_on_leakage)

@@ -6,6 +6,7 @@ the run-level fields (model, device, versions, ...).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.core.results import (
@@ -21,6 +22,7 @@ from harness.core.results import (
 )
 from harness.core.runrecord import PredictionRecord
 from harness.core.types import Example, Suite
+from harness.scoring.answers import choice_stats, format_gaps
 from harness.scoring.clean import Clean, clean_subset
 from harness.scoring.compare import StrategyScores, compare_strategies, cost_summary, score_strategy
 from harness.scoring.economics import economics
@@ -38,12 +40,13 @@ def strategy_result(section: Mapping[str, Any], scores: StrategyScores, cost: Co
     keys a plugin strategy adds to its details() are kept as they are."""
     info = {k: v for k, v in section.items() if k != "prepare_s"}
     name, kind, params = str(info.pop("name")), str(info.pop("kind")), dict(info.pop("params"))
+    answer = str(info.pop("answer", "free"))
     parts = {k: from_json(hint, value, f"strategies.{name}.{k}") for k, hint in SECTION_PARTS.items()
              if (value := info.pop(k, None)) is not None}
     seeded = scores if isinstance(scores, SeededScores) else None
     return StrategyResult(
         name=name, kind=kind, params=params, n=scores.n, metrics=scores.metrics, invalid_rate=scores.invalid_rate,
-        errors=scores.errors, cost=cost, slices=scores.slices,
+        errors=scores.errors, cost=cost, answer=answer, slices=scores.slices,
         clean_metrics=clean[0] if clean else None, n_clean=clean[1] if clean else None,
         seeds=seeded.seeds if seeded else None, per_seed=seeded.per_seed if seeded else None,
         seed_sd=seeded.seed_sd if seeded else None, extra=info, **parts)
@@ -94,11 +97,13 @@ def score_results(
         )
         clean = (clean_seeded(suite, examples, seeded[name], leaked_ids, seed=seed, n_resamples=n_resamples)
                  if name in seeded else clean_subset(suite, examples, records, leaked_ids, seed=seed, n_resamples=n_resamples))
-        strategies[name] = strategy_result(section, scores, cost, clean)
+        strategies[name] = replace(strategy_result(section, scores, cost, clean),
+                                   choice=choice_stats(suite.labels, examples, records) if suite.labels else None)
     comparisons = compare_strategies(suite, examples, predictions, seed=seed, n_resamples=n_resamples)
     if seeded:  # pairs with a multi-seed strategy: tested again resampling seeds too
         runs = {name: seeded.get(name) or {0: records} for name, records in predictions.items()}
         comparisons = seeded_comparisons(suite, examples, comparisons, runs, strategies, seed=seed, n_resamples=n_resamples)
     advice = seed_advice(recommend(strategies, comparisons, suite.primary_metric, suite.metrics), comparisons)
     strategies, money = economics(strategies, monthly_requests=monthly_requests, usd_per_hour=usd_per_hour)
-    return Scored(suite_info(suite, len(examples)), strategies, comparisons, advice, money)
+    return Scored(suite_info(suite, len(examples)), strategies, comparisons, advice, money,
+                  format_gaps(strategies, suite.primary_metric))

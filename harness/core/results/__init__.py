@@ -11,6 +11,7 @@ from typing import Any
 from harness.core.results.codec import ResultsError, from_json, to_json
 from harness.core.results.model import (
     BreakEven,
+    ChoiceStats,
     Comparison,
     ControlInfo,
     ControlMetric,
@@ -19,6 +20,7 @@ from harness.core.results.model import (
     Decoding,
     Economics,
     Forgetting,
+    FormatGap,
     Interval,
     Leakage,
     LeakPair,
@@ -27,6 +29,7 @@ from harness.core.results.model import (
     PerplexityChange,
     Power,
     Recommendation,
+    ReliabilityBin,
     Retrieval,
     RunResults,
     Scored,
@@ -51,7 +54,7 @@ def results_from_json(data: Any) -> RunResults:
 
 
 __all__ = ["OLDER_SCHEMAS", "READABLE", "SCHEMA", "BreakEven", "Comparison", "ControlInfo", "ControlMetric",
-           "ControlResult", "Cost", "Decoding", "Economics", "Forgetting", "Interval", "LeakPair", "Leakage",
-           "MetricValue", "ModelRecord", "PerplexityChange", "Power", "Recommendation", "ResultsError", "Retrieval",
+           "ControlResult", "ChoiceStats", "Cost", "Decoding", "Economics", "Forgetting", "FormatGap", "Interval", "LeakPair", "Leakage",
+           "MetricValue", "ModelRecord", "PerplexityChange", "Power", "Recommendation", "ReliabilityBin", "ResultsError", "Retrieval",
            "RunResults", "Scored", "SeedRun", "SliceCell", "StrategyResult", "SuiteInfo", "Training", "Work",
            "from_json", "number", "results_from_json", "to_json"]

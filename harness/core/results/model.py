@@ -127,6 +127,26 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
+class ReliabilityBin:
+    low: float  # the chosen label's probability lies in [low, high)
+    high: float
+    n: int
+    confidence: float  # mean probability of the chosen label in the bin
+    accuracy: float  # share of the bin's examples whose chosen label is right
+
+
+@dataclass(frozen=True)
+class ChoiceStats:
+    """answer=choice: what the per-label scores show (harness.scoring.answers)."""
+
+    labels: list[str]
+    confusion: list[list[int]]  # confusion[gold][chosen], in label order
+    reliability: list[ReliabilityBin]
+    ece: float  # expected calibration error over the bins
+    n: int
+
+
+@dataclass(frozen=True)
 class StrategyResult:
     name: str
     kind: str
@@ -137,6 +157,7 @@ class StrategyResult:
     errors: int
     cost: Cost
     model: ModelRecord | None = None
+    answer: str = "free"  # how its answers came out of the model: free | choice (...) | constrained
     slices: dict[str, dict[str, SliceCell]] = field(default_factory=dict)
     retrieval: Retrieval | None = None
     training: Training | None = None
@@ -147,6 +168,7 @@ class StrategyResult:
     per_seed: dict[str, list[float | None]] | None = omit()
     seed_sd: dict[str, float | None] | None = omit()
     seed_runs: list[SeedRun] | None = omit()
+    choice: ChoiceStats | None = omit()  # answer=choice
     extra: dict[str, Any] = extra()  # the sections a plugin strategy's details() adds
 
     def value(self, metric: str, clean: bool = False) -> float:
@@ -160,6 +182,19 @@ class StrategyResult:
 
 
 # --------------------------------------------------------------------------- between strategies
+
+
+@dataclass(frozen=True)
+class FormatGap:
+    """How much of a trained strategy's lead over a prompted one its answer mode closes."""
+
+    free: str  # the strategy decoded as free text
+    better: str  # the same strategy in another answer mode
+    trained: str
+    metric: str
+    lead: float  # trained - free
+    closed: float  # better - free
+    text: str
 
 
 @dataclass(frozen=True)
@@ -357,6 +392,7 @@ class Scored:
     comparisons: list[Comparison]
     recommendation: Recommendation
     economics: Economics
+    format_gaps: list[FormatGap] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -379,6 +415,7 @@ class RunResults:
     argv: list[str] = field(default_factory=list)
     work: Work | None = None
     forgetting: Forgetting | None = omit()  # only with --control
+    format_gaps: list[FormatGap] = field(default_factory=list)  # a strategy in two answer modes
 
     @property
     def primary_metric(self) -> str:

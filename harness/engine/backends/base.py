@@ -34,9 +34,10 @@ OnScored = Callable[[list[int], list[ContinuationScores]], None]
 
 # What a backend can do beyond generating text; `Backend.can` answers, the plan refuses early.
 SCORE = "score"  # log-probabilities of given continuations (answer=choice, perplexity)
+CONSTRAIN = "constrain"  # decoding limited to a label set or a JSON schema (answer=constrained)
 ADAPTER = "adapter"  # decode with a LoRA adapter applied
 TRAIN = "train"  # local weights a LoRA adapter can be trained on
-CAPABILITIES = (SCORE, ADAPTER, TRAIN)
+CAPABILITIES = (SCORE, CONSTRAIN, ADAPTER, TRAIN)
 CHARS_PER_TOKEN = 4  # count_tokens without a tokenizer: the usual rule of thumb for English text
 
 
@@ -79,7 +80,8 @@ class Backend:
         raise NotImplementedError(f"backend {cls.name} does not say how to build itself")
 
     @classmethod
-    def can(cls, capability: str) -> bool:
+    def can(cls, capability: str, spec: ModelSpec | None = None) -> bool:
+        """Whether this backend (for this [[models]] table, where it depends on one) can do that."""
         return capability in cls.capabilities
 
     # -- decoding -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ HTTP client's headers: it is in no description, message, log, cache identity or 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -30,8 +31,9 @@ import httpx
 
 from harness.core.config import ModelOption, ModelSpec
 from harness.core.errors import HarnessError
-from harness.core.types import Chat, Generation, GenerationConfig
-from harness.engine.backends.base import Backend, BuildContext, OnBatch
+from harness.core.types import Chat, ContinuationScores, Generation, GenerationConfig, ScoreRequest
+from harness.engine.backends.base import CONSTRAIN, SCORE, Backend, BuildContext, OnBatch, OnScored
+from harness.engine.backends.completions import CompletionScorer
 from harness.engine.generate import truncate_at_stop
 
 MAX_STOP = 4  # OpenAI accepts at most 4 stop strings; the rest are applied to the text here
@@ -85,6 +87,21 @@ def retry_after_s(value: str | None) -> float | None:
         return None
 
 
+def _json_string(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _local_tokenizer(ref: str, ctx: BuildContext) -> Any:
+    """The [[models]] table's `tokenizer`: a local model's tokenizer (its weights are never loaded)."""
+    from harness.engine.models import load_tokenizer, materialize, resolve
+
+    return load_tokenizer(materialize(resolve(ref, "tokenizer")), ctx.trust_remote_code)
+
+
 def _detail(response: httpx.Response) -> str:
     """The server's own words on an error, short and on one line."""
     try:
@@ -106,15 +123,43 @@ class OpenAIBackend(Backend):
         "max_concurrency": ModelOption((int,), "a whole number, at least 1", lambda v: v >= 1, "at least 1"),
         "usd_per_1m_input": _price("usd_per_1m_input"),
         "usd_per_1m_output": _price("usd_per_1m_output"),
+        "tokenizer": ModelOption((str,), "a local model (alias, folder or hub id) whose tokenizer and chat template "
+                                          "are the served model's: token counts, and prompts for answer=choice"),
+        "prompt_logprobs": ModelOption((bool,), "true when the endpoint's /completions echoes prompt log-probabilities "
+                                                "(answer=choice; checked before the first request)"),
     }
+    capabilities = frozenset({CONSTRAIN})  # response_format with a JSON schema
+
+    @classmethod
+    def can(cls, capability: str, spec: ModelSpec | None = None) -> bool:
+        if capability == SCORE:  # only where the table says the endpoint gives prompt log-probabilities
+            return spec is not None and bool(spec.option("prompt_logprobs"))  # check_spec asks for its tokenizer
+        return super().can(capability, spec)
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec, *, device: str, where: str) -> None:
+        from harness.engine.models import check_model_ref
+
+        if spec.option("prompt_logprobs") and not spec.option("tokenizer"):
+            raise HarnessError(f"{where}: prompt_logprobs = true needs tokenizer = a local model with the served "
+                               "model's tokenizer and chat template (to render the prompts it scores)")
+        if spec.option("tokenizer"):
+            check_model_ref(str(spec.option("tokenizer")), f"{where}: tokenizer")
 
     @classmethod
     def build(cls, spec: ModelSpec, ctx: BuildContext) -> OpenAIBackend:
-        """The server, the key and the model name are checked now, before any decoding."""
+        """The server, the key and the model name are checked now, before any decoding; with
+        prompt_logprobs, also that the endpoint's prompt log-probabilities are the model's."""
+        tokenizer = _local_tokenizer(str(spec.option("tokenizer")), ctx) if spec.option("tokenizer") else None
         backend = cls(spec.id, str(spec.option("base_url")), api_key_env=spec.option("api_key_env"),
-                      max_concurrency=int(spec.option("max_concurrency", 4)),
+                      max_concurrency=int(spec.option("max_concurrency", 4)), tokenizer=tokenizer,
                       usd_per_1m_input=spec.option("usd_per_1m_input"), usd_per_1m_output=spec.option("usd_per_1m_output"))
         backend.check()
+        if spec.option("prompt_logprobs"):
+            from harness.engine.models import end_token_ids
+
+            backend.scorer = CompletionScorer(backend, tokenizer, end_token_ids(tokenizer))
+            backend.scorer.probe()
         return backend
 
     def __init__(
@@ -143,6 +188,8 @@ class OpenAIBackend(Backend):
         self.truncated = 0  # the server fits prompts itself (or refuses them): nothing is cut here
         self._check_model = check_model
         self._checked = False
+        self.scorer: CompletionScorer | None = None  # prompt_logprobs: continuation scores from /completions
+        self._json_schema_format = True  # response_format as OpenAI's json_schema; llama-cpp-python wants json_object
         headers = {"Content-Type": "application/json"}
         if api_key_env:
             key = os.environ.get(api_key_env)
@@ -166,6 +213,33 @@ class OpenAIBackend(Backend):
         """The served model and where (never the key: the variable's name at most)."""
         return {"backend": self.name, "id": self.model, "served_model": self.model, "base_url": self.base_url,
                 "api_key_env": self.api_key_env, **self.prices}
+
+    def score(self, requests: Sequence[ScoreRequest], *, on_batch: OnScored | None = None) -> list[ContinuationScores]:
+        """Each label's log-probability after its prompt, from /completions (see harness.engine.backends.completions)."""
+        if self.scorer is None:
+            return super().score(requests, on_batch=on_batch)
+        out = []
+        for i, request in enumerate(requests):
+            start = time.perf_counter()
+            scored = self.scorer.score(request)
+            scored = ContinuationScores(scored.logprobs, scored.tokens, scored.prompt_tokens, time.perf_counter() - start)
+            out.append(scored)
+            if on_batch:
+                on_batch([i], [scored])
+        return out
+
+    def post_json(self, path: str, payload: dict[str, Any]) -> Any:
+        """One POST to `path` of the API with the retries of every request; the body, or a HarnessError."""
+        for attempt in range(self.retry.retries + 1):
+            try:
+                return self._post(payload, path=path)
+            except _Transient as e:
+                if attempt == self.retry.retries:
+                    raise HarnessError(f"{self.base_url}{path}: {e} (after {attempt + 1} attempts)") from None
+                time.sleep(self.retry.wait_s(attempt, e.retry_after))
+            except _Failed as e:
+                raise HarnessError(f"{self.base_url}{path}: {e}") from None
+        raise AssertionError("unreachable")
 
     def token_prices(self) -> tuple[float, float]:
         return (float(self.prices["usd_per_1m_input"] or 0.0), float(self.prices["usd_per_1m_output"] or 0.0))
@@ -211,6 +285,11 @@ class OpenAIBackend(Backend):
         stops = [s for s in config.stop if s][:MAX_STOP]
         if stops:
             payload["stop"] = stops
+        if config.constraint is not None:  # answer=constrained: the schema the answer must follow
+            schema = config.constraint.json_schema()
+            payload["response_format"] = (
+                {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+                if self._json_schema_format else {"type": "json_object", "schema": schema})
         return payload
 
     def _one(self, chat: Chat, config: GenerationConfig, stop: threading.Event) -> Generation:
@@ -229,15 +308,19 @@ class OpenAIBackend(Backend):
                     stop.wait(self.retry.wait_s(attempts - 1, e.retry_after))
                 continue
             except _Failed as e:
+                if config.constraint is not None and self._json_schema_format and "response_format" in str(e):
+                    self._json_schema_format = False  # llama-cpp-python: {"type": "json_object", "schema": ...}
+                    payload, attempts = self._payload(chat, config), attempts - 1
+                    continue
                 error = str(e)
                 break
             return self._generation(body, chat, config, time.perf_counter() - sent)
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         return Generation("", time.perf_counter() - start, 0, 0, error=f"{error}{tries}")
 
-    def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, payload: dict[str, Any], path: str = "/chat/completions") -> dict[str, Any]:
         """The response body of one attempt; _Transient, _Failed or HarnessError (fatal) otherwise."""
-        url = f"{self.base_url}/chat/completions"
+        url = f"{self.base_url}{path}"
         try:
             response = self._client.post(url, json=payload)
         except httpx.TimeoutException as e:
@@ -255,14 +338,16 @@ class OpenAIBackend(Backend):
             raise _Failed(f"HTTP {status}: {_detail(response)}")
         try:
             body = response.json()
-            body["choices"][0]["message"]
+            body["choices"][0]["message" if path == "/chat/completions" else "text"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _Failed(f"not a chat completion: {response.text[:200]!r}") from None
+            raise _Failed(f"not a {path.strip('/').replace('/', ' ')} response: {response.text[:200]!r}") from None
         return body  # type: ignore[no-any-return]
 
     def _generation(self, body: dict[str, Any], chat: Chat, config: GenerationConfig, latency: float) -> Generation:
         text = body["choices"][0]["message"].get("content") or ""
         text = truncate_at_stop(text, config.stop).strip()  # stops past the 4th, and servers that keep them
+        if config.constraint is not None and config.constraint.kind == "choice":
+            text = _json_string(text)  # the schema is a JSON string: the label without its quotes
         usage = body.get("usage") or {}
         prompt = usage.get("prompt_tokens")
         output = usage.get("completion_tokens")

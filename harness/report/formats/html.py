@@ -19,6 +19,7 @@ from harness.report.formats import svg
 from harness.report.formats.html_examples import examples_section, winloss_section
 from harness.report.formats.html_parts import CSS, JS, e, section, swatch, table, td
 from harness.report.formats.markdown import recommendation_text
+from harness.report.sections.answers import answer_names, answers_html
 from harness.report.sections.forgetting import forgetting_html
 from harness.report.sections.history import created_time
 from harness.report.sections.leakage import leakage_html
@@ -52,6 +53,7 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
     sections = [
         _recommendation(results),
         _comparison(results, colors),
+        answers_html(results),
         seeds_html(results),
         leakage_html(results),
         forgetting_html(results),
@@ -78,6 +80,7 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
 
 NAV = (
     ("comparison", "Comparison"),
+    ("answers", "Answers"),
     ("seeds", "Seeds"),
     ("leakage", "Leakage"),
     ("forgetting", "Forgetting"),
@@ -138,9 +141,10 @@ def _comparison(results: RunResults, colors: dict[str, str]) -> str:
     metrics = results.metric_names()
     best = {m: best_strategies(results, m) for m in metrics}
     rows = []
-    models = model_names(results)
+    models, answers = model_names(results), answer_names(results)
     for name, s in results.strategies.items():
         cells = [td(swatch(colors[name]) + e(name), "name")] + ([td(e(models[name]), "name")] if models else [])
+        cells += [td(e(answers[name]))] if answers else []
         for m in metrics:
             text = e(fmt_value_ci(m, s))
             if name in best[m]:
@@ -150,7 +154,8 @@ def _comparison(results: RunResults, colors: dict[str, str]) -> str:
             cells.append(td(text, "num best" if name in best[m] else "num"))
         cells += [td(e(s.n), "num"), td(e(fmt_share(s.invalid_rate)), "num"), td(e(s.errors), "num")]
         rows.append(cells)
-    grid = table(["Strategy", *(["Model"] if models else []), *metrics, "n", "invalid", "errors"], rows, "comparison")
+    grid = table(["Strategy", *(["Model"] if models else []), *(["Answer"] if answers else []), *metrics, "n",
+                  "invalid", "errors"], rows, "comparison")
     primary = results.primary_metric
     bars = []
     for name, s in results.strategies.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from harness.core.results import RunResults
 from harness.report.formats.md import md, md_table
+from harness.report.sections.answers import answer_names, answers_markdown
 from harness.report.sections.forgetting import forgetting_markdown
 from harness.report.sections.leakage import leakage_markdown
 from harness.report.sections.seeds import seeds_markdown
@@ -35,6 +36,7 @@ def render_markdown(results: RunResults) -> str:
             f"model **{md(model.name or '?')}** · seed {md(results.seed)} · run `{md(results.run_id)}` · "
             f"{md(results.created)}", ""]
     out += ["## Comparison", "", *_comparison_table(results), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
+    out += answers_markdown(results)  # answer modes, unusable answers, format vs knowledge
     out += seeds_markdown(results)  # multi-seed strategies: per-seed values, spread
     out += leakage_markdown(results)
     out += forgetting_markdown(results)
@@ -62,15 +64,16 @@ def recommendation_text(results: RunResults) -> str:
 def _comparison_table(results: RunResults) -> list[str]:
     metrics = results.metric_names()
     best = {m: best_strategies(results, m) for m in metrics}
-    models = model_names(results)
+    models, answers = model_names(results), answer_names(results)
     rows = []
     for name, s in results.strategies.items():
-        row = [name] + ([models[name]] if models else [])
+        row = [name] + ([models[name]] if models else []) + ([answers[name]] if answers else [])
         for m in metrics:
             cell = fmt_value_ci(m, s)
             row.append((f"**{cell}**" if name in best[m] else cell) + significance_marker(results, name, m))
         rows.append([*row, str(s.n), fmt_share(s.invalid_rate), str(s.errors)])
-    head = ["Strategy", *(["Model"] if models else []), *metrics, "n", "invalid", "errors"]
+    head = ["Strategy", *(["Model"] if models else []), *(["Answer"] if answers else []), *metrics, "n", "invalid",
+            "errors"]
     return md_table(head, rows)
 
 
