@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.core.errors import HarnessError
 from harness.core.types import AnswerMode
 from harness.runner import RunOptions, run
 
