@@ -46,18 +46,20 @@ FAST_RETRY = RetryPolicy(retries=1, backoff_s=0.05)
 class Server:
     """`python -m llama_cpp.server` on a free port of 127.0.0.1, stopped by `stop()`."""
 
-    def __init__(self, log: Path, api_key: str | None = None):
+    def __init__(self, log: Path, api_key: str | None = None, alias: str = ALIAS, logits_all: bool = False):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.log = log
-        resolved = resolve(ALIAS)
+        resolved = resolve(alias)
         gguf = Path(resolved.source) / str(resolved.gguf_file)
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", ALIAS,
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048", "--n_threads", "2"]
         if api_key:
             cmd += ["--api_key", api_key]
+        if logits_all:  # llama-cpp-python gives prompt log-probabilities only with every position's logits
+            cmd += ["--logits_all", "true"]
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}

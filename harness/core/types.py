@@ -87,12 +87,24 @@ class Constraint:
     labels: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     kind: str = "choice"  # choice | json
+    max_value_chars: int = 80  # a field's value at most: a degenerate model cannot write one forever
 
     def json_schema(self) -> dict[str, Any]:
         if self.kind == "choice":
             return {"type": "string", "enum": list(self.labels)}
-        properties = {f: {"type": "string"} for f in self.fields}
-        return {"type": "object", "properties": properties, "additionalProperties": not self.fields}
+        value = {"type": "string", "maxLength": self.max_value_chars}
+        if not self.fields:  # any keys, string values
+            return {"type": "object", "additionalProperties": value}
+        return {"type": "object", "properties": {f: value for f in self.fields}, "additionalProperties": False}
+
+    def max_new_tokens(self, suite_budget: int) -> int:
+        """Room for a complete answer: a JSON object of every field at full length would not fit
+        the budget a free answer gets (the schema's keys come in order, the model tends to fill
+        them all), and a cut object would not parse."""
+        if self.kind == "choice":
+            return suite_budget
+        per_field = 8 + self.max_value_chars // 3  # the key and its quotes, a value of about 3 characters a token
+        return min(max(suite_budget, 8 + per_field * max(len(self.fields), 4)), 2048)
 
     def fingerprint(self) -> dict[str, Any]:
         return {"kind": self.kind, "labels": list(self.labels), "fields": list(self.fields)}

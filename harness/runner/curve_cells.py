@@ -85,7 +85,7 @@ def run_grid(plan: RunPlan, cells: list[Cell], models: ModelSet, folder: Path, c
                                  answer=plan.answers[s.name])
             wall = time.perf_counter() - start
             start = time.perf_counter()
-            records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir))
+            records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir), turn.answer)
             metrics, rows = _score(cell.suite, plan.examples, records)
             training = turn.section.get("training") or {}
             done.append(CellResult(cell, metrics, rows, train_s=max(wall - turn.decode_s, 0.0), decode_s=turn.decode_s,

@@ -112,10 +112,17 @@ class _Decoding:
                                "errors and not cached; run again to retry them")
 
     def generation_config(self) -> GenerationConfig:
-        """The suite's decoding, limited to its labels or its JSON fields with answer=constrained."""
-        if self.answer.mode != "constrained":
-            return self.suite.generation
-        return replace(self.suite.generation, constraint=constraint_for(self.suite))
+        return decoding_config(self.suite, self.answer)
+
+
+def decoding_config(suite: Suite, answer: AnswerMode) -> GenerationConfig:
+    """The suite's decoding; with answer=constrained limited to its labels or its JSON fields, with
+    room for a whole JSON object."""
+    if answer.mode != "constrained":
+        return suite.generation
+    constraint = constraint_for(suite)
+    return replace(suite.generation, constraint=constraint,
+                   max_new_tokens=constraint.max_new_tokens(suite.generation.max_new_tokens))
 
 
 def constraint_for(suite: Suite) -> Constraint:
@@ -142,7 +149,7 @@ def prediction_identity(strategy: Any, prepared: Prepared, backend: Backend, sui
     if mode is not None:  # free decoding keeps the keys it always had
         identity["answer"] = {**mode, **({"labels": list(suite.labels)} if answer and answer.mode == "choice" else {})}
         if answer and answer.mode == "constrained":
-            identity["decoding"] = replace(suite.generation, constraint=constraint_for(suite)).fingerprint()
+            identity["decoding"] = decoding_config(suite, answer).fingerprint()
     return identity
 
 

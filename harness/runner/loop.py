@@ -103,6 +103,7 @@ class Turn:
     decoded: int
     adapter: Path | None = None  # what it decoded with: the forgetting check (--control) scores it again
     seed: int = 0
+    answer: AnswerMode = field(default_factory=AnswerMode)
     records: list[PredictionRecord] = field(default_factory=list)  # after the scoring pass
 
 
@@ -124,7 +125,7 @@ def strategy_turn(plan: RunPlan, s: Any, backend: Backend, model_record: dict[st
     # present, so readers can test them against null.
     section = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
                "retrieval": None, "training": None, **details, "model": model_record, "answer": answer.label()}
-    return Turn(outputs, section, ctx, prepare_s, decode_s, len(cache.entries) - before, prepared.adapter, seed)
+    return Turn(outputs, section, ctx, prepare_s, decode_s, len(cache.entries) - before, prepared.adapter, seed, answer)
 
 
 def seeded_turns(plan: RunPlan, s: Any, models: ModelSet, writer: PredictionWriter, console: Console, *,
@@ -157,7 +158,7 @@ def execute(plan: RunPlan, models: ModelSet, run_id: str, run_dir: Path, console
     forgetting = run_controls(plan, adapted, models, run_dir, console) if plan.controls else None
     records = PredictionWriter(run_dir)  # the scoring pass: every model is done decoding
     for turn in (t for ts in turns.values() for t in ts):
-        turn.records = score_pass(plan.suite, plan.examples, turn.outputs, records)
+        turn.records = score_pass(plan.suite, plan.examples, turn.outputs, records, turn.answer)
     write_results(run_dir, _results(plan, models, turns, forgetting, run_id))
 
 

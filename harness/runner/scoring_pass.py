@@ -16,12 +16,12 @@ from harness import __version__
 from harness.core import jsonl
 from harness.core.cache import cache_root, fingerprint, write_text_atomic
 from harness.core.runrecord import Output, PredictionRecord, PredictionWriter
-from harness.core.types import Example, Suite
+from harness.core.types import AnswerMode, Example, Suite
 
 SCORING_VERSION = 1  # bump when answer extraction or stored rows change meaning
 
 
-def _identity(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output]) -> str:
+def _identity(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output], constrained: bool) -> str:
     from harness.scoring.rows import bind_metrics
 
     by_id = {e.id: e for e in examples}
@@ -29,22 +29,23 @@ def _identity(suite: Suite, examples: Sequence[Example], outputs: Sequence[Outpu
                for name, b in bind_metrics(suite).items()}
     return fingerprint({
         "scoring": SCORING_VERSION, "harness": __version__, "task": suite.task, "labels": list(suite.labels),
-        "fields": list(suite.fields), "metrics": metrics,
+        "fields": list(suite.fields), "metrics": metrics, "constrained": constrained,
         "outputs": [o.to_json() for o in outputs],
         "examples": [[e.id, e.input, e.references(), e.meta] for e in (by_id[o.example_id] for o in outputs)],
     }, length=24)
 
 
 def score_pass(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output],
-               writer: PredictionWriter) -> list[PredictionRecord]:
+               writer: PredictionWriter, answer: AnswerMode | None = None) -> list[PredictionRecord]:
     """Score one strategy's outputs (from the cache when nothing they depend on changed), write
     the records to the run folder and return them."""
     from harness.scoring.records import score_outputs
 
-    path = cache_root() / "scores" / f"{_identity(suite, examples, outputs)}.jsonl"
+    constrained = answer is not None and answer.mode == "constrained"
+    path = cache_root() / "scores" / f"{_identity(suite, examples, outputs, constrained)}.jsonl"
     records = _cached(path, len(outputs))
     if records is None:
-        records = score_outputs(suite, examples, outputs)
+        records = score_outputs(suite, examples, outputs, constrained)
         write_text_atomic(path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
     writer.write(records)
     return records

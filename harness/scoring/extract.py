@@ -80,14 +80,16 @@ def references(example: Example) -> tuple[str, ...]:
 
 
 def extract_answer(
-    output: str | None, task: str, labels: Sequence[str] = (), fields: Sequence[str] = ()
+    output: str | None, task: str, labels: Sequence[str] = (), fields: Sequence[str] = (), *, cut: bool = False
 ) -> Any | None:
     """What the metrics see for one raw output; None when the output is invalid.
 
     classification: the label the output names (see `_find_label`).
     extraction: the first JSON object in the output, values as strings (see `parse_json_object`);
         when `fields` is given, keys are matched to those names case-insensitively and other
-        keys are dropped (the suite's fields define what is scored).
+        keys are dropped (the suite's fields define what is scored). With `cut` (constrained
+        decoding, whose grammar only ever writes one object), an object that ran out of tokens
+        keeps its complete members (`parse_json_prefix`).
     qa / generation: the stripped output ('' is invalid).
     """
     if output is None:
@@ -98,6 +100,8 @@ def extract_answer(
         return _find_label(output, labels)
     if task == "extraction":
         obj = parse_json_object(output)
+        if obj is None and cut:  # answer=constrained: the object the grammar started, up to where tokens ran out
+            obj = parse_json_prefix(output)
         if obj is None:
             return None
         return _restrict_fields(obj, fields)
@@ -172,6 +176,40 @@ def _decode_at(decoder: json.JSONDecoder, text: str, start: int) -> Any:
         except (ValueError, RecursionError):
             continue
     return None
+
+
+def parse_json_prefix(text: str) -> dict[str, str] | None:
+    """The complete members of a JSON object that was cut off (a constrained answer that ran out of
+    tokens inside the object): `{"city": "Paris", "country": "Fr` -> {"city": "Paris"}; None when the
+    text holds no object at all. A whole object parses as it is."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    decoder, i, out = json.JSONDecoder(), start + 1, {}
+    while True:
+        i = _skip_ws(text, i)
+        try:
+            key, i = decoder.raw_decode(text, i)
+            i = _skip_ws(text, i)
+            if text[i : i + 1] != ":":
+                break
+            value, i = decoder.raw_decode(text, _skip_ws(text, i + 1))
+        except (ValueError, RecursionError):
+            break
+        if not isinstance(key, str):
+            break
+        out[key] = _value_to_str(value)
+        i = _skip_ws(text, i)
+        if text[i : i + 1] != ",":
+            break
+        i += 1
+    return out
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
 
 
 def _restrict_fields(obj: dict[str, str], fields: Sequence[str]) -> dict[str, str]:

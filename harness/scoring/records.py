@@ -22,17 +22,19 @@ from harness.scoring.metrics import example_scores
 from harness.scoring.rows import answer_of, bind_metrics, rows_to_store
 
 
-def answers_of(suite: Suite, outputs: Sequence[Output]) -> list[Any]:
+def answers_of(suite: Suite, outputs: Sequence[Output], constrained: bool = False) -> list[Any]:
     """What the metrics see of each output: the label, fields or text it gives; None when it
-    failed or gives none (an invalid answer, scored as wrong)."""
-    return [None if o.error is not None else extract_answer(o.output, suite.task, suite.labels, suite.fields)
-            for o in outputs]
+    failed or gives none (an invalid answer, scored as wrong). `constrained`: the outputs were
+    decoded under a grammar (an object cut off by the token budget keeps its complete members)."""
+    return [None if o.error is not None else
+            extract_answer(o.output, suite.task, suite.labels, suite.fields, cut=constrained) for o in outputs]
 
 
-def score_outputs(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output]) -> list[PredictionRecord]:
+def score_outputs(suite: Suite, examples: Sequence[Example], outputs: Sequence[Output],
+                  constrained: bool = False) -> list[PredictionRecord]:
     """The scoring pass over one strategy's outputs (any order; each names its example)."""
     by_id = {e.id: e for e in examples}
-    return make_records(suite.task, bind_metrics(suite), outputs, answers_of(suite, outputs),
+    return make_records(suite.task, bind_metrics(suite), outputs, answers_of(suite, outputs, constrained),
                         [by_id[o.example_id] for o in outputs])
 
 

@@ -302,21 +302,29 @@ class OpenAIBackend(Backend):
             sent = time.perf_counter()
             try:
                 body = self._post(payload)
-            except _Transient as e:
+            except (_Transient, _Failed) as e:
                 error = str(e)
+                if self._other_response_format(payload, error):  # the same request in the server's own form
+                    payload, attempts = self._payload(chat, config), attempts - 1
+                    continue
+                if isinstance(e, _Failed):
+                    break
                 if attempts <= self.retry.retries:
                     stop.wait(self.retry.wait_s(attempts - 1, e.retry_after))
                 continue
-            except _Failed as e:
-                if config.constraint is not None and self._json_schema_format and "response_format" in str(e):
-                    self._json_schema_format = False  # llama-cpp-python: {"type": "json_object", "schema": ...}
-                    payload, attempts = self._payload(chat, config), attempts - 1
-                    continue
-                error = str(e)
-                break
             return self._generation(body, chat, config, time.perf_counter() - sent)
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         return Generation("", time.perf_counter() - start, 0, 0, error=f"{error}{tries}")
+
+    def _other_response_format(self, payload: dict[str, Any], error: str) -> bool:
+        """A server that refuses OpenAI's `json_schema` response format (llama-cpp-python answers with
+        a validation error, as HTTP 500) gets `{"type": "json_object", "schema": ...}` from then on
+        (requests already in flight when the first was refused are sent again in that form too)."""
+        sent = (payload.get("response_format") or {}).get("type")
+        if sent != "json_schema" or "response_format" not in error:
+            return False
+        self._json_schema_format = False
+        return True
 
     def _post(self, payload: dict[str, Any], path: str = "/chat/completions") -> dict[str, Any]:
         """The response body of one attempt; _Transient, _Failed or HarnessError (fatal) otherwise."""
