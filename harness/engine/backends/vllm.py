@@ -20,8 +20,15 @@ from typing import Any
 
 from harness.core.config import ModelOption, ModelSpec
 from harness.core.errors import HarnessError, MissingPackageError
-from harness.core.types import Chat, ContinuationScores, Generation, GenerationConfig, ScoreRequest
-from harness.engine.backends.base import ADAPTER, SCORE, TRAIN, BuildContext, OnBatch, OnScored
+from harness.core.types import (
+    Chat,
+    Constraint,
+    ContinuationScores,
+    Generation,
+    GenerationConfig,
+    ScoreRequest,
+)
+from harness.engine.backends.base import ADAPTER, CONSTRAIN, SCORE, TRAIN, BuildContext, OnBatch, OnScored
 from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
 from harness.engine.models import LoadedModel, check_model_ref
 
@@ -46,7 +53,7 @@ class VLLMBackend(Engine):
     """Greedy decoding on vLLM; tokenisation, context fitting and stop handling shared with `Engine`."""
 
     name = "vllm"
-    capabilities = frozenset({SCORE, ADAPTER, TRAIN})
+    capabilities = frozenset({SCORE, CONSTRAIN, ADAPTER, TRAIN})
     options = {
         "tensor_parallel_size": ModelOption((int,), "a whole number of GPUs, at least 1", lambda v: v >= 1, "at least 1"),
         "gpu_memory_utilization": ModelOption((int, float), "a share of GPU memory above 0 and at most 1",
@@ -100,7 +107,8 @@ class VLLMBackend(Engine):
 
         config = self.decoding_config(config)
         params = SamplingParams(temperature=0.0, max_tokens=config.max_new_tokens, stop=list(config.stop) or None,
-                                stop_token_ids=list(self._stop_ids), skip_special_tokens=True)
+                                stop_token_ids=list(self._stop_ids), skip_special_tokens=True,
+                                **_structured(config.constraint))
 
         def decode(chunk: list[EncodedPrompt]) -> list[Generation]:
             began = time.perf_counter()
@@ -181,6 +189,22 @@ class VLLMBackend(Engine):
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         super().free()
+
+
+def _structured(constraint: Constraint | None) -> dict[str, Any]:
+    """answer=constrained as vLLM's structured outputs: `structured_outputs` from vLLM 0.12 on,
+    `guided_decoding` before (the same choice / json fields)."""
+    if constraint is None:
+        return {}
+    fields = {"choice": list(constraint.labels)} if constraint.kind == "choice" else {"json": constraint.json_schema()}
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(**fields)}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(**fields)}
 
 
 def _adapter_rank(path: Path) -> int:
