@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.cli import _quiet_libraries  # noqa: E402
 from harness.core.suites import load_suite  # noqa: E402
 from harness.core.types import GenerationConfig  # noqa: E402
-from harness.engine.generate import Engine  # noqa: E402
+from harness.engine.backends.transformers import TransformersBackend  # noqa: E402
 from harness.engine.models import load_generator  # noqa: E402
 from harness.engine.prompting import build_messages  # noqa: E402
 from harness.runner import default_batch_size  # noqa: E402
@@ -76,7 +76,7 @@ def main() -> None:
     loaded = load_generator(args.model)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
     batch_size = args.batch_size or default_batch_size(loaded.device)
-    engine = Engine(loaded, batch_size=batch_size)
+    engine = TransformersBackend(loaded, batch_size=batch_size)
     engine.generate(chats[:2], config)  # warm-up: first calls pay one-off allocation costs
 
     plain_s, plain_tokens, plain_texts = plain_loop(loaded, chats, args.max_new_tokens)

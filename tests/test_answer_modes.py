@@ -116,3 +116,20 @@ def test_a_served_model_without_prompt_logprobs_refuses_choice(tmp_path: Path, c
     config.write_text('suite = "poem-sentiment"\nanswer = "chioce"\n')
     assert main(["run", "--config", str(config)]) == 2
     assert f"{config}:2: 'answer' must be one of free, choice, constrained" in capsys.readouterr().err
+
+
+def test_constrained_decoding_on_transformers_leaves_no_unparsable_answer(tmp_path: Path, cache: Path) -> None:
+    """The real default model under the grammar (harness.engine.constrain): every snips-slots answer
+    is a JSON object of the suite's fields and every banking-intents answer one of its labels."""
+    for suite, limit in (("snips-slots", 8), ("banking-intents", 6)):
+        opts = RunOptions(suite=suite, strategies="prompt,prompt:answer=constrained:name=constrained", limit=limit,
+                          out=tmp_path / suite, device="cpu", leakage_check=False)
+        run_dir = run(opts)
+        results = json.loads((run_dir / "results.json").read_text())
+        by = records(run_dir)
+        assert len(by["constrained"]) == limit and results["strategies"]["constrained"]["invalid_rate"] == 0.0
+        if suite == "snips-slots":
+            fields = set(results["suite"]["fields"])
+            assert all(isinstance(json.loads(r["output"]), dict) and set(r["answer"]) <= fields for r in by["constrained"])
+        else:
+            assert all(r["output"] in results["suite"]["labels"] for r in by["constrained"])

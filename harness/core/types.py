@@ -6,9 +6,13 @@ hashed, cached and passed between strategies without defensive copies.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from harness.core.judges import JudgeSpec
 
 Task = Literal["classification", "extraction", "qa", "generation"]
 TASKS: tuple[str, ...] = ("classification", "extraction", "qa", "generation")
@@ -78,24 +82,61 @@ class AnswerMode:
         return f"choice ({', '.join(extras)})" if extras else "choice"
 
 
+CONSTRAINT_KINDS = ("choice", "json")
+GRAMMAR_VERSION = 1  # bump when the grammar built from a constraint changes: cached answers follow
+
+
 @dataclass(frozen=True)
 class Constraint:
-    """What constrained decoding allows: one of `labels`, or a JSON object whose keys are among
-    `fields` (any of them, once each; string values). Backends turn it into their own form: a
-    grammar (transformers), guided decoding (vLLM), `response_format` (OpenAI-compatible servers)."""
+    """What constrained decoding allows: `choice` (exactly one of `labels`, then the end of the
+    turn) or `json` (an object whose keys are among `fields`, in that order, each at most once,
+    string values of at most `max_value_chars` characters; with no fields, any keys). Backends
+    turn it into their own form: a grammar (transformers, harness.engine.constrain), guided
+    decoding (vLLM), `response_format` (OpenAI-compatible servers). A constraint no answer can
+    satisfy is refused when it is made (HarnessError)."""
 
     labels: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
     kind: str = "choice"  # choice | json
     max_value_chars: int = 80  # a field's value at most: a degenerate model cannot write one forever
 
+    def __post_init__(self) -> None:
+        from harness.core.errors import HarnessError
+
+        if self.kind not in CONSTRAINT_KINDS:
+            raise HarnessError(f"constraint kind {self.kind!r}: expected one of {', '.join(CONSTRAINT_KINDS)}")
+        names, what = (self.labels, "label") if self.kind == "choice" else (self.fields, "field")
+        if self.kind == "choice" and not names:
+            raise HarnessError("answer=constrained needs at least one label: the suite lists none")
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise HarnessError(f"answer=constrained: {what} {name!r} is empty")
+            if self.kind == "choice" and name != name.strip():  # the answer is compared stripped
+                raise HarnessError(f"answer=constrained: label {name!r} has leading or trailing whitespace")
+        if len(set(names)) != len(names):
+            raise HarnessError(f"answer=constrained: a {what} is listed twice in {list(names)}")
+        if self.max_value_chars < 1:
+            raise HarnessError(f"answer=constrained: max_value_chars must be at least 1, not {self.max_value_chars}")
+
+    @classmethod
+    def choice(cls, labels: Iterable[str]) -> Constraint:
+        return cls(labels=tuple(labels), kind="choice")
+
+    @classmethod
+    def json_object(cls, fields: Iterable[str], max_value_chars: int = 80) -> Constraint:
+        return cls(fields=tuple(fields), kind="json", max_value_chars=max_value_chars)
+
     def json_schema(self) -> dict[str, Any]:
+        """The JSON schema servers take (OpenAI-compatible `response_format`, vLLM guided decoding).
+        A choice is a JSON string there (the label in quotes); locally it is the bare label."""
         if self.kind == "choice":
             return {"type": "string", "enum": list(self.labels)}
         value = {"type": "string", "maxLength": self.max_value_chars}
-        if not self.fields:  # any keys, string values
+        if not self.fields:  # an extraction suite that names no fields: any keys, string values
             return {"type": "object", "additionalProperties": value}
-        return {"type": "object", "properties": {f: value for f in self.fields}, "additionalProperties": False}
+        return {"type": "object", "properties": {f: dict(value) for f in self.fields}, "additionalProperties": False}
+
+    to_json_schema = json_schema
 
     def max_new_tokens(self, suite_budget: int) -> int:
         """Room for a complete answer: a JSON object of every field at full length would not fit
@@ -107,7 +148,9 @@ class Constraint:
         return min(max(suite_budget, 8 + per_field * max(len(self.fields), 4)), 2048)
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"kind": self.kind, "labels": list(self.labels), "fields": list(self.fields)}
+        """What cached answers depend on (the value bound and the grammar's version included)."""
+        return {"kind": self.kind, "labels": list(self.labels), "fields": list(self.fields),
+                "max_value_chars": self.max_value_chars, "grammar": GRAMMAR_VERSION}
 
 
 @dataclass(frozen=True)
@@ -143,6 +186,8 @@ class Suite:
     part_sha256: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     primary_declared: str | None = None  # suite.toml's primary_metric, when it sets one
+    # [[judges]]: judged metrics; the run's plan appends the names of those it runs to `metrics`.
+    judges: tuple[JudgeSpec, ...] = ()
 
     @property
     def primary_metric(self) -> str:
@@ -151,7 +196,7 @@ class Suite:
         classification, macro-F1 when one of several labels holds more than half of the test examples; BLEU,
         then chrF, for generation), else the first listed. Exact match on free text is almost
         always 0 for every strategy, so it must not decide a qa suite by being listed first."""
-        if self.primary_declared:
+        if self.primary_declared and self.primary_declared in self.metrics:
             return self.primary_declared
         wanted: tuple[str, ...] = {
             "qa": ("f1",), "extraction": ("f1",), "generation": ("bleu", "chrf"),

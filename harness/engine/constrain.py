@@ -1,10 +1,12 @@
 """Constrained decoding on the transformers backend (answer=constrained): the answer is exactly one
 of the suite's labels, or a JSON object of its fields, so it always parses.
 
-The grammar engine is llguidance, chosen by measurement (bench/constrain.py; issue 20): one 3 MB
-wheel with no dependencies (xgrammar pulls triton, 286 MB), grammars ready in milliseconds where
-outlines-core took ~10 s for snips-slots' 18 optional fields, and masks in microseconds per row
-where lm-format-enforcer works in Python per token (and its transformers hook no longer imports).
+The grammar engine is llguidance, chosen by measuring four (issue 20; bench/constrain.py): one 3 MB
+wheel with no dependencies (xgrammar pulls triton, 286 MB), a grammar ready in milliseconds (once
+a 0.5 s wrap of the tokenizer) where outlines-core took 13-16 s for snips-slots' 18 optional
+fields, and about 0.1 ms per row and token (1.01x the free decoding's time per token on the
+default model) where lm-format-enforcer's Python took 74 ms a step at batch 16 (and its
+transformers hook no longer imports).
 
 Labels are matched as token sequences (each label's own tokens, with or without a leading space),
 not as text: an answer then takes a known number of tokens, never a spelling the model was not
@@ -18,99 +20,18 @@ import functools
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from harness.core.errors import HarnessError, MissingPackageError
+from harness.core.types import Constraint
 
-MAX_VALUE_CHARS = 100  # a JSON value's length bound: a degenerate model cannot loop inside one
-GRAMMAR_VERSION = 1  # bump when the grammar built from a constraint changes: cached answers follow
-KINDS = ("choice", "json")
+__all__ = ["Compiled", "Constraint", "compile_constraint", "logits_processor"]
+
 # JSON options: compact or single-spaced (never a run of whitespace or newlines between tokens),
 # and values on one line: of the escapes only \" \\ \t (no \n, \r, \uXXXX).
 _JSON_OPTIONS = {"whitespace_pattern": r"[ ]?", "json_allowed_escapes": '"\\t'}
-
-
-class ConstraintLike(Protocol):
-    """What the processor reads: this module's `Constraint` or harness.core.types.Constraint."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def labels(self) -> tuple[str, ...]: ...
-    @property
-    def fields(self) -> tuple[str, ...]: ...
-
-
-def check_constraint(kind: str, labels: Sequence[str], fields: Sequence[str], max_value_chars: int) -> None:
-    """Refuse, in one line, a constraint no answer can satisfy or one the harness could not score."""
-    if kind not in KINDS:
-        raise HarnessError(f"constraint kind {kind!r}: expected one of {', '.join(KINDS)}")
-    names, what = (labels, "label") if kind == "choice" else (fields, "field")
-    if kind == "choice" and not names:
-        raise HarnessError("answer=constrained needs at least one label: the suite lists none")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise HarnessError(f"answer=constrained: {what} {name!r} is empty")
-        if kind == "choice" and name != name.strip():  # the answer is compared stripped
-            raise HarnessError(f"answer=constrained: label {name!r} has leading or trailing whitespace")
-    if len(set(names)) != len(names):
-        raise HarnessError(f"answer=constrained: a {what} is listed twice in {list(names)}")
-    if max_value_chars < 1:
-        raise HarnessError(f"answer=constrained: max_value_chars must be at least 1, not {max_value_chars}")
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """An engine-independent description of what an answer may be: `choice` (exactly one of
-    `labels`, then the end of the turn) or `json` (an object whose keys are among `fields`, in
-    that order, each at most once, string values of at most `max_value_chars` characters; with no
-    fields, any keys)."""
-
-    labels: tuple[str, ...] = ()
-    fields: tuple[str, ...] = ()
-    kind: str = "choice"  # choice | json (the fields' order is harness.core.types.Constraint's)
-    max_value_chars: int = MAX_VALUE_CHARS
-
-    def __post_init__(self) -> None:
-        check_constraint(self.kind, self.labels, self.fields, self.max_value_chars)
-
-    @classmethod
-    def choice(cls, labels: Iterable[str]) -> Constraint:
-        return cls(labels=tuple(labels), kind="choice")
-
-    @classmethod
-    def json_object(cls, fields: Iterable[str], max_value_chars: int = MAX_VALUE_CHARS) -> Constraint:
-        return cls(fields=tuple(fields), kind="json", max_value_chars=max_value_chars)
-
-    def to_json_schema(self) -> dict[str, Any]:
-        return to_json_schema(self)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What cached answers depend on (the grammar version included)."""
-        return fingerprint(self)
-
-
-def _max_chars(constraint: ConstraintLike) -> int:
-    return int(getattr(constraint, "max_value_chars", MAX_VALUE_CHARS))
-
-
-def to_json_schema(constraint: ConstraintLike) -> dict[str, Any]:
-    """The JSON schema servers take (OpenAI-compatible `response_format`, vLLM guided decoding).
-    A choice is a JSON string there (the label in quotes); locally it is the bare label."""
-    if constraint.kind == "choice":
-        return {"type": "string", "enum": list(constraint.labels)}
-    value = {"type": "string", "maxLength": _max_chars(constraint)}
-    if not constraint.fields:  # an extraction suite that names no fields: any keys, string values
-        return {"type": "object", "additionalProperties": value}
-    return {"type": "object", "properties": {f: dict(value) for f in constraint.fields},
-            "additionalProperties": False}
-
-
-def fingerprint(constraint: ConstraintLike) -> dict[str, Any]:
-    return {"kind": constraint.kind, "labels": list(constraint.labels), "fields": list(constraint.fields),
-            "max_value_chars": _max_chars(constraint), "grammar": GRAMMAR_VERSION}
 
 
 # -- the compiled grammar, cached per tokenizer -------------------------------------------------
@@ -142,15 +63,14 @@ def _llguidance() -> Any:
     return llguidance
 
 
-def compile_constraint(constraint: ConstraintLike, tokenizer: Any, end_token_ids: Sequence[int]) -> Compiled:
+def compile_constraint(constraint: Constraint, tokenizer: Any, end_token_ids: Sequence[int]) -> Compiled:
     """The grammar of `constraint` for `tokenizer`, built once per constraint and tokenizer (a run
     decodes many batches with it) and cached for as long as the tokenizer lives."""
-    check_constraint(constraint.kind, constraint.labels, constraint.fields, _max_chars(constraint))
     if not end_token_ids:
         raise HarnessError("answer=constrained needs the model's end-of-turn token ids")
     llg = _llguidance()
     ends = tuple(int(i) for i in end_token_ids)
-    key = (json.dumps(fingerprint(constraint), sort_keys=True), ends)
+    key = (json.dumps(constraint.fingerprint(), sort_keys=True), ends)
     with _LOCK:
         per_tokenizer = _CACHE.setdefault(tokenizer, {})
         if key in per_tokenizer:
@@ -174,7 +94,7 @@ def _ids(tokenizer: Any, text: str) -> tuple[int, ...]:
     return tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _build(llg: Any, constraint: ConstraintLike, tokenizer: Any, lltok: Any, ends: tuple[int, ...]) -> Compiled:
+def _build(llg: Any, constraint: Constraint, tokenizer: Any, lltok: Any, ends: tuple[int, ...]) -> Compiled:
     if constraint.kind == "choice":
         # Each label as its own tokens, bare (a chat reply) or after a space (a plain prompt's
         # "Answer:"): the text, stripped, is the label, and the answer has a known length.
@@ -183,7 +103,7 @@ def _build(llg: Any, constraint: ConstraintLike, tokenizer: Any, lltok: Any, end
         longest = minimum = max(len(s) for s in sequences) + 1
         closers: tuple[tuple[int, ...], ...] = ()
     else:
-        grammar = llg.LLMatcher.grammar_from_json_schema(to_json_schema(constraint), overrides=_JSON_OPTIONS)
+        grammar = llg.LLMatcher.grammar_from_json_schema(constraint.json_schema(), overrides=_JSON_OPTIONS)
         closers = _json_closers(tokenizer, constraint.fields)
         longest, minimum = max(len(c) for c in closers) + 1, len(_ids(tokenizer, "{}")) + 1
     matcher = llg.LLMatcher(lltok, grammar, log_level=0)
@@ -320,7 +240,7 @@ def _processor_class() -> type:
     return type("ConstrainedLogitsProcessor", (_Masker, LogitsProcessor), {"__doc__": _Masker.__doc__})
 
 
-def logits_processor(constraint: ConstraintLike, tokenizer: Any, end_token_ids: Sequence[int], batch_size: int,
+def logits_processor(constraint: Constraint, tokenizer: Any, end_token_ids: Sequence[int], batch_size: int,
                      *, max_new_tokens: int | None = None) -> Any:
     """A `LogitsProcessorList` for one `model.generate` call on a (left-padded) batch of
     `batch_size` prompts: each row can only produce an answer the constraint allows, then one of

@@ -17,7 +17,7 @@ from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError
 from harness.core.types import Chat, ContinuationScores, Generation, GenerationConfig, ScoreRequest
 from harness.engine.adapter_checks import check_logits_move
-from harness.engine.backends.base import ADAPTER, SCORE, TRAIN, BuildContext, OnBatch, OnScored
+from harness.engine.backends.base import ADAPTER, CONSTRAIN, SCORE, TRAIN, BuildContext, OnBatch, OnScored
 from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
 from harness.engine.likelihood import continuation_logprobs
 
@@ -28,7 +28,7 @@ class TransformersBackend(Engine):
     """Greedy decoding and continuation scores on local weights; adapters applied unmerged."""
 
     name = "transformers"
-    capabilities = frozenset({SCORE, ADAPTER, TRAIN})
+    capabilities = frozenset({SCORE, CONSTRAIN, ADAPTER, TRAIN})
 
     @classmethod
     def share_key(cls, spec: ModelSpec) -> str:
@@ -72,6 +72,11 @@ class TransformersBackend(Engine):
         kwargs: dict[str, Any] = {}
         if config.stop:
             kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        if config.constraint is not None:  # answer=constrained: a grammar masks every step's logits
+            from harness.engine.constrain import logits_processor
+
+            kwargs["logits_processor"] = logits_processor(config.constraint, self.tokenizer, self._stop_ids, len(batch),
+                                                          max_new_tokens=config.max_new_tokens)
         start = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
