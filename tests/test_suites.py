@@ -272,7 +272,7 @@ def test_unknown_keys_are_named_with_a_hint(tmp_path: Path) -> None:
     assert [p.split("suite.toml:", 1)[1] for p in problems] == [
         "6: unknown key 'metric' (did you mean 'metrics'?); known: " + ", ".join(
             ["name", "task", "description", "instruction", "labels", "fields", "metrics", "primary_metric", "splits",
-             "corpus", "generation"]),
+             "corpus", "generation", "judges"]),
         "16: unknown key 'max_tokens' in [generation] (did you mean 'max_new_tokens'?); known: max_new_tokens, stop",
         "13: unknown key 'paht' in [corpus] (did you mean 'path'?); known: path",
     ]

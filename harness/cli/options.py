@@ -63,6 +63,12 @@ def _run_options(args: argparse.Namespace) -> Any:
         spec = conf.get("strategies", "prompt")
     models = config.model_specs() if config else {}  # [[models]]: what `model=NAME` picks
     sources.update({f"model {name}": config.where_model(None, i) for i, name in enumerate(models)} if config else {})
+    judges = config.judge_specs() if config else []
+    if config:
+        sources.update({f"judge {j.name}": config.where(None, entry=i, table="judges") for i, j in enumerate(judges)})
+        sources.update({f"judge {j.name} model": config.where("model", entry=i, table="judges")
+                        for i, j in enumerate(judges)})
+    human = pick("human", None)
     slice_by = args.slice_by if args.slice_by else conf.get("slice_by", [])
     if isinstance(slice_by, str):
         slice_by = [s for s in slice_by.split(",") if s]
@@ -87,6 +93,9 @@ def _run_options(args: argparse.Namespace) -> Any:
         models=models,
         answer=AnswerMode(pick("answer", "free"), pick("choice_norm", "sum"),
                           bool(getattr(args, "calibrate", False) or conf.get("calibrate", False))),
+        judges=tuple(judges),
+        judge_model=pick("judge_model", None),
+        human=Path(human) if human else None,
     )
 
 

@@ -57,7 +57,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         (base_dir, base_strategy), (cand_dir, cand_strategy), metrics=args.metric or None, max_drop=max_drop,
         max_drop_by_metric=max_drop_by_metric, alpha=args.alpha, correction=args.correction,
         allow_suite_change=args.allow_suite_change, trust_remote_code=args.trust_remote_code,
-        max_forgetting=max_forgetting, pass_score=args.pass_score)
+        max_forgetting=max_forgetting, pass_score=args.pass_score, min_kappa=args.min_kappa)
     for path, option, write in outputs:
         try:
             write(result, path)
@@ -111,6 +111,9 @@ def add_gate_parser(sub: Any) -> None:
     g.add_argument("--pass-score", dest="pass_score", type=float,
                    help="a per-example score from which an example passes, for the flipped examples "
                         "(default: right for labels, 0.5 where answers are graded)")
+    g.add_argument("--min-kappa", dest="min_kappa", type=float,
+                   help="refuse (exit 2) to gate on a judged metric whose judge's kappa against people's grades "
+                        "(weighted for ordinal grades) is below this, or has no human grades")
     g.add_argument("--allow-suite-change", action="store_true")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow evaluate: metrics to run their module's code (off by default)")

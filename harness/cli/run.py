@@ -133,6 +133,11 @@ def add_parsers(sub: Any) -> None:
                    help="answer=choice: sum (default) or mean of a label's token log-probabilities")
     r.add_argument("--calibrate", action="store_true", default=None,
                    help="answer=choice: contextual calibration (divide by the label probabilities of content-free inputs)")
+    r.add_argument("--judge-model", dest="judge_model",
+                   help="grade the suite's judged metrics ([[judges]]) with this model: a [[models]] name of "
+                        "--config, or a model alias, hub id or folder")
+    r.add_argument("--human", help="people's grades of outputs (JSONL or CSV, see `judge-sample`) to validate the "
+                                   "judges against; default: the suite's human.jsonl")
     r.add_argument("--control", help="forgetting check: also score every adapter on these suites (SUITE[,SUITE]), "
                    "paired against the base model")
     r.add_argument("--control-limit", dest="control_limit", type=int,

@@ -44,6 +44,9 @@ TOP_LEVEL: dict[str, tuple[tuple[type, ...], str]] = {
     "answer": ((str,), '"free", "choice" or "constrained" (how answers come out of the model)'),
     "choice_norm": ((str,), '"sum" or "mean" (answer=choice: the label\'s token log-probabilities)'),
     "calibrate": ((bool,), "true or false (answer=choice: contextual calibration)"),
+    "judges": ((list,), "[[judges]] tables (name, model, mode, ...)"),
+    "judge_model": ((str,), "the [[models]] name (or a model id) every judge grades with"),
+    "human": ((str,), "a JSONL or CSV file of people's grades"),
 }
 
 # The keys every [[models]] table may have; the rest belong to its backend, which declares them
@@ -79,8 +82,8 @@ RANGES: dict[str, tuple[Any, str]] = {
 }
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
-_STRATEGIES_HEADER = re.compile(r"^\s*\[\[\s*strategies\s*\]\]")
-_MODELS_HEADER = re.compile(r"^\s*\[\[\s*models\s*\]\]")
+def _header(table: str) -> re.Pattern[str]:
+    return re.compile(rf"^\s*\[\[\s*{table}\s*\]\]")
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,13 @@ class RunConfig:
     data: dict[str, Any]
 
     def where(self, key: str | None = None, entry: int | None = None, table: str = "strategies") -> str:
-        """`path:line` of a top-level key, of a key in the entry-th [[strategies]] (or, with
-        table="models", [[models]]) table, or of that table's header; just `path` when the line
-        cannot be found."""
+        """`path:line` of a top-level key, of a key in the entry-th [[strategies]] (or [[models]],
+        [[judges]]: `table`) table, or of that table's header; just `path` when the line cannot
+        be found."""
         lines = self.text.split("\n")  # TOML's line ends; splitlines() would also split on U+2028
         start = 0
         if entry is not None:
-            header = _MODELS_HEADER if table == "models" else _STRATEGIES_HEADER
+            header = _header(table)
             headers = [i for i, line in enumerate(lines) if header.match(line)]
             if entry >= len(headers):
                 return str(self.path)
@@ -138,6 +141,12 @@ class RunConfig:
     def model_specs(self) -> dict[str, ModelSpec]:
         """The [[models]] tables by name (checked by load_config)."""
         return {t["name"]: ModelSpec.from_table(t) for t in self.model_tables()}
+
+    def judge_specs(self) -> list[Any]:
+        """The [[judges]] tables as JudgeSpecs (checked by load_config)."""
+        from harness.core.judges import JudgeSpec
+
+        return [JudgeSpec.from_table(t) for t in self.data.get("judges") or []]
 
     def strategy_tables(self) -> list[dict[str, Any]]:
         tables = self.data.get("strategies")
@@ -181,6 +190,7 @@ def load_config(path: str | Path) -> RunConfig:
             raise HarnessError(f"{conf.where(key)}: '{key}' must be {must_be}, got {_short(value)}")
     _check_cost(conf)
     _check_models(conf)
+    _check_judges(conf)
     if isinstance(data.get("strategies"), list):
         for i, table in enumerate(data["strategies"]):
             if not isinstance(table, dict):
@@ -192,6 +202,21 @@ def load_config(path: str | Path) -> RunConfig:
                     raise HarnessError(f"{conf.where(key, entry=i)}: '{key}' should be a non-empty string, "
                                        f"got {_short(table[key])}")
     return conf
+
+
+def _check_judges(conf: RunConfig) -> None:
+    """Every [[judges]] table (harness.core.judges), the first problem at its key's line."""
+    from harness.core.judges import JudgeSpec, duplicate_names, judge_problems
+
+    specs = []
+    for i, table in enumerate(conf.data.get("judges") or []):
+        if problems := judge_problems(table):
+            key, message = problems[0]
+            raise HarnessError(f"{conf.where(key, entry=i, table='judges')}: {message}")
+        specs.append(JudgeSpec.from_table(table))
+    if dups := duplicate_names(specs):
+        i, message = dups[0]
+        raise HarnessError(f"{conf.where('name', entry=i, table='judges')}: {message}")
 
 
 def _check_cost(conf: RunConfig) -> None:

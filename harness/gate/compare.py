@@ -32,6 +32,7 @@ from harness.core.runrecord import PREDICTIONS_FILE, PredictionRecord, RunRecord
 from harness.gate.flips import default_pass_score, flips
 from harness.gate.forgetting import ForgettingCheck, forgetting_checks
 from harness.gate.model import OK, Check, GateReport, Pairing, judge
+from harness.scoring.judge_grades import judged_metric
 from harness.scoring.paired import paired_comparison
 from harness.scoring.registry import Aggregator, check_metric, display_metric, get_metric, require_trust
 from harness.scoring.rows import stored_rows
@@ -134,6 +135,7 @@ def gate(
     trust_remote_code: bool = False,
     max_forgetting: Mapping[str, float] | None = None,
     pass_score: float | None = None,
+    min_kappa: float | None = None,
 ) -> GateReport:
     """Compare a candidate run with a baseline run; see the module docstring for the rule (and
     `_forgetting` for `max_forgetting`)."""
@@ -143,15 +145,18 @@ def gate(
     (base_dir, base_s), (cand_dir, cand_s) = _as_ref(baseline), _as_ref(candidate)
     base, cand = load_run(base_dir), load_run(cand_dir)
     suite_changed = _check_suites(base, cand, allow_suite_change)
-    names = _metric_list(base, metrics)
+    judged = frozenset(base.suite.judged) | frozenset(cand.suite.judged)
+    _known_metrics(by_metric, judged=judged)
+    names = _metric_list(base, metrics, judged)
     notes = ["the suites differ (sha256); compared on the examples both runs scored, each against its own targets"] \
         if suite_changed else []
+    notes += _judged_checks(base, cand, [m for m in names if m in judged], min_kappa)
     pairs = _pairs(base, cand, base_s, cand_s)
     if correction == "holm":  # the bootstrap's p-value floor must survive the correction
         n_resamples = resamples_for_holm(len(pairs) * len(names), alpha, at_least=n_resamples)
     for m in names:  # an evaluate: metric is recomputed by its module's code: only when allowed
         require_trust(m, trust_remote_code)
-    bindings = {m: _binding(base, m) for m in names}
+    bindings = {m: judged_metric(m).bind(base.task, base.labels) if m in judged else _binding(base, m) for m in names}
     pairings, checks, flipped = [], [], []
     passing = default_pass_score(base.task) if pass_score is None else pass_score
     for b_name, c_name in pairs:
@@ -198,7 +203,6 @@ def _check_options(max_drop: float, by_metric: Mapping[str, float], alpha: float
     for m, v in [("", max_drop), *by_metric.items()]:
         if v < 0:
             raise HarnessError(f"--max-drop {m + '=' if m else ''}{v:g}: a tolerated drop must be >= 0")
-    _known_metrics(by_metric)
     if not 0 < alpha < 1:
         raise HarnessError(f"--alpha must lie in (0, 1), got {alpha}")
     if correction not in CORRECTIONS:
@@ -220,8 +224,7 @@ def parse_max_drops(values: Sequence[str]) -> tuple[float, dict[str, float]]:
             by_metric[metric.strip()] = value
         else:
             default = value
-    _known_metrics(by_metric)
-    return default, by_metric
+    return default, by_metric  # the metric names are checked against the runs (a judged one is theirs)
 
 
 def parse_max_forgetting(values: Sequence[str]) -> dict[str, float]:
@@ -241,18 +244,40 @@ def parse_max_forgetting(values: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "") -> None:
+def _judged_checks(base: RunRecord, cand: RunRecord, judged: Sequence[str], min_kappa: float | None) -> list[str]:
+    """A judged metric is gated on only as far as its judge agrees with people: with --min-kappa, a
+    judge below it (or with no human grades) in either run refuses the gate; without, a note."""
+    notes = []
+    for m in judged:
+        for run in (base, cand):
+            card = run.results.judges.get(m)
+            a = card.agreement if card else None
+            kappa = None if a is None else (a.weighted_kappa if a.weighted_kappa is not None else a.kappa)
+            if min_kappa is not None and (kappa is None or kappa < min_kappa):
+                why = ("no human grades validate its judge" if a is None else
+                       f"its judge's kappa against {a.n} human grades is "
+                       f"{'undefined' if kappa is None else f'{kappa:.2f}'}")
+                raise HarnessError(f"{run.dir}: metric '{m}': {why}, below --min-kappa {min_kappa:g}: not gating on it")
+            if min_kappa is None and a is None:
+                notes.append(f"{m} is graded by a judge that no human grades validate ({run.dir.name})")
+    return list(dict.fromkeys(notes))
+
+
+def _known_metrics(names: Sequence[str] | Mapping[str, float], task: str = "",
+                   judged: frozenset[str] = frozenset()) -> None:
     for m in names:
+        if m in judged:
+            continue
         problem = check_metric(m, task)
         if problem:
             raise HarnessError(problem)
 
 
-def _metric_list(base: RunRecord, metrics: Sequence[str] | None) -> list[str]:
+def _metric_list(base: RunRecord, metrics: Sequence[str] | None, judged: frozenset[str] = frozenset()) -> list[str]:
     names = list(dict.fromkeys(metrics)) if metrics else list(base.suite.metrics)
     if not names:
         names = base.results.metric_names()
-    _known_metrics(names, base.task)
+    _known_metrics(names, base.task, judged)
     for m in names:
         if m == "f1" and base.task == "classification" and not base.labels:
             raise HarnessError(f"{base.dir}/results.json: macro-F1 needs the suite's labels, and none are recorded")

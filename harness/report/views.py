@@ -118,10 +118,14 @@ COST_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("training_usd", "training USD", 2),
     ("usd_per_correct", "USD / correct", 5),
     ("monthly_usd", "USD / month at the stated volume", 2),
+    # Grading the outputs (judged metrics): an evaluation cost, in no break-even figure.
+    ("judge_tokens", "judge tokens", 0),
+    ("judge_s", "judge s", 1),
+    ("judge_usd", "judge USD", 4),
 )
 # Shown only when some strategy has a value: a price was given, a backend measured requests.
 OPTIONAL_COST_KEYS = frozenset({"usd_per_1k_requests", "training_usd", "usd_per_correct", "latency_p50_s",
-                                "latency_p95_s", "monthly_usd"})
+                                "latency_p95_s", "monthly_usd", "judge_tokens", "judge_s", "judge_usd"})
 BREAK_EVEN_HEAD = ["pays more up front", "than", "extra one-off USD", "saves USD / 1k requests", "cheaper in total after"]
 
 

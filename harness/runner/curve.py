@@ -88,7 +88,7 @@ def plan_curve(opts: CurveOptions) -> Plan:
                     raise HarnessError(f"{opts.flag('sizes')} {sizes[0]}: {e}") from None
         found.update(sizes=sizes, orders=orders)
 
-    run = plan_run(opts.run, leakage=False, also=check_grid)
+    run = plan_run(opts.run, leakage=False, judges=False, also=check_grid)
     return Plan(run, found["sizes"], list(range(opts.seeds)), found["orders"])
 
 

@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness import __version__
-from harness.core.cache import cache_root
+from harness.core import jsonl
+from harness.core.cache import cache_root, write_text_atomic
 from harness.core.predcache import PredictionCache
 from harness.core.results import (
     SCHEMA,
@@ -32,7 +33,14 @@ from harness.core.results import (
     Work,
     from_json,
 )
-from harness.core.runrecord import OUTPUTS_FILE, Output, PredictionRecord, PredictionWriter, write_results
+from harness.core.runrecord import (
+    OUTPUTS_FILE,
+    PREDICTIONS_FILE,
+    Output,
+    PredictionRecord,
+    PredictionWriter,
+    write_results,
+)
 from harness.core.types import AnswerMode, Example, Suite
 from harness.engine.backends.base import Backend
 from harness.engine.context import StrategyContext
@@ -48,6 +56,15 @@ from harness.runner.decode import (
     training_seeds,
 )
 from harness.runner.folders import new_run_dir, remove_if_empty, run_id_base
+from harness.runner.judging import (
+    JudgeRun,
+    judge_results,
+    judged_recommendation,
+    run_judge,
+    with_judge_costs,
+    with_judged_rows,
+    write_judgements,
+)
 from harness.runner.plan import RunPlan, plan_run
 from harness.runner.scoring_pass import score_pass
 
@@ -150,20 +167,41 @@ def execute(plan: RunPlan, models: ModelSet, run_id: str, run_dir: Path, console
     torch.manual_seed(plan.opts.seed)
     outputs = PredictionWriter(run_dir, OUTPUTS_FILE)
     turns: dict[str, list[Turn]] = {}
+    judges = [j.key for j in plan.judging.judges]
     for n, s in enumerate(plan.strategies):
         turns[s.name] = seeded_turns(plan, s, models, outputs, console, run_dir=run_dir)
         if not plan.controls:  # else the control suites decode with these weights after the last strategy
-            models.free_unless_needed(s.name, [later.name for later in plan.strategies[n + 1:]])
+            models.free_unless_needed(s.name, [later.name for later in plan.strategies[n + 1:]] + judges)
     adapted = [Adapted(name, t[0].adapter) for name, t in turns.items() if t[0].adapter is not None]
     forgetting = run_controls(plan, adapted, models, run_dir, console) if plan.controls else None
     records = PredictionWriter(run_dir)  # the scoring pass: every model is done decoding
     for turn in (t for ts in turns.values() for t in ts):
         turn.records = score_pass(plan.suite, plan.examples, turn.outputs, records, turn.answer)
-    write_results(run_dir, _results(plan, models, turns, forgetting, run_id))
+    graded = judge_pass(plan, models, turns, run_dir, console) if plan.judging.judges else []
+    write_results(run_dir, _results(plan, models, turns, forgetting, run_id, graded))
+
+
+def judge_pass(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], run_dir: Path,
+               console: Console) -> list[JudgeRun]:
+    """Every judge grades the outputs (harness.runner.judging); the records get the judged rows and
+    are written again, every grade goes to judgements.jsonl."""
+    runs = []
+    for n, judge in enumerate(plan.judging.judges):
+        every = {t.section["name"]: t.records for ts in turns.values() for t in ts}  # every training seed
+        graded = ({a: every[a] for pair in judge.pairs for a in pair} if judge.pairs else
+                  {name: recs for name, recs in every.items() if name.split("@seed")[0] in judge.strategies})
+        runs.append(run_judge(judge, models.of(judge.key), plan.suite, graded, console))
+        models.free_unless_needed(judge.key, [j.key for j in plan.judging.judges[n + 1:]])
+    for turn in (t for ts in turns.values() for t in ts):
+        turn.records = with_judged_rows(turn.records, runs)
+    write_text_atomic(run_dir / PREDICTIONS_FILE, "".join(
+        jsonl.dumps(r.to_json()) + "\n" for ts in turns.values() for t in ts for r in t.records))
+    write_judgements(run_dir, runs)
+    return runs
 
 
 def _results(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], forgetting: Forgetting | None,
-             run_id: str) -> RunResults:
+             run_id: str, graded: list[JudgeRun] | None = None) -> RunResults:
     from harness.scoring.results import score_results
 
     opts = plan.opts
@@ -177,10 +215,17 @@ def _results(plan: RunPlan, models: ModelSet, turns: dict[str, list[Turn]], forg
     embedder_loaded = bool(plan.encoder and plan.encoder.loaded) or any(t.ctx.encoder_loaded for ts in turns.values()
                                                                          for t in ts)
     generation = plan.suite.generation
+    strategies, recommendation, judges = scored.strategies, scored.recommendation, {}
+    if graded:
+        judges = judge_results(graded, {name: t[0].records for name, t in turns.items()}, plan.judging.human,
+                               {j.key: models.record(j.key) for j in plan.judging.judges})
+        strategies = with_judge_costs(strategies, graded, {j.key: models.of(j.key).token_prices()
+                                                           for j in plan.judging.judges}, opts.usd_per_hour)
+        recommendation = judged_recommendation(recommendation, judges)
     return RunResults(
         schema=SCHEMA, run_id=run_id, created=datetime.now(UTC).isoformat(timespec="seconds"),
-        suite=scored.suite, strategies=scored.strategies, comparisons=scored.comparisons,
-        recommendation=scored.recommendation, economics=scored.economics,
+        suite=scored.suite, strategies=strategies, comparisons=scored.comparisons,
+        recommendation=recommendation, economics=scored.economics, judges=judges,
         leakage=from_json(Leakage, plan.leakage.to_json(), "leakage") if plan.leakage else Leakage(checked=False),
         model=from_json(ModelRecord, {**models.default_record(opts.model), "embedder": opts.embedder}, "model"),
         decoding=Decoding(generation.max_new_tokens, list(generation.stop), "greedy", plan.batch_size),

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.core.config import ModelSpec
 from harness.core.errors import HarnessError
+from harness.core.judges import JudgeSpec
 from harness.core.text import did_you_mean
 from harness.core.types import AnswerMode, Example, Suite
 from harness.engine.leakage import DEFAULT_THRESHOLD
@@ -42,6 +43,9 @@ class RunOptions:
     sources: dict[str, str] = field(default_factory=dict)  # option -> "run.toml:LINE" for values from --config
     models: dict[str, ModelSpec] = field(default_factory=dict)  # [[models]] by name: what `model=NAME` picks
     answer: AnswerMode = field(default_factory=AnswerMode)  # --answer: strategies that set none use it
+    judges: tuple[JudgeSpec, ...] = ()  # run.toml's [[judges]], besides the suite's
+    judge_model: str | None = None  # --judge-model: the model every judge grades with
+    human: Path | None = None  # --human: people's grades (else the suite's human.jsonl)
 
     def flag(self, key: str) -> str:
         """How an error names an option: `run.toml:7: batch_size` when the file set it, else `--batch-size`."""

@@ -27,6 +27,7 @@ from harness.engine.encoder import Encoder
 from harness.engine.leakage import LeakageReport, check_run_leakage, run_encoder
 from harness.engine.models import DEFAULT_EMBEDDER, check_model_ref, pick_device
 from harness.runner.folders import check_out_dir
+from harness.runner.judge_plan import JudgePlan, plan_judges, with_judges
 from harness.runner.options import RunOptions, check_options, default_batch_size
 
 
@@ -45,6 +46,7 @@ class RunPlan:
     encoder: Encoder | None = None  # the run's one embedder, loaded only if a vector is not cached
     leakage: LeakageReport | None = None
     answers: dict[str, AnswerMode] = field(default_factory=dict)  # strategy name -> how its answers come out
+    judging: JudgePlan = field(default_factory=JudgePlan)  # the judged metrics it grades (harness.runner.judging)
 
     @property
     def batch_size(self) -> int:
@@ -174,16 +176,20 @@ def load_controls(opts: RunOptions, suite: Suite) -> list[Suite]:
     return controls
 
 
-def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool = True,
+def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool = True, judges: bool = True,
              also: Callable[[Suite, list[Any]], None] | None = None) -> RunPlan:
     """Every refusal of a run before any model work (see the module docstring). `leakage` False
-    leaves the leakage check out and `also` adds a command's own checks of the suite and the
-    strategies (a learning curve's sizes), made before any folder is created."""
+    leaves the leakage check out, `judges` False the judged metrics, and `also` adds a command's
+    own checks of the suite and the strategies (a learning curve's sizes), made before any folder
+    is created."""
     strategies = build_strategies(opts)  # first: a bad option is named at its line whatever the suite
     suite = load_checked_suite(opts.suite, opts, opts.sources.get("suite"))
     picked = modelset.strategy_models(opts.model, opts.models, opts.sources, strategies)
     check_strategies(opts, strategies, suite)
     answers = answer_modes(opts, strategies, suite, picked)
+    judging = plan_judges(opts, suite, strategies, picked) if judges else JudgePlan()
+    picked.update({j.key: j.model for j in judging.judges})  # built, checked and freed like the strategies' models
+    suite = with_judges(suite, judging)
     if also is not None:
         also(suite, strategies)
     examples = list(suite.test[: opts.limit] if opts.limit else suite.test)
@@ -199,7 +205,11 @@ def plan_run(opts: RunOptions, console: Console | None = None, *, leakage: bool 
     out = check_out_dir(Path(opts.out), opts.flag("out"))  # the first thing made on disk
     # One embedder for the leakage check and every strategy: its weights load once, if at all.
     encoder = run_encoder(opts.embedder, trust_remote_code=opts.trust_remote_code, optional=not needs_embedder)
-    plan = RunPlan(opts, suite, examples, strategies, picked, device, out, controls, encoder, answers=answers)
+    plan = RunPlan(opts, suite, examples, strategies, picked, device, out, controls, encoder, answers=answers,
+                   judging=judging)
+    if console is not None:
+        for note in judging.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if leakage and opts.leakage_check:  # before any model: --fail-on-leakage refuses with no folder
         plan.leakage = check_run_leakage(suite, examples, encoder=encoder, threshold=opts.leakage_threshold,
                                          fail=opts.fail_on_leakage)

@@ -26,7 +26,7 @@ def _identity(suite: Suite, examples: Sequence[Example], outputs: Sequence[Outpu
 
     by_id = {e.id: e for e in examples}
     metrics = {name: f"{b.metric.stats.__module__}.{b.metric.stats.__qualname__}"
-               for name, b in bind_metrics(suite).items()}
+               for name, b in bind_metrics(suite, judged=False).items()}
     return fingerprint({
         "scoring": SCORING_VERSION, "harness": __version__, "task": suite.task, "labels": list(suite.labels),
         "fields": list(suite.fields), "metrics": metrics, "constrained": constrained,

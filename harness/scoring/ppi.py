@@ -107,6 +107,12 @@ def _plain_mean(x: np.ndarray, alpha: float) -> tuple[float, tuple[float, float]
     return mean, _interval(mean, se, alpha), se
 
 
+def mean_interval(x: np.ndarray, alpha: float = 0.05) -> tuple[float, tuple[float, float], float]:
+    """A plain mean with its normal (1 - alpha) interval and se: the judge-only interval PPI's is
+    shown beside (the same approximation, so the two differ only by the correction)."""
+    return _plain_mean(_grades(x, "x"), alpha)
+
+
 def _cov(x: np.ndarray, y: np.ndarray, ddof: int) -> float:
     return float(np.dot(x - x.mean(), y - y.mean())) / (len(x) - ddof)
 

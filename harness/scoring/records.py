@@ -34,7 +34,7 @@ def score_outputs(suite: Suite, examples: Sequence[Example], outputs: Sequence[O
                   constrained: bool = False) -> list[PredictionRecord]:
     """The scoring pass over one strategy's outputs (any order; each names its example)."""
     by_id = {e.id: e for e in examples}
-    return make_records(suite.task, bind_metrics(suite), outputs, answers_of(suite, outputs, constrained),
+    return make_records(suite.task, bind_metrics(suite, judged=False), outputs, answers_of(suite, outputs, constrained),
                         [by_id[o.example_id] for o in outputs])
 
 

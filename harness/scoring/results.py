@@ -55,7 +55,7 @@ def strategy_result(section: Mapping[str, Any], scores: StrategyScores, cost: Co
 def suite_info(suite: Suite, scored: int) -> SuiteInfo:
     return SuiteInfo(suite.name, suite.task, suite.sha256, str(suite.path), {**suite.sizes(), "scored": scored},
                      list(suite.labels), list(suite.fields), list(suite.metrics), suite.primary_metric,
-                     suite.instruction)
+                     suite.instruction, [j.name for j in suite.judges if j.mode != "pairwise" and j.name in suite.metrics])
 
 
 def score_results(

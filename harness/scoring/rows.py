@@ -22,9 +22,14 @@ from harness.scoring.metric import Aggregator
 from harness.scoring.registry import get_metric
 
 
-def bind_metrics(suite: Suite) -> dict[str, Aggregator]:
-    """The suite's metrics, under the names it uses (an alias included), bound to its task and labels."""
-    return {m: get_metric(m, suite.path).bind(suite.task, suite.labels) for m in suite.metrics}
+def bind_metrics(suite: Suite, *, judged: bool = True) -> dict[str, Aggregator]:
+    """The suite's metrics, under the names it uses (an alias included), bound to its task and
+    labels; the judged ones (graded by the judge pass, harness.runner.judging) unless `judged` is False."""
+    from harness.scoring.judge_grades import judged_metric
+
+    names = {j.name for j in suite.judges}
+    return {m: (judged_metric(m) if m in names else get_metric(m, suite.path)).bind(suite.task, suite.labels)
+            for m in suite.metrics if judged or m not in names}
 
 
 def answer_of(pred: PredictionRecord | None) -> Any:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.core.results.answers import ChoiceStats, FormatGap, ReliabilityBin
 from harness.core.results.codec import ResultsError, from_json, to_json
+from harness.core.results.judges import JudgeAgreement, JudgedPair, JudgedStrategy, JudgeResult
 from harness.core.results.model import (
     BreakEven,
-    ChoiceStats,
     Comparison,
     ControlInfo,
     ControlMetric,
@@ -20,7 +21,6 @@ from harness.core.results.model import (
     Decoding,
     Economics,
     Forgetting,
-    FormatGap,
     Interval,
     Leakage,
     LeakPair,
@@ -29,7 +29,6 @@ from harness.core.results.model import (
     PerplexityChange,
     Power,
     Recommendation,
-    ReliabilityBin,
     Retrieval,
     RunResults,
     Scored,
@@ -54,7 +53,8 @@ def results_from_json(data: Any) -> RunResults:
 
 
 __all__ = ["OLDER_SCHEMAS", "READABLE", "SCHEMA", "BreakEven", "Comparison", "ControlInfo", "ControlMetric",
-           "ControlResult", "ChoiceStats", "Cost", "Decoding", "Economics", "Forgetting", "FormatGap", "Interval", "LeakPair", "Leakage",
+           "ControlResult", "ChoiceStats", "Cost", "Decoding", "Economics", "Forgetting", "FormatGap", "Interval", "JudgeAgreement", "JudgeResult",
+           "JudgedPair", "JudgedStrategy", "LeakPair", "Leakage",
            "MetricValue", "ModelRecord", "PerplexityChange", "Power", "Recommendation", "ReliabilityBin", "ResultsError", "Retrieval",
            "RunResults", "Scored", "SeedRun", "SliceCell", "StrategyResult", "SuiteInfo", "Training", "Work",
            "from_json", "number", "results_from_json", "to_json"]

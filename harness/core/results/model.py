@@ -12,7 +12,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from harness.core.results.answers import ChoiceStats, FormatGap
 from harness.core.results.codec import extra, omit
+from harness.core.results.judges import JudgeResult
 
 Interval = tuple[float | None, float | None]
 
@@ -57,6 +59,11 @@ class Cost:
     training_usd: float | None = None
     usd_per_correct: float | None = None
     monthly_usd: float | None = None  # with a price and a monthly volume
+    # What grading this strategy's outputs cost (judged metrics): an evaluation cost, not a
+    # serving one, so it enters no break-even figure.
+    judge_tokens: int | None = omit()
+    judge_s: float | None = omit()
+    judge_usd: float | None = omit()
 
     def figure(self, key: str) -> float | None:
         """A cost figure by its key (the report's cost columns are a list of keys)."""
@@ -127,26 +134,6 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
-class ReliabilityBin:
-    low: float  # the chosen label's probability lies in [low, high)
-    high: float
-    n: int
-    confidence: float  # mean probability of the chosen label in the bin
-    accuracy: float  # share of the bin's examples whose chosen label is right
-
-
-@dataclass(frozen=True)
-class ChoiceStats:
-    """answer=choice: what the per-label scores show (harness.scoring.answers)."""
-
-    labels: list[str]
-    confusion: list[list[int]]  # confusion[gold][chosen], in label order
-    reliability: list[ReliabilityBin]
-    ece: float  # expected calibration error over the bins
-    n: int
-
-
-@dataclass(frozen=True)
 class StrategyResult:
     name: str
     kind: str
@@ -182,19 +169,6 @@ class StrategyResult:
 
 
 # --------------------------------------------------------------------------- between strategies
-
-
-@dataclass(frozen=True)
-class FormatGap:
-    """How much of a trained strategy's lead over a prompted one its answer mode closes."""
-
-    free: str  # the strategy decoded as free text
-    better: str  # the same strategy in another answer mode
-    trained: str
-    metric: str
-    lead: float  # trained - free
-    closed: float  # better - free
-    text: str
 
 
 @dataclass(frozen=True)
@@ -251,6 +225,7 @@ class Recommendation:
     text: str = ""
     uninformative: list[str] | None = omit()  # metrics every strategy scored the same extreme value of
     seed_note: str | None = omit()
+    judge_note: str | None = omit()  # decided on a judged metric: how far its judge is validated
 
 
 @dataclass(frozen=True)
@@ -364,6 +339,7 @@ class SuiteInfo:
     metrics: list[str] = field(default_factory=list)
     primary_metric: str | None = None
     instruction: str = ""
+    judged: list[str] = field(default_factory=list)  # the metrics graded by a judge (results.judges)
 
 
 @dataclass(frozen=True)
@@ -416,6 +392,7 @@ class RunResults:
     work: Work | None = None
     forgetting: Forgetting | None = omit()  # only with --control
     format_gaps: list[FormatGap] = field(default_factory=list)  # a strategy in two answer modes
+    judges: dict[str, JudgeResult] = field(default_factory=dict)  # judged metrics (harness.core.judges)
 
     @property
     def primary_metric(self) -> str:

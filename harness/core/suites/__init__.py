@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError, SuiteError
+from harness.core.judges import JudgeSpec, duplicate_names, judge_problems
 from harness.core.suites.files import _has_toml, _read_bytes, _read_jsonl, _sha256_parts, _suite_file
 from harness.core.suites.find import builtin_suite_names, builtin_suites_dir, find_suite
 from harness.core.suites.problems import _Problems, _show
@@ -33,6 +34,7 @@ from harness.core.suites.toml import (
     MetricCheck,
     _check_fields,
     _check_labels,
+    _entry_line,
     _generation,
     _metric_problem,
     _Toml,
@@ -52,7 +54,7 @@ SPLITS = ("train", "test", "validation")
 REQUIRED_SPLITS = ("train", "test")
 TOP_LEVEL_KEYS = (
     "name", "task", "description", "instruction", "labels", "fields", "metrics", "primary_metric",
-    "splits", "corpus", "generation",
+    "splits", "corpus", "generation", "judges",
 )
 CORPUS_KEYS = ("path",)
 # The limits below are read here each time a suite is loaded and passed down to the checks, so a
@@ -153,6 +155,7 @@ class _Head:
     metrics: tuple[str, ...]  # the primary metric first
     generation: GenerationConfig
     primary: str | None  # primary_metric as suite.toml sets it (None: the task decides)
+    judges: tuple[JudgeSpec, ...] = ()
 
 
 def _top_level(t: _Toml, folder: Path, known_metrics: MetricCheck | None) -> _Head:
@@ -169,15 +172,46 @@ def _top_level(t: _Toml, folder: Path, known_metrics: MetricCheck | None) -> _He
     _check_fields(t, fields)
     if task == "classification" and t.conf.get("labels", []) == []:  # other values are reported above
         t.add("a classification suite needs 'labels'", "labels")
-    metrics = _metrics(t, task, folder, known_metrics)
+    judges = _judges(t, task, known_metrics)
+    metrics = _metrics(t, task, folder, known_metrics, tuple(j.name for j in judges))
     generation = _generation(t, MAX_NEW_TOKENS)
     primary = t.conf.get("primary_metric")
-    primary = primary if isinstance(primary, str) and primary in metrics else None
-    return _Head(name, task, instruction, description, labels, fields, metrics, generation, primary)
+    names = (*metrics, *(j.name for j in judges))
+    primary = primary if isinstance(primary, str) and primary in names else None
+    return _Head(name, task, instruction, description, labels, fields, metrics, generation, primary, judges)
 
 
-def _metrics(t: _Toml, task: str, folder: Path, known_metrics: MetricCheck | None) -> tuple[str, ...]:
-    """`metrics`, the primary one first (Suite.primary_metric), and `primary_metric` checked."""
+def _judges(t: _Toml, task: str, known_metrics: MetricCheck | None) -> tuple[JudgeSpec, ...]:
+    """[[judges]]: judged metrics (harness.core.judges), each problem at its key's line."""
+    tables = t.conf.get("judges")
+    if tables is None:
+        return ()
+    if not isinstance(tables, list):
+        t.add("'judges' must be [[judges]] tables (name, model, mode, ...)", "judges")
+        return ()
+    specs: list[JudgeSpec] = []
+    for i, table in enumerate(tables):
+        problems = judge_problems(table)
+        for key, message in problems:
+            t.problems.add(t.path, _entry_line(t.text, "judges", i, key), message)
+        if problems:
+            continue
+        spec = JudgeSpec.from_table(table)
+        if known_metrics is not None and known_metrics(spec.name, task) is None:
+            t.problems.add(t.path, _entry_line(t.text, "judges", i, "name"),
+                           f"judge '{spec.name}' takes the name of a metric: name the judged metric otherwise")
+            continue
+        specs.append(spec)
+    dups = duplicate_names(specs)
+    for i, message in dups:
+        t.problems.add(t.path, _entry_line(t.text, "judges", i, "name"), message)
+    return tuple(s for i, s in enumerate(specs) if i not in {d for d, _ in dups})
+
+
+def _metrics(t: _Toml, task: str, folder: Path, known_metrics: MetricCheck | None,
+             judged: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`metrics`, the primary one first (Suite.primary_metric), and `primary_metric` checked (it
+    may name a judged metric)."""
     metrics = t.strings("metrics", '["accuracy", "f1"]')
     if t.conf.get("metrics", []) == []:
         t.add("'metrics' must list at least one metric", "metrics")
@@ -187,10 +221,11 @@ def _metrics(t: _Toml, task: str, folder: Path, known_metrics: MetricCheck | Non
             t.add(problem, "metrics")
     if "primary_metric" in t.conf:
         primary = t.string("primary_metric", required=True)
-        if primary and metrics and primary not in metrics:
+        if primary and metrics and primary not in metrics and primary not in judged:
+            names = (*metrics, *judged)
             t.add(f"primary_metric '{_show(primary)}' is not one of the suite's metrics"
-                  f"{did_you_mean(primary, metrics)}; metrics: {', '.join(metrics) or 'none'}", "primary_metric")
-        elif primary and metrics:
+                  f"{did_you_mean(primary, names)}; metrics: {', '.join(names) or 'none'}", "primary_metric")
+        elif primary and metrics and primary in metrics:
             metrics = (primary, *(m for m in metrics if m != primary))
     return metrics
 
@@ -280,6 +315,7 @@ def _suite(folder: Path, head: _Head, corpus: list[Document], examples: dict[str
         description=head.description,
         fields=head.fields,
         primary_declared=head.primary,
+        judges=head.judges,
         path=folder,
         sha256=_sha256_parts(parts),
         part_sha256={part: _sha256_parts([(part, data)]) for part, data in parts},

@@ -159,6 +159,23 @@ class _Toml:
                          key, table)
 
 
+def _entry_line(text: str, table: str, entry: int, key: str | None) -> int | None:
+    """The line of `key` in the entry-th `[[table]]` (its header's line without a key or when the
+    key is not found there)."""
+    header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+    lines = text.split("\n")
+    heads = [i for i, line in enumerate(lines) if header.match(line)]
+    if entry >= len(heads):
+        return _toml_line(text, table)
+    if key is not None:
+        for i in range(heads[entry] + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if re.match(rf'^\s*["\']?{re.escape(key)}["\']?\s*=', lines[i]):
+                return i + 1
+    return heads[entry] + 1
+
+
 # -- labels, fields, generation -----------------------------------------------------------------
 def _field_key(name: str) -> str:
     """How answers are matched to a suite's fields (as the extraction metrics do)."""

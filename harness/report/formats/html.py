@@ -22,6 +22,7 @@ from harness.report.formats.markdown import recommendation_text
 from harness.report.sections.answers import answer_names, answers_html
 from harness.report.sections.forgetting import forgetting_html
 from harness.report.sections.history import created_time
+from harness.report.sections.judges import judges_html
 from harness.report.sections.leakage import leakage_html
 from harness.report.sections.seeds import seeds_html
 from harness.report.sections.tradeoff import tradeoff_chart
@@ -54,6 +55,7 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
         _recommendation(results),
         _comparison(results, colors),
         answers_html(results),
+        judges_html(results),
         seeds_html(results),
         leakage_html(results),
         forgetting_html(results),
@@ -81,6 +83,7 @@ def render_html(run: RunRecord, history: list[dict[str, Any]] | None = None) -> 
 NAV = (
     ("comparison", "Comparison"),
     ("answers", "Answers"),
+    ("judges", "Judges"),
     ("seeds", "Seeds"),
     ("leakage", "Leakage"),
     ("forgetting", "Forgetting"),

@@ -7,6 +7,7 @@ from harness.core.results import RunResults
 from harness.report.formats.md import md, md_table
 from harness.report.sections.answers import answer_names, answers_markdown
 from harness.report.sections.forgetting import forgetting_markdown
+from harness.report.sections.judges import judges_markdown
 from harness.report.sections.leakage import leakage_markdown
 from harness.report.sections.seeds import seeds_markdown
 from harness.report.views import (
@@ -37,6 +38,7 @@ def render_markdown(results: RunResults) -> str:
             f"{md(results.created)}", ""]
     out += ["## Comparison", "", *_comparison_table(results), "", f"_{SIGNIFICANCE_LEGEND}._", ""]
     out += answers_markdown(results)  # answer modes, unusable answers, format vs knowledge
+    out += judges_markdown(results)  # judged metrics: judge vs people, corrected intervals, biases
     out += seeds_markdown(results)  # multi-seed strategies: per-seed values, spread
     out += leakage_markdown(results)
     out += forgetting_markdown(results)
@@ -58,7 +60,9 @@ def render_markdown(results: RunResults) -> str:
 
 
 def recommendation_text(results: RunResults) -> str:
-    return results.recommendation.text or "No recommendation was recorded for this run."
+    rec = results.recommendation
+    text = rec.text or "No recommendation was recorded for this run."
+    return f"{text} Note: {rec.judge_note}." if rec.judge_note else text
 
 
 def _comparison_table(results: RunResults) -> list[str]:
