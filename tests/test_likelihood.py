@@ -53,3 +53,14 @@ def test_plain_text_scores_every_token_after_the_first(backend: TransformersBack
     assert cut.tokens == (2,)
     [empty] = backend.score([ScoreRequest(None, ("",))])
     assert empty.tokens == () and empty.logprobs == ()
+
+
+def test_prompts_of_different_lengths_scored_together_as_each_alone(backend: TransformersBackend) -> None:
+    """Prompts run together are left-padded: each keeps its own positions, so its scores are its own."""
+    chats = [CHAT, [CHAT[0], {"role": "user", "content": "A long, winding review " * 12}],
+             [CHAT[0], {"role": "user", "content": "Meh."}]]
+    together = backend.score([ScoreRequest(c, LABELS) for c in chats])
+    for chat, scored in zip(chats, together, strict=True):
+        for i, label in enumerate(LABELS):
+            want, n = reference(backend, chat, label)
+            assert scored.tokens[i] == n and scored.logprobs[i] == pytest.approx(want, abs=1e-4)

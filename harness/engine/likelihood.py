@@ -3,8 +3,10 @@ what the forgetting check's perplexity is made of (`Backend.score` on the transf
 
 A request is a prompt (token ids) and continuations (token ids each). With several continuations
 the prompt is run once and its key/value cache is repeated for every continuation, so twelve
-labels after a 200-token prompt cost one prompt and twelve short rows, not twelve prompts. With one
-continuation (plain text: perplexity) requests are batched whole, right-padded, shortest together.
+labels after a 200-token prompt cost one prompt and twelve short rows, not twelve prompts; and
+prompts are run together (left-padded, like lengths batched), since on a CPU one prompt at a time
+leaves the matrix units half idle. With one continuation (plain text: perplexity) requests are
+batched whole, right-padded, shortest together.
 """
 
 from __future__ import annotations
@@ -27,10 +29,30 @@ def continuation_logprobs(model: Any, requests: Sequence[Encoded], *, pad_id: in
     single = [i for i, r in enumerate(requests) if len(r.continuations) == 1]
     for i, scores in zip(single, _whole(model, [requests[i] for i in single], pad_id, batch_tokens), strict=True):
         out[i] = [scores]
-    for i, r in enumerate(requests):
-        if len(r.continuations) != 1:
-            out[i] = _shared_prompt(model, r, pad_id) if r.continuations else []
+    shared = [i for i, r in enumerate(requests) if len(r.continuations) > 1]
+    for group in _prompt_batches(requests, shared, batch_tokens):
+        for i, scores in zip(group, _shared_prompts(model, [requests[i] for i in group], pad_id), strict=True):
+            out[i] = scores
     return [o if o is not None else [] for o in out]
+
+
+def _prompt_batches(requests: Sequence[Encoded], indices: list[int], batch_tokens: int) -> list[list[int]]:
+    """Requests with the same number of continuations and like prompt lengths, at most about
+    `batch_tokens` prompt tokens (and continuation rows of logits) a batch."""
+    order = sorted(indices, key=lambda i: (len(requests[i].continuations), len(requests[i].prompt)))
+    groups: list[list[int]] = []
+    for i in order:
+        r = requests[i]
+        if groups:
+            g = groups[-1]
+            head = requests[g[0]]
+            rows = (len(g) + 1) * len(r.continuations)
+            if (len(head.continuations) == len(r.continuations)
+                    and (len(g) + 1) * len(r.prompt) <= max(batch_tokens, len(r.prompt)) and rows <= 256):
+                g.append(i)
+                continue
+        groups.append([i])
+    return groups
 
 
 def _cache_name(model: Any) -> str:
@@ -75,37 +97,54 @@ def _whole(model: Any, requests: Sequence[Encoded], pad_id: int, batch_tokens: i
     return results
 
 
-def _shared_prompt(model: Any, request: Encoded, pad_id: int) -> list[tuple[float, int]]:
-    """The prompt once, its cache repeated for every continuation (right-padded rows)."""
+def _shared_prompts(model: Any, requests: Sequence[Encoded], pad_id: int) -> list[list[tuple[float, int]]]:
+    """Prompts left-padded and run once, each one's cache repeated for its continuations (as many
+    for every request of the batch), which are fed right-padded after it; positions are each
+    row's own, so padding changes no score."""
     import torch
 
     device = _device(model)
-    prompt = torch.tensor([request.prompt], device=device)
-    conts = request.continuations
+    k = len(requests[0].continuations)
+    width = max(len(r.prompt) for r in requests)
+    ids = torch.full((len(requests), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(requests), width), dtype=torch.long)
+    for row, r in enumerate(requests):  # left padding: every prompt ends where its continuations start
+        ids[row, width - len(r.prompt):] = torch.tensor(r.prompt)
+        mask[row, width - len(r.prompt):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    conts = [c for r in requests for c in r.continuations]
+    rest = max(len(c) for c in conts) - 1
     with torch.inference_mode():
-        first = model(input_ids=prompt, use_cache=True)
-        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1)  # predicts each continuation's first token
-        rest = max(len(c) for c in conts) - 1
+        first = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                      use_cache=True, logits_to_keep=1)
+        head = torch.log_softmax(first.logits[:, -1].float(), dim=-1)  # predicts each continuation's first token
+        firsts = [float(head[row, c[0]]) if c else 0.0 for row, r in enumerate(requests) for c in r.continuations]
         if rest <= 0:
-            return [(float(head[c[0]]), 1) if c else (0.0, 0) for c in conts]
+            return _per_request(requests, [(f, len(c)) for f, c in zip(firsts, conts, strict=True)])
         name = _cache_name(model)
         cache = getattr(first, name)
-        cache.batch_repeat_interleave(len(conts))
-        ids = torch.full((len(conts), rest), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(conts), len(request.prompt) + rest), dtype=torch.long)
-        mask[:, : len(request.prompt)] = 1
+        cache.batch_repeat_interleave(k)
+        cont_ids = torch.full((len(conts), rest), pad_id, dtype=torch.long)
+        cont_mask = torch.zeros((len(conts), rest), dtype=torch.long)
+        targets = torch.zeros((len(conts), rest), dtype=torch.long)
         for row, c in enumerate(conts):  # feed all but the last token; each predicts the next
-            ids[row, : len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
-            mask[row, len(request.prompt) : len(request.prompt) + len(c) - 1] = 1
-        positions = torch.arange(len(request.prompt), len(request.prompt) + rest).expand(len(conts), -1)
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                       use_cache=True, **{name: cache}).logits.float()
-        logp = torch.log_softmax(logits, dim=-1)
-    out = []
-    for row, c in enumerate(conts):
-        if not c:
-            out.append((0.0, 0))
-            continue
-        total = float(head[c[0]]) + sum(float(logp[row, t, c[t + 1]]) for t in range(len(c) - 1))
-        out.append((total, len(c)))
+            cont_ids[row, : len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
+            cont_mask[row, : len(c) - 1] = 1
+            targets[row, : len(c) - 1] = torch.tensor(c[1:], dtype=torch.long)
+        lengths = torch.tensor([len(r.prompt) for r in requests]).repeat_interleave(k)
+        cont_pos = lengths.unsqueeze(1) + torch.arange(rest).unsqueeze(0)
+        full_mask = torch.cat([mask.repeat_interleave(k, dim=0), cont_mask], dim=1)
+        logits = model(input_ids=cont_ids.to(device), attention_mask=full_mask.to(device),
+                       position_ids=cont_pos.to(device), use_cache=True, **{name: cache}).logits.float()
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
+        totals = (logp * cont_mask.to(device)).sum(dim=1).tolist()
+    return _per_request(requests, [(f + t, len(c)) if c else (0.0, 0)
+                                   for f, t, c in zip(firsts, totals, conts, strict=True)])
+
+
+def _per_request(requests: Sequence[Encoded], flat: list[tuple[float, int]]) -> list[list[tuple[float, int]]]:
+    out, at = [], 0
+    for r in requests:
+        out.append(flat[at : at + len(r.continuations)])
+        at += len(r.continuations)
     return out
