@@ -167,3 +167,12 @@ def test_pairwise_verdicts_that_flip_with_the_order_are_ties() -> None:
     assert (pair.wins, pair.ties, pair.losses) == (1, 2, 1) and pair.win_rate == pytest.approx(0.5)
     assert pair.flip_rate == pytest.approx(0.25)
     assert pair.longer_wins == pytest.approx(1.0)  # e0 and e2: the longer answer won both decisive verdicts
+
+
+def test_the_support_faq_human_grades_are_well_formed() -> None:
+    """The 40 grades README's example rests on: each a reference grade of a test example's output."""
+    suite = load_suite("support-faq")
+    grades = read_human(suite.path / "human.jsonl")
+    ids = {e.id for e in suite.test}
+    assert len(grades.grades) == 40 and grades.ungraded == 0
+    assert all(g.mode == "reference" and g.example_id in ids and g.output for g in grades.grades)

@@ -7,11 +7,13 @@ not that they are good."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
+from harness.core.suites import builtin_suites_dir
 
 
 def _results(run_dir: Path) -> dict:
@@ -37,8 +39,10 @@ def _fill(form: Path, human: Path) -> int:
 def test_a_judged_run_with_people_cached_reruns_and_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
+    suite = tmp_path / "support-faq"  # the suite without its human.jsonl: people's grades come from the form below
+    shutil.copytree(builtin_suites_dir() / "support-faq", suite, ignore=shutil.ignore_patterns("human.jsonl"))
     out = tmp_path / "runs"
-    args = ["run", "support-faq", "--strategies", "prompt,rag", "--judge-model", "smollm2-135m-instruct",
+    args = ["run", str(suite), "--strategies", "prompt,rag", "--judge-model", "smollm2-135m-instruct",
             "--limit", "4", "--out", str(out), "--no-leakage-check"]
     assert main(args) == 0
     [first] = _runs(out)
