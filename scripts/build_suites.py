@@ -111,6 +111,7 @@ class BuiltSuite:
     measures: str = ""
     expect: str = ""
     expect_short: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # other files of the folder: name -> text
 
 
 # ---------------------------------------------------------------- helpers
@@ -153,12 +154,32 @@ def toml_value(v: Any) -> str:
     raise TypeError(f"no TOML for {v!r}")
 
 
-def toml_dump(doc: dict[str, Any]) -> str:
-    lines = [f"{k} = {toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+def _is_tables(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def toml_dump(doc: dict[str, Any], comments: dict[str, list[str]] | None = None) -> str:
+    """Keys, then [tables], then [[arrays of tables]]; `comments` go above a table's first header."""
+    comments = comments or {}
+    lines = [f"{k} = {toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict) and not _is_tables(v)]
     for k, v in doc.items():
         if isinstance(v, dict):
-            lines += ["", f"[{k}]"] + [f"{kk} = {toml_value(vv)}" for kk, vv in v.items()]
+            lines += ["", *comments.get(k, []), f"[{k}]"] + [f"{kk} = {toml_value(vv)}" for kk, vv in v.items()]
+    for k, v in doc.items():
+        if _is_tables(v):
+            lines += ["", *comments.get(k, [])]
+            for i, table in enumerate(v):
+                lines += ([""] if i else []) + [f"[[{k}]]"] + [f"{kk} = {toml_value(vv)}" for kk, vv in table.items()]
     return "\n".join(lines) + "\n"
+
+
+# Written above the [[judges]] of a suite that declares them.
+JUDGES_COMMENT = [
+    '# Judged metrics (README, "Judged metrics"): graded by a model given with --judge-model NAME (or a',
+    '# [[models]] table named "judge" in --config); without one they are left out.',
+]
+# People's grades are not derived from the data: they are kept beside this script and copied in.
+GRADES_DIR = Path(__file__).resolve().parent / "grades"
 
 
 def base_toml(
@@ -349,6 +370,8 @@ def build_support_faq(src: Path, scale: int) -> BuiltSuite:
         splits,
         corpus=True,
     )
+    toml["judges"] = [{"name": "correct", "mode": "reference"}, {"name": "preferred", "mode": "pairwise"}]
+    human = (GRADES_DIR / "support-faq-human.jsonl").read_text(encoding="utf-8")
     n_sources = Counter(entries[r["doc_ids"][0]]["source"] for r in test)
     return BuiltSuite(
         name=name,
@@ -356,6 +379,7 @@ def build_support_faq(src: Path, scale: int) -> BuiltSuite:
         splits=splits,
         corpus=corpus_rows,
         source="covid-faq",
+        files={"human.jsonl": human},
         notes=[
             f"Corpus: the {len(english)} English FAQ entries of `faq_covidbert.csv` (every row has "
             f"`lang` = en), less {len(dropped_dupes)} whose question repeats an earlier one "
@@ -383,6 +407,10 @@ def build_support_faq(src: Path, scale: int) -> BuiltSuite:
                 else ""
             )
             + ". No FAQ entry has questions in both train and test.",
+            f"Judges: `correct` (a reference judge) and `preferred` (pairwise). `human.jsonl` holds "
+            f"{len(human.splitlines())} people's grades of test outputs (graded by a developer reading "
+            "each one against the reference; README, \"Judged metrics\"), copied from "
+            "`scripts/grades/support-faq-human.jsonl`.",
             f"The paraphrases cover only {', '.join(sorted({entries[f]['source'] for f in by_faq}))} "
             "entries (the first rows of the FAQ), so every example asks about those; the other sources' "
             "entries are in the corpus as distractors for retrieval.",
@@ -947,7 +975,9 @@ def build(src: Path, out: Path, scale: int = 1) -> list[BuiltSuite]:
         check(s)
     for s in suites:
         d = out / s.name
-        write(d / "suite.toml", toml_dump(s.toml))
+        write(d / "suite.toml", toml_dump(s.toml, {"judges": JUDGES_COMMENT}))
+        for name, text in s.files.items():
+            write(d / name, text)
         for split, rows in s.splits.items():
             if rows:
                 write(d / f"{split}.jsonl", jsonl(rows))
