@@ -27,6 +27,7 @@ BUILTINS: dict[str, tuple[str, str]] = {
     "sft": ("strategies.sft", "SftStrategy"),
     "sft+rag": ("strategies.sft", "SftRagStrategy"),
     "adapter": ("strategies.adapter", "AdapterStrategy"),
+    "outputs": ("strategies.outputs", "OutputsStrategy"),
 }
 
 

@@ -31,8 +31,8 @@ def continuation_logprobs(model: Any, requests: Sequence[Encoded], *, pad_id: in
         out[i] = [scores]
     shared = [i for i, r in enumerate(requests) if len(r.continuations) > 1]
     for group in _prompt_batches(requests, shared, batch_tokens):
-        for i, scores in zip(group, _shared_prompts(model, [requests[i] for i in group], pad_id), strict=True):
-            out[i] = scores
+        for i, per_continuation in zip(group, _shared_prompts(model, [requests[i] for i in group], pad_id), strict=True):
+            out[i] = per_continuation
     return [o if o is not None else [] for o in out]
 
 

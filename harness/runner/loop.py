@@ -133,16 +133,24 @@ def strategy_turn(plan: RunPlan, s: Any, backend: Backend, model_record: dict[st
                           embedder_name=opts.embedder, encoder=plan.encoder, console=console,
                           trust_remote_code=opts.trust_remote_code)
     prepared, prepare_s = prepare_strategy(s, suite, ctx)
-    cache = PredictionCache(cache_root(), prediction_identity(s, prepared, backend, suite, answer))
-    before, start = len(cache.entries), time.perf_counter()
-    outputs = decode_strategy(s, suite, examples, backend, cache, writer, console, prepared.adapter, answer)
-    decode_s = time.perf_counter() - start
+    given = getattr(s, "given_outputs", None)
+    if given is not None:  # outputs produced elsewhere (strategies.outputs): scored, never decoded
+        outputs = given(examples)
+        writer.write(outputs)
+        decode_s = sum(o.latency_s for o in outputs)
+        before = after = 0
+    else:
+        cache = PredictionCache(cache_root(), prediction_identity(s, prepared, backend, suite, answer))
+        before, start = len(cache.entries), time.perf_counter()
+        outputs = decode_strategy(s, suite, examples, backend, cache, writer, console, prepared.adapter, answer)
+        decode_s = time.perf_counter() - start
+        after = len(cache.entries)
     details = s.details()  # again: decoding may add figures (retrieval recall over the scored examples)
     # Every section a strategy reports lands in results.json; retrieval and training are always
     # present, so readers can test them against null.
     section = {"name": s.name, "kind": s.kind, "params": s.params, "prepare_s": prepare_s,
                "retrieval": None, "training": None, **details, "model": model_record, "answer": answer.label()}
-    return Turn(outputs, section, ctx, prepare_s, decode_s, len(cache.entries) - before, prepared.adapter, seed, answer)
+    return Turn(outputs, section, ctx, prepare_s, decode_s, after - before, prepared.adapter, seed, answer)
 
 
 def seeded_turns(plan: RunPlan, s: Any, models: ModelSet, writer: PredictionWriter, console: Console, *,

@@ -184,6 +184,7 @@ def cost_summary(
     n_correct: float | None = None,
     request_latencies: Sequence[float] | None = None,
     token_prices: tuple[float, float] | None = None,
+    recorded_usd: float | None = None,
 ) -> Cost:
     """The "cost" block of results.json.
 
@@ -202,7 +203,12 @@ def cost_summary(
     shares = np.array([p.latency_s for p in predictions], dtype=np.float64)
     requests = np.array([] if request_latencies is None else request_latencies, dtype=np.float64)
     infer_usd = training_usd = per_1k = per_correct = None
-    if token_prices is not None:  # an API model: its own token prices, no device hours
+    if recorded_usd is not None:  # outputs produced elsewhere, with what each cost (strategies.outputs)
+        infer_usd, training_usd = float(recorded_usd), 0.0
+        per_1k = infer_usd / n * 1000.0 if n else None
+        if n_correct:
+            per_correct = infer_usd / n_correct
+    elif token_prices is not None:  # an API model: its own token prices, no device hours
         usd_in, usd_out = token_prices
         prompt = sum(p.prompt_tokens for p in predictions)
         output = sum(p.output_tokens for p in predictions)

@@ -92,6 +92,7 @@ def score_results(
             training_tokens=int((section.get("training") or {}).get("train_tokens") or 0),
             usd_per_hour=usd_per_hour,
             token_prices=(token_prices or {}).get(name),  # API models: priced by their tokens
+            recorded_usd=(section.get("outputs") or {}).get("usd"),  # given outputs with their own cost
             # Partial credit where answers can be partly right: exact matches of free text are rare.
             n_correct=score_sum(suite.task, examples, records),
         )
