@@ -12,6 +12,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# GGUF conversions are shared by every test, whatever cache it sets (each costs 10-30 s).
+os.environ.setdefault("SFT_HARNESS_MODELS", str(Path(os.environ.get("SFT_HARNESS_CACHE",
+                                                                     Path.home() / ".cache" / "sft-harness")) / "models"))
 
 
 @pytest.fixture(scope="session")

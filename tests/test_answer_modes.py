@@ -122,7 +122,7 @@ def test_constrained_decoding_on_transformers_leaves_no_unparsable_answer(tmp_pa
     """The real default model under the grammar (harness.engine.constrain): every snips-slots answer
     is a JSON object of the suite's fields and every banking-intents answer one of its labels."""
     for suite, limit in (("snips-slots", 8), ("banking-intents", 6)):
-        opts = RunOptions(suite=suite, strategies="prompt,prompt:answer=constrained:name=constrained", limit=limit,
+        opts = RunOptions(suite=suite, strategies="prompt:answer=constrained:name=constrained", limit=limit,
                           out=tmp_path / suite, device="cpu", leakage_check=False)
         run_dir = run(opts)
         results = json.loads((run_dir / "results.json").read_text())

@@ -56,14 +56,22 @@ def _package_dir(alias: Alias) -> Path:
     return Path(spec.origin).parent
 
 
+def models_root() -> Path:
+    """Where model files made once go (GGUF chunks joined, GGUF converted to safetensors):
+    `$SFT_HARNESS_MODELS`, else the cache's models/ (they are the same for every cache)."""
+    override = os.environ.get("SFT_HARNESS_MODELS")
+    return Path(override) if override else cache_root() / "models"
+
+
 def _assembled(alias: Alias) -> Path:
     """The GGUF file of a chunked package, joined once into the cache (the package checks its sha256)."""
-    target = cache_root() / "models" / alias.relpath
+    target = models_root() / alias.relpath
     if target.is_file():
         return target
     _package_dir(alias)
     module = importlib.import_module(alias.package)
     log.info("joining the chunks of %s into %s (once)", alias.pip_name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         module.assemble(tmp, overwrite=True)

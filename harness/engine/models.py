@@ -7,16 +7,27 @@ GGUF loader takes ~20 s while a safetensors load takes well under one.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import platform
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.core.cache import atomic_dir, cache_root, fingerprint
 from harness.core.errors import HarnessError
-from harness.engine.aliases import ALIASES, DEFAULT_EMBEDDER, DEFAULT_MODEL, Alias, ResolvedModel, resolve
+from harness.engine.aliases import (
+    ALIASES,
+    DEFAULT_EMBEDDER,
+    DEFAULT_MODEL,
+    Alias,
+    ResolvedModel,
+    models_root,
+    resolve,
+)
 
 __all__ = ["ALIASES", "DEFAULT_EMBEDDER", "DEFAULT_MODEL", "Alias", "ResolvedModel", "resolve"]  # re-exported
 
@@ -107,7 +118,31 @@ def _converted_dir(resolved: ResolvedModel) -> Path:
     gguf = Path(resolved.source) / resolved.gguf_file
     st = gguf.stat()
     key = fingerprint({"file": gguf.name, "size": st.st_size, "mtime": int(st.st_mtime)})
-    return cache_root() / "models" / f"{gguf.stem}-{key}"
+    return models_root() / f"{gguf.stem}-{key}"
+
+
+@contextlib.contextmanager
+def _gguf_parsed_once() -> Iterator[None]:
+    """transformers parses a GGUF file three times to convert it (config, tokenizer, weights: some
+    5 s each for a 49k vocabulary on 2 cores) and builds the same tensor-name map once per tensor:
+    inside this block each is made once. Both are read-only once built."""
+    import gguf
+
+    reader_cls, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[str, Any] = {}
+
+    def reader(path: Any, mode: Any = "r") -> Any:
+        key = f"{os.fspath(path)}\0{mode}"
+        if key not in readers:
+            readers[key] = reader_cls(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader  # type: ignore[misc,assignment]
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(name_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = reader_cls, name_map  # type: ignore[misc]
 
 
 def materialize(resolved: ResolvedModel) -> str:
@@ -121,8 +156,9 @@ def materialize(resolved: ResolvedModel) -> str:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     log.info("converting %s to safetensors (once) in %s", resolved.gguf_file, target)
-    tok = AutoTokenizer.from_pretrained(resolved.source, gguf_file=resolved.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(resolved.source, gguf_file=resolved.gguf_file, dtype=torch.float32)
+    with _gguf_parsed_once():
+        tok = AutoTokenizer.from_pretrained(resolved.source, gguf_file=resolved.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(resolved.source, gguf_file=resolved.gguf_file, dtype=torch.float32)
     # The dequantised model still carries the GGUF quantizer marker, which save_pretrained refuses.
     model.hf_quantizer = None  # type: ignore[assignment]
     model.is_quantized = False  # type: ignore[assignment]
