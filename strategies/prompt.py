@@ -45,6 +45,10 @@ class Shots:
         self._fixed = random.Random(ctx.seed).sample(list(suite.train), self.k)
         return {"shots": [ex.id for ex in self._fixed], "train": suite.sha256}
 
+    def fixed(self) -> list[Example] | None:
+        """The shots every input gets (none for k=0); None when they are chosen per input (knn)."""
+        return None if self._train_vectors is not None else list(self._fixed)
+
     def for_examples(self, examples: Sequence[Example]) -> list[list[Example]]:
         if not self.k:
             return [[] for _ in examples]

@@ -1,5 +1,5 @@
 """Command line: `sft-harness demo | run | curve | validate | suites | import | report | gate | history |
-judge-sample`.
+judge-sample | export`.
 
 Exit codes: 0 success, 1 a gate found a regression, 2 bad input or usage (one line, no traceback),
 3 an internal error (one line; the traceback is saved to a file named in that line).
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from harness.cli import curve, data, judge, reports, run
+from harness.cli import curve, data, export, judge, reports, run
 from harness.cli.console import _Parser, _quiet_libraries, err
 from harness.cli.options import _run_options
 from harness.cli.run import DEMO_STRATEGIES, DEMO_SUITE
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="sft-harness", description="Fine-tune, prompt or retrieve? Decide with evidence.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__import__('harness').__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for group in (run, reports, curve, data, judge):
+    for group in (run, reports, curve, data, judge, export):
         group.add_parsers(sub)
     return p
 
