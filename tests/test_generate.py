@@ -124,7 +124,7 @@ def test_the_engine_is_the_default_backend(tiny) -> None:
 
 
 def test_out_of_gpu_memory_while_decoding_is_one_line_naming_the_option(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No GPU here: the model's own generate raises the error CUDA raises, and the engine says what to do."""
+    """No GPU here: the model's forward raises the error CUDA raises, and the engine says what to do."""
     import torch
 
     from harness.core.errors import HarnessError
@@ -134,7 +134,59 @@ def test_out_of_gpu_memory_while_decoding_is_one_line_naming_the_option(tiny, mo
     def oom(*args: object, **kwargs: object) -> None:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(tiny.model, "generate", oom)
+    monkeypatch.setattr(tiny.model, "forward", oom)
     with pytest.raises(HarnessError, match=r"out of GPU memory decoding a batch of 2 prompts of up to \d+ tokens: "
                                            r"pass a smaller --batch-size \(decoded batches so far are cached\)"):
         backend.generate(CHATS[:2], GenerationConfig(max_new_tokens=3))
+
+
+def _left_padded(tiny, chats):
+    import torch
+
+    backend = TransformersBackend(tiny)
+    ids = [backend.encode(c) for c in chats]
+    width = max(map(len, ids))
+    input_ids = torch.full((len(ids), width), backend.pad_id)
+    attention = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, e in enumerate(ids):
+        input_ids[row, width - len(e):] = torch.tensor(e)
+        attention[row, width - len(e):] = 1
+    return input_ids, attention
+
+
+def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny) -> None:
+    """harness.engine.greedy: a finished row leaves the batch; the others go on exactly as in generate."""
+    import torch
+
+    from harness.engine.greedy import greedy_compact
+
+    input_ids, attention = _left_padded(tiny, CHATS)
+    with torch.inference_mode():
+        free = tiny.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=24, do_sample=False,
+                                   pad_token_id=tiny.tokenizer.pad_token_id)[:, input_ids.shape[1]:].tolist()
+    # end tokens that each row meets at another step: the rows finish one by one
+    stop_ids = sorted({row[3 + 4 * i] for i, row in enumerate(free)})
+    with torch.inference_mode():
+        ref = tiny.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=24, do_sample=False,
+                                  pad_token_id=tiny.tokenizer.pad_token_id, eos_token_id=stop_ids)[:, input_ids.shape[1]:]
+    expected = []
+    for row in ref.tolist():
+        cut = next((i for i, t in enumerate(row) if t in stop_ids), None)
+        expected.append(row if cut is None else row[: cut + 1])
+    got = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=24, stop_ids=stop_ids)
+    assert got == expected
+    assert len({len(r) for r in got}) >= 3  # rows left at different steps
+
+
+def test_a_stop_string_ends_a_row_in_the_compact_loop(tiny) -> None:
+    from harness.engine.greedy import greedy_compact
+
+    input_ids, attention = _left_padded(tiny, CHATS)
+    free = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=16, stop_ids=[])
+    texts = [tiny.tokenizer.decode(r, skip_special_tokens=True) for r in free]
+    stop = texts[1][len(texts[1]) // 2:][:3]  # a piece of row 1's answer
+    got = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=16, stop_ids=[], stops=[stop],
+                         tokenizer=tiny.tokenizer)
+    assert len(got[1]) < len(free[1]) and got[1] == free[1][: len(got[1])]
+    assert stop in tiny.tokenizer.decode(got[1], skip_special_tokens=True)
+    assert all(g == f[: len(g)] for g, f in zip(got, free, strict=True))

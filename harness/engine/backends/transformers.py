@@ -1,7 +1,8 @@
 """The default backend: local weights through transformers, LoRA adapters through PEFT.
 
 Batched greedy decoding with left padding (prompts sorted by length, so a batch wastes little on
-padding), stop strings, and per-example cost figures; continuation scores with the prompt's
+padding; on the CPU a finished row leaves the batch, harness.engine.greedy), stop strings, and
+per-example cost figures; continuation scores with the prompt's
 key/value cache shared by every continuation (harness.engine.likelihood).
 """
 
@@ -19,13 +20,16 @@ from harness.core.types import Chat, ContinuationScores, Generation, GenerationC
 from harness.engine.adapter_checks import check_logits_move
 from harness.engine.backends.base import ADAPTER, CONSTRAIN, SCORE, TRAIN, BuildContext, OnBatch, OnScored
 from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
+from harness.engine.greedy import greedy_compact
 from harness.engine.likelihood import continuation_logprobs
+from harness.engine.merge import copy_fits, merged_copy
 
 SCORE_CHUNK = 16  # score requests per call of the model code: a killed run loses at most these
 
 
 class TransformersBackend(Engine):
-    """Greedy decoding and continuation scores on local weights; adapters applied unmerged."""
+    """Greedy decoding and continuation scores on local weights; adapters through PEFT (on the CPU
+    folded into a copy of the weights for decoding)."""
 
     name = "transformers"
     capabilities = frozenset({SCORE, CONSTRAIN, ADAPTER, TRAIN})
@@ -78,16 +82,21 @@ class TransformersBackend(Engine):
             kwargs["logits_processor"] = logits_processor(config.constraint, self.tokenizer, self._stop_ids, len(batch),
                                                           max_new_tokens=config.max_new_tokens)
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
-                temperature=None, top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=self._stop_ids,
-                **kwargs,
-            )
+        if device.type == "cpu" and config.constraint is None:  # rows leave the batch as they finish
+            rows = greedy_compact(self.model, input_ids, attention, max_new_tokens=config.max_new_tokens,
+                                  stop_ids=self._stop_ids, stops=config.stop, tokenizer=self.tokenizer)
+        else:  # a grammar keeps its state per row of the batch it started with; a GPU step costs the same at any batch
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                    max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
+                    temperature=None, top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=self._stop_ids,
+                    **kwargs,
+                )
+            rows = out[:, width:].tolist()
         elapsed = time.perf_counter() - start
         results = []
-        for e, toks in zip(batch, out[:, width:].tolist(), strict=True):
+        for e, toks in zip(batch, rows, strict=True):
             n = len(toks)
             for i, t in enumerate(toks):  # count up to and including the first end token
                 if t in self._stop_ids:
@@ -125,8 +134,8 @@ class TransformersBackend(Engine):
     def adapter(self, path: Path | None) -> Iterator[None]:
         """Decode with a PEFT LoRA adapter on top of the base weights, then remove it again.
 
-        The adapter is not merged: merging and unmerging in float drifts the base weights, and
-        every later strategy must decode the exact same base model.
+        The base weights are never merged into: merging and unmerging in float drifts them, and
+        every later strategy must decode the exact same base model (a merged copy is another matter).
         """
         if path is None:
             yield
@@ -145,9 +154,14 @@ class TransformersBackend(Engine):
         except HarnessError:
             peft_model.unload()
             raise
-        self._with_adapter = peft_model
+        # On the CPU, decode with the adapter folded into a copy of the weights where the copy fits
+        # (harness.engine.merge.merged_copy): same outputs up to float rounding, none of the
+        # adapter's per-layer overhead. On a GPU the copy would cost memory that batches use better.
+        merged = merged_copy(peft_model) if self.loaded.device == "cpu" and copy_fits(base) else None
+        self._with_adapter = merged if merged is not None else peft_model
         try:
             yield
         finally:
             self._with_adapter = None
+            del merged
             peft_model.unload().eval()  # removes the LoRA layers from `base` in place
