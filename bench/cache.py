@@ -44,8 +44,10 @@ def main() -> None:
     p.add_argument("--suite", default=DEMO_SUITE)
     p.add_argument("--strategies", default=DEMO_STRATEGIES)
     p.add_argument("--limit", type=int, help="score only the first N test examples")
+    p.add_argument("--model", help="the generator (default: the run's default model)")
     args = p.parse_args()
-    run_args = [args.suite, "--strategies", args.strategies, *(["--limit", str(args.limit)] if args.limit else [])]
+    run_args = [args.suite, "--strategies", args.strategies, *(["--limit", str(args.limit)] if args.limit else []),
+                *(["--model", args.model] if args.model else [])]
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         cache, out = Path(tmp) / "cache", Path(tmp) / "runs"
         cold_s, cold = timed_run(run_args, cache, out)

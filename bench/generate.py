@@ -1,7 +1,14 @@
-"""Benchmark: the batched engine against a plain one-example-at-a-time `generate` loop.
+"""Benchmark: the batched engine against a plain one-example-at-a-time `generate` loop, against
+llama.cpp on the same GGUF, and against this machine's matmul roofline.
 
 Same model (the default, unless --model), same prompts, same greedy settings. Prints examples/s
-and tokens/s of both and, last, `speedup: N.NNx` (engine examples/s over the plain loop's).
+and tokens/s of each and `speedup: N.NNx` (engine examples/s over the plain loop's). With
+llama-cpp-python installed (`make install` builds it) and a GGUF model, it also decodes the same
+prompts in-process with llama.cpp (its own quantised weights, one sequence at a time: its Python
+server has one slot) and prints `vs llama.cpp: N.NNx` (engine examples/s over llama.cpp's).
+Last, `roofline: 0.NN`: the engine's useful FLOPs (2 x the linear weights per prompt and output
+token; padding and attention not counted) per second, over a matmul probe of this machine in the
+model's dtype (harness.engine.probe).
 With `--vllm` (a CUDA machine with `pip install 'sft-harness[vllm]'`) it also decodes the same
 prompts with the vllm backend and prints its throughput and how many greedy answers equal the
 transformers backend's (the issue asks for at least 95%).
@@ -22,7 +29,8 @@ from harness.cli import _quiet_libraries  # noqa: E402
 from harness.core.suites import load_suite  # noqa: E402
 from harness.core.types import GenerationConfig  # noqa: E402
 from harness.engine.backends.transformers import TransformersBackend  # noqa: E402
-from harness.engine.models import load_generator  # noqa: E402
+from harness.engine.models import load_generator, resolve  # noqa: E402
+from harness.engine.probe import linear_params, matmul_gflops  # noqa: E402
 from harness.engine.prompting import build_messages  # noqa: E402
 from harness.runner import default_batch_size  # noqa: E402
 
@@ -60,6 +68,31 @@ def vllm_line(loaded, chats, config: GenerationConfig, reference) -> None:
           f"({seconds:.1f} s); same answers as transformers: {same}/{n} ({same / n:.0%})")
 
 
+def llama_cpp_line(model: str, chats, max_new_tokens: int, threads: int) -> float | None:
+    """llama.cpp in-process on the model's GGUF: examples/s (None when it cannot run here)."""
+    import importlib.util
+
+    resolved = resolve(model)
+    if resolved.gguf_file is None or importlib.util.find_spec("llama_cpp") is None:
+        why = "the model is no GGUF" if resolved.gguf_file is None else "llama-cpp-python is not installed"
+        print(f"llama.cpp  : not measured ({why})")
+        return None
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(Path(resolved.source) / resolved.gguf_file), n_ctx=2048, n_threads=threads,
+                n_threads_batch=threads, verbose=False)
+    llm.create_chat_completion(chats[0], max_tokens=4, temperature=0.0)  # warm-up
+    tokens, start = 0, time.perf_counter()
+    for chat in chats:
+        out = llm.create_chat_completion(chat, max_tokens=max_new_tokens, temperature=0.0)
+        tokens += int(out["usage"]["completion_tokens"])
+    seconds = time.perf_counter() - start
+    n = len(chats)
+    print(f"llama.cpp  : {n / seconds:7.2f} examples/s  {tokens / seconds:8.1f} tokens/s  ({seconds:.1f} s, "
+          f"{resolved.gguf_file}, {threads} threads, one sequence at a time)")
+    return n / seconds
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
@@ -68,6 +101,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, help="default: what `run` uses on this device")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--vllm", action="store_true", help="also decode with the vllm backend (CUDA)")
+    p.add_argument("--no-llama-cpp", action="store_true", help="leave llama.cpp out")
     args = p.parse_args()
     _quiet_libraries()
 
@@ -86,14 +120,28 @@ def main() -> None:
     engine_tokens = sum(g.output_tokens for g in gens)
     same = sum(a == g.text for a, g in zip(plain_texts, gens, strict=True))
 
+    import torch
+
     n = len(chats)
-    print(f"model {loaded.name} on {loaded.device}, {n} prompts from {suite.name}, max_new_tokens {args.max_new_tokens}")
+    threads = torch.get_num_threads()
+    print(f"model {loaded.name} on {loaded.device} ({threads} threads), {n} prompts from {suite.name}, "
+          f"max_new_tokens {args.max_new_tokens}")
     print(f"plain loop : {n / plain_s:7.2f} examples/s  {plain_tokens / plain_s:8.1f} tokens/s  ({plain_s:.1f} s)")
     print(f"engine     : {n / engine_s:7.2f} examples/s  {engine_tokens / engine_s:8.1f} tokens/s  ({engine_s:.1f} s, batch {batch_size})")
     print(f"identical outputs: {same}/{n}")
     if args.vllm:
         vllm_line(loaded, chats, config, gens)
+    llama = None if args.no_llama_cpp or loaded.device != "cpu" else llama_cpp_line(args.model, chats, args.max_new_tokens, threads)
+    prompt_tokens = sum(g.prompt_tokens for g in gens)
+    weights = linear_params(loaded.model)
+    useful = 2 * weights * (prompt_tokens + engine_tokens) / engine_s / 1e9
+    peak = matmul_gflops(loaded.device, loaded.dtype)
+    print(f"engine work: 2 x {weights:,} linear weights x ({prompt_tokens} prompt + {engine_tokens} output tokens) "
+          f"= {useful:.1f} GFLOP/s; matmul probe ({loaded.dtype}, 2048^3): {peak:.1f} GFLOP/s")
     print(f"speedup: {plain_s / engine_s:.2f}x")
+    if llama is not None:
+        print(f"vs llama.cpp: {n / engine_s / llama:.2f}x")
+    print(f"roofline: {useful / peak:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ loop does not use it), and its padding-free mode where asked (`--trl padding_fre
 
 TRL comes with the bench extras (`pip install trl datasets`); without them the script still measures
 our loop and ends with `speedup: n/a (pip install trl datasets)`. Otherwise the last line is
-`speedup: N.NNx` (our tokens/s over TRL's).
+`speedup: N.NNx` (our tokens/s over TRL's), then `peak: 0.NN`: our training FLOPs per second (the
+formula below) over a matmul probe of this machine in the training precision (harness.engine.probe).
 
 MFU (model FLOPs utilisation, on a GPU) = FLOPs per token x tokens/s / the GPU's dense bf16 peak, with
 
@@ -199,7 +200,8 @@ def bench_trl(
             r=config.rank,
             lora_alpha=config.alpha,
             lora_dropout=config.dropout,
-            target_modules=list(config.target_modules),
+            # peft expands the bare string "all-linear", not a list holding it
+            target_modules="all-linear" if tuple(config.target_modules) == ("all-linear",) else list(config.target_modules),
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -279,7 +281,13 @@ def main() -> None:
     print(
         f"load average after: {os.getloadavg()[0]:.2f} (the benchmark itself adds about {torch.get_num_threads()})"
     )
+    from harness.engine.probe import matmul_gflops
+
+    probe = matmul_gflops(device, "bfloat16" if config.precision == "bf16" else "float32")
+    achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
+    print(f"ours: {achieved:.1f} GFLOP/s; matmul probe ({config.precision}, 2048^3): {probe:.1f} GFLOP/s")
     print(speedup)
+    print(f"peak: {achieved / probe:.2f}")
 
 
 if __name__ == "__main__":
