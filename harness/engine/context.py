@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from harness.engine.training import TrainConfig, TrainedAdapter
 
 
-def make_progress(console: Console | None = None, *, eta: bool = False) -> Progress:
-    """The one progress bar style used for every long step (loading, training, indexing, decoding);
-    `eta` adds the time left (a learning curve's grid can take hours on a CPU)."""
+def make_progress(console: Console | None = None, *, eta: bool = True) -> Progress:
+    """The one progress bar style used for every long step (loading, training, indexing, decoding),
+    with the time left (rich's estimate from the rate so far)."""
     time_left = (TextColumn("eta"), TimeRemainingColumn()) if eta else ()
     return Progress(
         SpinnerColumn(),
