@@ -55,6 +55,7 @@ from harness.runner.decode import (
     seed_variant,
     training_seeds,
 )
+from harness.runner.estimate import say_estimate
 from harness.runner.folders import new_run_dir, remove_if_empty, run_id_base
 from harness.runner.judging import (
     JudgeRun,
@@ -97,6 +98,7 @@ def run(opts: Any, console: Console | None = None) -> Path:
         console.print(f"[bold]run[/] {run_id}: suite [cyan]{escape(plan.suite.name)}[/] ({plan.suite.task}, "
                       f"{len(plan.examples)} test examples), strategies "
                       f"{escape(', '.join(s.name for s in plan.strategies))} -> {escape(str(run_dir))}")
+        say_estimate(plan, models, console)
         try:
             execute(plan, models, run_id, run_dir, console)
         except BaseException:

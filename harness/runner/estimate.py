@@ -1,0 +1,147 @@
+"""How long a run will take on this CPU, said before the work starts.
+
+FLOPs from the token counts of the planned work, divided by what this machine's matmul does (a
+probe of a fraction of a second, harness.engine.probe) times the share of it each kind of work
+reaches (measured by bench/sft.py `peak:` and bench/generate.py `roofline:` on 2-core CPUs):
+
+- training: 4 FLOPs per base weight and token (forward, and the input gradient LoRA layers below
+  need; the LoRA weights themselves are a rounding error), over every epoch and training seed;
+- decoding: 2 FLOPs per weight for every prompt token (prefill) and, per example, for every step
+  up to the generation cap (a batch runs until its longest answer ends, and most batches hold one
+  that runs to the cap). `answer=choice` scores its labels instead: prompt tokens only.
+
+Prompts are counted with the model's tokenizer: the zero-shot prompt of each example, plus the
+mean train example per shot, plus the passage budget for retrieval. What is in the cache is not
+known before the strategies prepare, so the figure is for a cold run; a cached rerun is faster.
+CPU only: on a GPU decoding is bound by memory, not FLOPs, and this model would mislead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.engine.prompting import build_messages, target_text
+
+# Shares of the matmul probe reached on a 2-core Zen 3 (fp32): bench/sft.py `peak:`, bench/generate.py
+# `roofline:` (README, "Benchmarks"). Prefill runs near the training share, decode steps at the other.
+TRAIN_SHARE = 0.55
+PREFILL_SHARE = 0.45
+DECODE_SHARE = 0.35
+
+
+@dataclass(frozen=True)
+class Estimate:
+    train_s: float
+    decode_s: float
+
+    def line(self) -> str:
+        total = self.train_s + self.decode_s
+        parts = [f"training {_duration(self.train_s)}"] if self.train_s >= 1 else []
+        parts.append(f"decoding {_duration(self.decode_s)}")
+        return f"estimate: about {_duration(total)} on this CPU if nothing is cached ({', '.join(parts)})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
+
+
+def weight_count(model_path: str) -> int | None:
+    """Weights a token multiplies with, read from the safetensors headers (no weights load): every
+    tensor but the embedding, which counts once as the output head when the head is tied to it."""
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        return None
+    files = sorted(Path(model_path).glob("*.safetensors"))
+    if not files:
+        return None
+    total, embed, head = 0, 0, False
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():  # noqa: SIM118  # safe_open has keys(), not iteration
+                shape = st.get_slice(key).get_shape()
+                n = 1
+                for d in shape:
+                    n *= int(d)
+                total += n
+                if "embed_tokens" in key or key.endswith("wte.weight"):
+                    embed += n
+                head = head or "lm_head" in key
+    return total - embed if head else total  # a separate head is counted; the lookup is not
+
+
+class _Counter:
+    """Token counts of one tokenizer, each text counted once (every strategy asks for the same prompts)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        if text not in self.seen:
+            self.seen[text] = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.seen[text]
+
+
+def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, float, float]:
+    """(training, prefill, decoding) FLOPs of one strategy on a model of `n` weights."""
+    p = s.params
+    shots = int(p.get("k", 0) if s.kind == "prompt" else p.get("shots", 0) if s.kind == "rag" else 0)
+    passages = int(p["budget"]) if s.kind in ("rag", "sft+rag") else 0
+    train = plan.suite.train
+
+    def prompt_tokens(text: str) -> int:  # the chat's messages, a few tokens of template each
+        return sum(count(m["content"]) + 4 for m in build_messages(plan.suite, text)) + passages
+
+    per_shot = sum(count(ex.input) + count(target_text(ex)) for ex in train) / len(train) if train and shots else 0.0
+    prompts = sum(prompt_tokens(ex.input) for ex in plan.examples) + len(plan.examples) * shots * per_shot
+    decode = 0.0
+    if plan.answers[s.name].mode != "choice":
+        decode = 2.0 * n * len(plan.examples) * plan.suite.generation.max_new_tokens
+    training = 0.0
+    if s.kind in ("sft", "sft+rag"):
+        seeds = p.get("seeds", 1)
+        n_seeds = len(seeds) if isinstance(seeds, tuple) else int(seeds)
+        tokens = sum(prompt_tokens(ex.input) + count(target_text(ex)) for ex in (*train, *plan.suite.validation))
+        training = 4.0 * n * tokens * int(p["epochs"]) * n_seeds
+    return training, 2.0 * n * prompts, decode
+
+
+def estimate_run(plan: Any, models: Any) -> Estimate | None:
+    """The cold run's time on this CPU, or None where the model does not apply (a GPU, an API)."""
+    from harness.engine.probe import matmul_gflops
+
+    if plan.device != "cpu":
+        return None
+    totals = [0.0, 0.0, 0.0]
+    dtype = "float32"
+    counters: dict[str, _Counter] = {}
+    for s in plan.strategies:
+        weights = models.of(s.name).local_weights()
+        if weights is None or getattr(s, "given_outputs", None) is not None:
+            continue  # an API model's time is the server's; outputs brought in take none
+        n = weight_count(weights.path)
+        if n is None:
+            return None
+        dtype = weights.dtype
+        count = counters.setdefault(weights.path, _Counter(weights.tokenizer))
+        for i, flops in enumerate(_strategy_flops(s, plan, n, count)):
+            totals[i] += flops
+    if not sum(totals):
+        return None
+    rate = matmul_gflops("cpu", dtype) * 1e9
+    return Estimate(totals[0] / (rate * TRAIN_SHARE), totals[1] / (rate * PREFILL_SHARE) + totals[2] / (rate * DECODE_SHARE))
+
+
+def say_estimate(plan: Any, models: Any, console: Any) -> None:
+    """Print the estimate line; an estimate that cannot be made must never stop a run."""
+    try:
+        found = estimate_run(plan, models)
+    except Exception:  # noqa: BLE001  # a tokenizer or header oddity: the run goes on without it
+        return
+    if found is not None:
+        console.print(found.line(), highlight=False)
