@@ -52,7 +52,6 @@ from harness.runner.decode import constraint_for, decoding_config
 
 EXPORT_FORMAT = "sft-harness/export/v1"
 EXPORTABLE = ("prompt", "rag", "sft", "sft+rag", "adapter")
-LOCAL_BACKENDS = ("transformers", "vllm")
 
 
 @dataclass
@@ -120,19 +119,30 @@ def _suite(run: RunRecord, suite_dir: str | None) -> Suite:
     return suite
 
 
+def _local_backend(model_id: str) -> Backend:
+    """A model on local weights through the registry's default backend (tokenizer now, weights on
+    first use), on the device a run would pick."""
+    from harness.engine.models import pick_device
+    from harness.engine.modelset import build_models, default_spec
+
+    return build_models({"export": default_spec(model_id)}, device=pick_device(None), trust_remote_code=False,
+                        batch_size=8).of("export")
+
+
 def _backend(result: StrategyResult, run: RunRecord) -> Backend:
     """The strategy's model for counting and rendering (weights not loaded): local, or an estimate."""
-    model = result.model or run.results.model
-    if model.backend not in LOCAL_BACKENDS:
-        return _Estimate()
-    from harness.engine.backends.transformers import TransformersBackend
-    from harness.engine.models import load_generator
+    from harness.engine.backends import backend_class
+    from harness.engine.backends.base import TRAIN
 
-    loaded = load_generator(model.id or model.name or "")
-    if model.sha256 and loaded.sha256 and loaded.sha256 != model.sha256:
+    model = result.model or run.results.model
+    if not backend_class(model.backend).can(TRAIN):  # a served model: no local weights or tokenizer
+        return _Estimate()
+    backend = _local_backend(model.id or model.name or "")
+    loaded = backend.local_weights()
+    if model.sha256 and loaded is not None and loaded.sha256 and loaded.sha256 != model.sha256:
         raise HarnessError(f"model '{model.id}' is not the one the run used (weights sha256 {loaded.sha256[:12]} != "
                            f"{model.sha256[:12]}): export where the run's model is")
-    return TransformersBackend(loaded)
+    return backend
 
 
 def _answer_mode(result: StrategyResult) -> AnswerMode:
@@ -319,10 +329,7 @@ class Exporter:
         self.done.files.append("merged/")
         if not checked:
             return
-        from harness.engine.backends.transformers import TransformersBackend
-        from harness.engine.models import load_generator
-
-        merged = TransformersBackend(load_generator(str(self.tmp / "merged"), device=local.device))
+        merged = _local_backend(str(self.tmp / "merged"))
         config = decoding_config(self.suite, AnswerMode())
         if _answer_mode(self.result).mode != "free":
             self.done.warnings.append("the merged model was not decoded again: the run's answers were not free decoding")
