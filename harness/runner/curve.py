@@ -7,6 +7,8 @@ whole grid and every cell (strategy, size, seed) is an ordinary cached strategy 
 (harness.runner.loop.strategy_turn) on the same test examples: a cell computed before, by an
 earlier curve or a killed one, costs neither training nor decoding. Results go to curve.json and
 cells.jsonl (per-example rows for the bootstrap); the report is rendered from those files alone.
+With `--executor ray` the cells run as Ray tasks instead (harness.runner.curve_ray), each loading
+the model it decodes with; the results, the cache entries and curve.json are the same.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from rich.markup import escape
 
 from harness.core.errors import HarnessError
 from harness.core.types import Example, Suite
-from harness.runner.curve_cells import Cell, run_grid
+from harness.runner.curve_cells import Cell, CellResult, run_grid
 from harness.runner.curve_data import parse_sizes, resolve_sizes, subset_suite, train_order
+from harness.runner.curve_ray import RayExecutor, check_executor
 from harness.runner.curve_results import write_curve
 from harness.runner.folders import new_run_dir, remove_if_empty, run_id_base
 from harness.runner.options import RunOptions
@@ -38,6 +41,8 @@ class CurveOptions:
     sizes: list[int | str] = field(default_factory=lambda: parse_sizes(DEFAULT_SIZES))
     seeds: int = DEFAULT_SEEDS
     n_resamples: int = 2000
+    executor: str = "local"  # local: the cells in turn in this process; ray: one Ray task each (curve_ray.py)
+    address: str | None = None  # ray: a running cluster's address; None starts a local instance
 
     def flag(self, key: str) -> str:
         return self.run.flag(key)
@@ -69,6 +74,7 @@ class Plan:
 def plan_curve(opts: CurveOptions) -> Plan:
     """Every refusal before any model work: the run's own pre-flight (harness.runner.plan, the
     leakage check left out) with the curve's sizes, seeds and train subsets checked in it."""
+    check_executor(opts.executor, opts.address)
     found: dict[str, Any] = {}
 
     def check_grid(suite: Suite, strategies: list[Any]) -> None:
@@ -92,26 +98,47 @@ def plan_curve(opts: CurveOptions) -> Plan:
     return Plan(run, found["sizes"], list(range(opts.seeds)), found["orders"])
 
 
+class LocalExecutor:
+    """The cells in turn in this process, the base model loaded once for the whole grid."""
+
+    def __init__(self, plan: RunPlan):
+        self.models = plan.build_models()
+
+    def run(self, plan: RunPlan, cells: list[Cell], folder: Path, console: Console) -> tuple[list[CellResult], bool]:
+        return run_grid(plan, cells, self.models, folder, console), self.models.weights_loaded
+
+    def close(self) -> None:
+        self.models.close()
+
+
+def _executor(opts: CurveOptions, plan: RunPlan) -> LocalExecutor | RayExecutor:
+    """The executor, ready: Ray joined (or started) before any folder is made, so a refusal leaves none."""
+    if opts.executor == "ray":
+        return RayExecutor(opts.address)
+    return LocalExecutor(plan)
+
+
 def run_curve(opts: CurveOptions, console: Console | None = None) -> Path:
     """Run the grid and write the curve folder (curve.json, cells.jsonl, cells/). Returns the folder."""
     console = console or Console(stderr=True)
     plan = plan_curve(opts)
     run, suite = plan.run, plan.run.suite
-    models = run.build_models()
+    executor = _executor(opts, run)
     try:
         run_id, folder = new_run_dir(run.out, run_id_base(suite.name, "curve"))
         cells = plan.cells()
+        via = f" on Ray ({opts.address or 'a local instance'})" if opts.executor == "ray" else ""
         console.print(f"[bold]curve[/] {run_id}: suite [cyan]{escape(suite.name)}[/] ({suite.task}, "
                       f"{len(run.examples)} test examples), sizes {', '.join(map(str, plan.sizes))}, "
-                      f"{len(plan.seeds)} seed(s), {len(cells)} cells -> {escape(str(folder))}", highlight=False)
+                      f"{len(plan.seeds)} seed(s), {len(cells)} cells{escape(via)} -> {escape(str(folder))}",
+                      highlight=False)
         try:
-            done = run_grid(run, cells, models, folder, console)
+            done, loaded = executor.run(run, cells, folder, console)
         except BaseException:
             remove_if_empty(folder)
             raise
         write_curve(folder, suite, run.examples, run.strategies, plan.sizes, plan.seeds, done,
-                    run_id=run_id, model=run.opts.model, n_resamples=opts.n_resamples,
-                    generator_loaded=models.weights_loaded)
+                    run_id=run_id, model=run.opts.model, n_resamples=opts.n_resamples, generator_loaded=loaded)
     finally:
-        models.close()
+        executor.close()
     return folder

@@ -66,32 +66,45 @@ def _score(suite: Suite, examples: list[Example], records: list[Any]) -> tuple[d
     return metrics, rows
 
 
-def run_grid(plan: RunPlan, cells: list[Cell], models: ModelSet, folder: Path, console: Console) -> list[CellResult]:
-    """Every cell in turn (see the module docstring); the weights stay loaded until the grid is done."""
+def cell_label(cell: Cell) -> str:
+    return f"{cell.strategy.name} " + ("(no train)" if cell.size is None else f"n={cell.size} seed={cell.seed}")
+
+
+def run_cell(plan: RunPlan, cell: Cell, models: ModelSet, cell_dir: Path, console: Console) -> CellResult:
+    """One cell: its strategy's cached turn on the cell's train subset, then its scores. The one code
+    path of every executor (local: this process; ray: a task, harness.runner.curve_ray)."""
     import torch
 
+    s = cell.strategy
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cell.seed)
+    start = time.perf_counter()
+    turn = strategy_turn(plan, s, models.of(s.name), models.record(s.name), cell.suite, plan.examples,
+                         PredictionWriter(cell_dir, OUTPUTS_FILE), console, seed=cell.seed, run_dir=cell_dir,
+                         answer=plan.answers[s.name])
+    wall = time.perf_counter() - start
+    start = time.perf_counter()
+    records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir), turn.answer)
+    metrics, rows = _score(cell.suite, plan.examples, records)
+    training = turn.section.get("training") or {}
+    return CellResult(cell, metrics, rows, train_s=max(wall - turn.decode_s, 0.0), decode_s=turn.decode_s,
+                      score_s=time.perf_counter() - start, decoded=turn.decoded,
+                      trained=bool(training) and not training.get("cached", False), folder=cell_folder(cell))
+
+
+def cell_folder(cell: Cell) -> str:
+    """The cell's folder, relative to the curve folder."""
+    return f"cells/{cell.folder_name}"
+
+
+def run_grid(plan: RunPlan, cells: list[Cell], models: ModelSet, folder: Path, console: Console) -> list[CellResult]:
+    """Every cell in turn, in this process (the local executor); the weights stay loaded until the grid is done."""
     done: list[CellResult] = []
     with make_progress(console, eta=True) as progress:
         task = progress.add_task("curve", total=len(cells), info="")
         for cell in cells:
-            s, cell_dir = cell.strategy, folder / "cells" / cell.folder_name
-            cell_dir.mkdir(parents=True, exist_ok=True)
-            label = f"{s.name} " + ("(no train)" if cell.size is None else f"n={cell.size} seed={cell.seed}")
-            progress.update(task, info=escape(label))
-            torch.manual_seed(cell.seed)
-            start = time.perf_counter()
-            turn = strategy_turn(plan, s, models.of(s.name), models.record(s.name), cell.suite, plan.examples,
-                                 PredictionWriter(cell_dir, OUTPUTS_FILE), console, seed=cell.seed, run_dir=cell_dir,
-                                 answer=plan.answers[s.name])
-            wall = time.perf_counter() - start
-            start = time.perf_counter()
-            records = score_pass(cell.suite, plan.examples, turn.outputs, PredictionWriter(cell_dir), turn.answer)
-            metrics, rows = _score(cell.suite, plan.examples, records)
-            training = turn.section.get("training") or {}
-            done.append(CellResult(cell, metrics, rows, train_s=max(wall - turn.decode_s, 0.0), decode_s=turn.decode_s,
-                                   score_s=time.perf_counter() - start, decoded=turn.decoded,
-                                   trained=bool(training) and not training.get("cached", False),
-                                   folder=str(cell_dir.relative_to(folder))))
+            progress.update(task, info=escape(cell_label(cell)))
+            done.append(run_cell(plan, cell, models, folder / cell_folder(cell), console))
             progress.advance(task)
         progress.update(task, info="done")
     return done

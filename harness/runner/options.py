@@ -66,11 +66,13 @@ def default_batch_size(device: str) -> int:
 
 def check_options(opts: RunOptions, suite: Suite, examples: Sequence[Example]) -> None:
     """Every run option checked before any model loads or any folder is made."""
+    from harness.engine.training.launched import channel as launched_channel
+
     world = os.environ.get("WORLD_SIZE", "1")
-    if world.isdigit() and int(world) > 1:  # `accelerate launch -m harness run`: every process would decode
+    if world.isdigit() and int(world) > 1 and launched_channel() is None:  # not `run`: every process would work
         raise HarnessError(f"this is one of {world} processes started by a distributed launcher (WORLD_SIZE): "
-                           "a run decodes and writes its folder once; start it as one process and train in "
-                           "parallel with sft:processes=N (README, 'Scaling out')")
+                           "only `sft-harness run` runs under one (rank 0 decodes, every rank trains); start "
+                           "this as one process, with sft:processes=N or curve --executor ray (README, 'Scaling out')")
     if opts.limit is not None and opts.limit <= 0:
         raise HarnessError(f"{opts.flag('limit')} must be a positive number of test examples")
     if opts.control_limit < 1:

@@ -59,6 +59,7 @@ from harness.engine.training.data import (
     sequences_sha256,
 )
 from harness.engine.training.launch import launch_training
+from harness.engine.training.launched import channel, launched_config, train_launched
 from harness.engine.training.loop import (
     batch_loss_sum,
     cpu_threads,
@@ -146,6 +147,8 @@ def train_adapter(
         )
     validation, _ = encode_all(tokenizer, validation_pairs, end_ids, config.max_len)
     config = replace(config, precision=resolve_precision(config.precision, device))  # the key names what ran
+    if channel() is not None:  # `torchrun ... -m harness run`: the launcher's processes train
+        config = launched_config(config)
     key = adapter_key(model_id, device.split(":")[0], train, validation, config)
     root = cache_dir or cache_root()
     final = root / "adapters" / key
@@ -153,7 +156,8 @@ def train_adapter(
         report = TrainReport.from_json(json.loads((final / REPORT_FILE).read_text()))
         return TrainedAdapter(final, report, key, cached=True)
     with atomic_dir(final) as tmp:
-        run = train_lora if config.processes == 1 else launch_training  # launch: N worker processes
+        # launch: N worker processes of our own; train_launched: the ranks of the user's launcher
+        run = train_lora if config.processes == 1 else train_launched if channel() else launch_training
         report = run(
             model_path,
             tokenizer,

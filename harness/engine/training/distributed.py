@@ -71,6 +71,9 @@ class Single:
     def barrier(self) -> None:
         pass
 
+    def release(self) -> None:
+        """Drop what the last training prepared (a launched run trains several adapters in one process)."""
+
 
 class Accelerated(Single):
     """Several processes joined by an `accelerate.Accelerator` (it reads the launcher's environment)."""
@@ -112,6 +115,9 @@ class Accelerated(Single):
 
     def barrier(self) -> None:
         self.acc.wait_for_everyone()
+
+    def release(self) -> None:
+        self.acc.free_memory()
 
 
 _current: Single | None = None

@@ -28,6 +28,7 @@ from typing import Any
 from harness.core.errors import HarnessError
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport
 from harness.engine.training.data import Encoded
+from harness.engine.training.distributed import env_world_size
 
 JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.json"
@@ -38,6 +39,10 @@ def check_processes(processes: Any, device: str) -> int:
     """The number of processes, or a one-line error where it cannot run on `device`."""
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise HarnessError(f"sft:processes must be a whole number of at least 1, not {processes!r}")
+    world = env_world_size()  # a run under torchrun / accelerate launch (training/launched.py)
+    if world > 1 and processes not in (1, world):
+        raise HarnessError(f"sft:processes={processes} in a run launched with {world} processes: the launcher's "
+                           f"processes train the adapter; leave processes out (or set it to {world})")
     if processes > 1 and device.startswith("cuda"):
         import torch
 
@@ -55,13 +60,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_job(folder: Path, **job: Any) -> None:
+def job_json(**job: Any) -> dict[str, Any]:
+    """A training job as plain JSON data: what a worker (worker.run_job) needs to train its shard."""
+
     def seqs(xs: Sequence[Encoded]) -> list[list[Any]]:
         return [[s.n_prompt, list(s.input_ids)] for s in xs]
 
     job["train"], job["validation"] = seqs(job["train"]), seqs(job["validation"])
     job["config"] = job["config"].to_json()
-    (folder / JOB_FILE).write_text(json.dumps(job))
+    return job
+
+
+def write_job(folder: Path, **job: Any) -> None:
+    (folder / JOB_FILE).write_text(json.dumps(job_json(**job)))
 
 
 def worker_env(rank: int, processes: int, port: int, device: str) -> dict[str, str]:

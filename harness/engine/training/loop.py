@@ -356,11 +356,13 @@ def train_lora(
         report = fit_lora(model, train, config, pad_id=pad_id, validation=validation, device=device,
                           progress=progress, description=description, checkpoints=checkpoints, dist=dist)
     except torch.cuda.OutOfMemoryError:
+        dist.release()
         raise HarnessError(
             f"out of GPU memory while training on {device} (batch_size={config.batch_size}, max_len={config.max_len}): "
             "try sft:gradient_checkpointing=true, sft:quantize=4bit, or a smaller sft:batch_size (with grad_accum "
             "to keep the step) or sft:max_len; checkpoints so far are kept"
         ) from None
+    dist.release()  # the accelerator's references to this model and optimizer
     report.skipped = skipped
     if not dist.is_main:
         return report

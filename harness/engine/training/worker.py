@@ -48,13 +48,19 @@ class FileProgress:
 
 
 def run(folder: Path) -> None:
+    job = json.loads((folder / JOB_FILE).read_text())
+    main = int(os.environ.get("RANK", "0")) == 0
+    run_job(job, FileProgress(folder / PROGRESS_FILE) if main else None)
+
+
+def run_job(job: dict[str, Any], progress: Any) -> None:
+    """Train this process's shard of a job (launch.job_json): the one code path of `sft:processes=N`
+    workers and of the other ranks of a launched run (harness.engine.training.launched)."""
     from harness.engine.training.loop import train_lora
 
-    job = json.loads((folder / JOB_FILE).read_text())
     config = TrainConfig(**{**job["config"], "target_modules": tuple(job["config"]["target_modules"])})
     train = [Encoded(tuple(ids), n) for n, ids in job["train"]]
     validation = [Encoded(tuple(ids), n) for n, ids in job["validation"]]
-    main = int(os.environ.get("RANK", "0")) == 0
     train_lora(
         job["model_path"],
         SimpleNamespace(pad_token_id=job["pad_id"]),  # all train_lora needs of the tokenizer
@@ -63,7 +69,7 @@ def run(folder: Path) -> None:
         config,
         validation=validation,
         device=job["device"],
-        progress=FileProgress(folder / PROGRESS_FILE) if main else None,
+        progress=progress,
         description=job["description"],
         skipped=job["skipped"],
         checkpoint_dir=Path(job["checkpoint_dir"]) if job["checkpoint_dir"] else None,
