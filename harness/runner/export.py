@@ -253,7 +253,7 @@ class Exporter:
                               f"{'averaged' if mode.norm == 'mean' else 'summed'}); the highest wins; a serving "
                               "stack without scoring can decode under the label set instead (answer=constrained)")
         model = (self.result.model or self.run.results.model)
-        chat_format = ("the model's chat template (in its tokenizer_config.json), with the generation prompt"
+        chat_format = ("the model's chat template (chat_template.jinja or tokenizer_config.json in its folder), with the generation prompt"
                        if local is None or has_chat_template(local.tokenizer) else
                        "plain text, no chat template: the system text, each shot as 'Input: ...\\nAnswer: ...', "
                        "then 'Input: <input>\\nAnswer:' (harness.engine.prompting.render_plain)")
