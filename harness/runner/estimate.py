@@ -2,16 +2,18 @@
 
 FLOPs from the token counts of the planned work, divided by what this machine's matmul does (a
 probe of a fraction of a second, harness.engine.probe) times the share of it each kind of work
-reaches (measured by bench/sft.py `peak:` and bench/generate.py `roofline:` on 2-core CPUs):
+reaches (measured on the cold demo; bench/sft.py `peak:` and bench/generate.py `roofline:` say
+the same for training and decoding alone):
 
 - training: 4 FLOPs per base weight and token (forward, and the input gradient LoRA layers below
-  need; the LoRA weights themselves are a rounding error), over every epoch and training seed;
-- decoding: 2 FLOPs per weight for every prompt token (prefill) and, per example, for every step
-  up to the generation cap (a batch runs until its longest answer ends, and most batches hold one
-  that runs to the cap). `answer=choice` scores its labels instead: prompt tokens only.
+  need; the LoRA weights themselves are a rounding error), 2 per validation token, over every epoch
+  and training seed;
+- decoding: 2 FLOPs per weight for every prompt token (prefill) and every answer token, taken as
+  long as the example's reference up to the generation cap (a finished row leaves the batch).
+  `answer=choice` scores its labels instead: prompt tokens only.
 
 Prompts are counted with the model's tokenizer: the zero-shot prompt of each example, plus the
-mean train example per shot, plus the passage budget for retrieval. What is in the cache is not
+mean train example per shot, plus k chunks (at most the passage budget) for retrieval. What is in the cache is not
 known before the strategies prepare, so the figure is for a cold run; a cached rerun is faster.
 CPU only: on a GPU decoding is bound by memory, not FLOPs, and this model would mislead.
 """
@@ -24,12 +26,12 @@ from typing import Any
 
 from harness.engine.prompting import build_messages, target_text
 
-# Shares of the matmul probe reached on a 2-core Zen 3 (fp32): bench/sft.py `peak:`, bench/generate.py
-# `roofline:` (README, "Benchmarks"). Prefill runs near the training share, decode steps at the other.
-TRAIN_SHARE = 0.55
-PREFILL_SHARE = 0.45
-DECODE_SHARE = 0.35
-
+# Shares of the matmul probe reached on 2 cores (fp32), measured by the cold demo (support-faq, its
+# four strategies; README "Benchmarks"): training 0.78-1.0 by this count (the output head runs on
+# answer positions only, so 4 per weight overcounts), prefill and decode steps together 0.35-0.45.
+TRAIN_SHARE = 0.85
+DECODE_SHARE = 0.40
+PASSAGE_TITLE_TOKENS = 8  # "[i] title" before each passage
 
 @dataclass(frozen=True)
 class Estimate:
@@ -87,27 +89,42 @@ class _Counter:
         return self.seen[text]
 
 
+MESSAGE_TOKENS = 5  # what a chat template adds around each message (role markers, newlines)
+
+
 def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, float, float]:
     """(training, prefill, decoding) FLOPs of one strategy on a model of `n` weights."""
     p = s.params
+    suite = plan.suite
     shots = int(p.get("k", 0) if s.kind == "prompt" else p.get("shots", 0) if s.kind == "rag" else 0)
-    passages = int(p["budget"]) if s.kind in ("rag", "sft+rag") else 0
-    train = plan.suite.train
+    passages = 0
+    if s.kind in ("rag", "sft+rag"):  # k chunks, as long as the budget lets them be
+        passages = min(int(p["budget"]), int(p["k"]) * (int(p["chunk_tokens"]) + PASSAGE_TITLE_TOKENS))
 
-    def prompt_tokens(text: str) -> int:  # the chat's messages, a few tokens of template each
-        return sum(count(m["content"]) + 4 for m in build_messages(plan.suite, text)) + passages
+    def prompt_tokens(text: str) -> int:  # the chat's messages and the generation prompt
+        return sum(count(m["content"]) + MESSAGE_TOKENS for m in build_messages(suite, text)) + 3 + passages
 
-    per_shot = sum(count(ex.input) + count(target_text(ex)) for ex in train) / len(train) if train and shots else 0.0
+    def answer_tokens(ex: Any) -> int:
+        return count(target_text(ex)) + 1  # and its end token
+
+    train = suite.train
+    per_shot = (sum(count(ex.input) + answer_tokens(ex) for ex in train) / len(train) + 2 * MESSAGE_TOKENS
+                if train and shots else 0.0)
     prompts = sum(prompt_tokens(ex.input) for ex in plan.examples) + len(plan.examples) * shots * per_shot
     decode = 0.0
     if plan.answers[s.name].mode != "choice":
-        decode = 2.0 * n * len(plan.examples) * plan.suite.generation.max_new_tokens
+        # A finished row leaves the batch (harness.engine.greedy): the steps follow the answers'
+        # lengths, about the references' (prompted models run longer, fine-tuned ones shorter).
+        cap = suite.generation.max_new_tokens
+        decode = 2.0 * n * sum(min(cap, answer_tokens(ex)) for ex in plan.examples)
     training = 0.0
     if s.kind in ("sft", "sft+rag"):
         seeds = p.get("seeds", 1)
         n_seeds = len(seeds) if isinstance(seeds, tuple) else int(seeds)
-        tokens = sum(prompt_tokens(ex.input) + count(target_text(ex)) for ex in (*train, *plan.suite.validation))
-        training = 4.0 * n * tokens * int(p["epochs"]) * n_seeds
+        train_tokens = sum(prompt_tokens(ex.input) + answer_tokens(ex) for ex in train)
+        val_tokens = sum(prompt_tokens(ex.input) + answer_tokens(ex) for ex in suite.validation)
+        # forward and backward on the train split, a forward on the validation split, every epoch
+        training = (4.0 * train_tokens + 2.0 * val_tokens) * n * int(p["epochs"]) * n_seeds
     return training, 2.0 * n * prompts, decode
 
 
@@ -134,7 +151,7 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
     if not sum(totals):
         return None
     rate = matmul_gflops("cpu", dtype) * 1e9
-    return Estimate(totals[0] / (rate * TRAIN_SHARE), totals[1] / (rate * PREFILL_SHARE) + totals[2] / (rate * DECODE_SHARE))
+    return Estimate(totals[0] / (rate * TRAIN_SHARE), (totals[1] + totals[2]) / (rate * DECODE_SHARE))
 
 
 def say_estimate(plan: Any, models: Any, console: Any) -> None:
