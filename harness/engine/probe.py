@@ -28,12 +28,15 @@ def matmul_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048, se
 
     torch.matmul(a, b)  # warm-up: first-call allocation and kernel choice
     sync()
-    reps, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds or reps < 2:
+    times: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t0 = time.perf_counter()
         torch.matmul(a, b)
         sync()
-        reps += 1
-    return 2 * n**3 * reps / elapsed / 1e9
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return 2 * n**3 / times[len(times) // 2] / 1e9  # the median matmul: one slow or lucky one does not move it
 
 
 def linear_params(model: Any) -> int:

@@ -26,10 +26,12 @@ from typing import Any
 
 from harness.engine.prompting import build_messages, target_text
 
-# Shares of the matmul probe reached on 2 cores (fp32), measured by the cold demo (support-faq, its
-# four strategies; README "Benchmarks"): training 0.78-1.0 by this count (the output head runs on
-# answer positions only, so 4 per weight overcounts), prefill and decode steps together 0.35-0.45.
-TRAIN_SHARE = 0.85
+# Shares of the matmul probe reached on 2 cores, measured by the cold demo (support-faq, its four
+# strategies; README "Benchmarks"): prefill and decode steps together 0.35-0.45 of the fp32 probe.
+# Training runs in bf16 where the CPU multiplies it natively (precision=auto), against that probe:
+# 0.28-0.36 of it on the demo here (Zen 4, avx512_bf16); in fp32 0.6 of the fp32 probe (the 2-core
+# Zen 3 of issue 23: 96 tokens/s at 85 GFLOP/s).
+TRAIN_SHARE = {"bf16": 0.33, "fp32": 0.60}
 DECODE_SHARE = 0.40
 PASSAGE_TITLE_TOKENS = 8  # "[i] title" before each passage
 
@@ -131,10 +133,11 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
 def estimate_run(plan: Any, models: Any) -> Estimate | None:
     """The cold run's time on this CPU, or None where the model does not apply (a GPU, an API)."""
     from harness.engine.probe import matmul_gflops
+    from harness.engine.training import resolve_precision
 
     if plan.device != "cpu":
         return None
-    totals = [0.0, 0.0, 0.0]
+    train_s = decode_flops = 0.0
     dtype = "float32"
     counters: dict[str, _Counter] = {}
     for s in plan.strategies:
@@ -146,12 +149,15 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
             return None
         dtype = weights.dtype
         count = counters.setdefault(weights.path, _Counter(weights.tokenizer))
-        for i, flops in enumerate(_strategy_flops(s, plan, n, count)):
-            totals[i] += flops
-    if not sum(totals):
+        training, prefill, decode = _strategy_flops(s, plan, n, count)
+        decode_flops += prefill + decode
+        if training:
+            precision = resolve_precision(str(s.params.get("precision", "auto")), "cpu")
+            probe = matmul_gflops("cpu", "bfloat16" if precision == "bf16" else "float32") * 1e9
+            train_s += training / (probe * TRAIN_SHARE[precision])
+    if not train_s + decode_flops:
         return None
-    rate = matmul_gflops("cpu", dtype) * 1e9
-    return Estimate(totals[0] / (rate * TRAIN_SHARE), (totals[1] + totals[2]) / (rate * DECODE_SHARE))
+    return Estimate(train_s, decode_flops / (matmul_gflops("cpu", dtype) * 1e9 * DECODE_SHARE))
 
 
 def say_estimate(plan: Any, models: Any, console: Any) -> None:
