@@ -49,26 +49,43 @@ def test_constrained_decoding_through_a_server_leaves_no_unparsable_answer(
         smol: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
     path = config(tmp_path, smol, "snips-slots", ALIAS, "", "prompt:model=served,prompt:model=served:answer=constrained")
-    assert main(["run", "--config", str(path), "--limit", "12"]) == 0
+    assert main(["run", "--config", str(path), "--limit", "6"]) == 0
     by: dict[str, list[dict]] = {}
     for r in predictions(tmp_path):
         by.setdefault(r["strategy"], []).append(r)
     constrained = by["prompt:model=served:answer=constrained"]
-    assert len(constrained) == 12 and all(isinstance(r["answer"], dict) and r["error"] is None for r in constrained)
+    assert len(constrained) == 6 and all(isinstance(r["answer"], dict) and r["error"] is None for r in constrained)
     assert all(isinstance(json.loads(r["output"]), dict) for r in constrained)  # JSON, every one
     free = by["prompt:model=served"]
     assert sum(r["answer"] is None for r in free) >= sum(r["answer"] is None for r in constrained) == 0
 
 
+def _short_suite(tmp_path: Path) -> Path:
+    """Two labels and short inputs: llama-cpp-python sorts the whole vocabulary (262k for Gemma)
+    for every echoed token, some 0.3 s a token here, so prompt length is what this test costs."""
+    suite = tmp_path / "short"
+    suite.mkdir()
+    (suite / "suite.toml").write_text('name = "short"\ntask = "classification"\ninstruction = "Sentiment?"\n'
+                                      'labels = ["negative", "positive"]\nmetrics = ["accuracy"]\n'
+                                      '[splits]\ntrain = "train.jsonl"\ntest = "test.jsonl"\n')
+    rows = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
+    (suite / "train.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": y}) + "\n"
+                                               for i, (t, y) in enumerate(rows)))
+    (suite / "test.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "input": t, "target": y}) + "\n"
+                                              for i, (t, y) in enumerate([("great", "positive"), ("awful", "negative")])))
+    return suite
+
+
 def test_choice_through_a_server_that_echoes_the_models_log_probabilities(
         gemma: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
-    path = config(tmp_path, gemma, "poem-sentiment", "gemma-3-270m", "prompt_logprobs = true\n",
+    suite_dir = _short_suite(tmp_path)
+    path = config(tmp_path, gemma, str(suite_dir), "gemma-3-270m", "prompt_logprobs = true\n",
                   "prompt:model=served:answer=choice")
-    assert main(["run", "--config", str(path), "--limit", "5"]) == 0
-    labels = ["negative", "no impact", "positive"]
+    assert main(["run", "--config", str(path)]) == 0
+    labels = ["negative", "positive"]
     records = predictions(tmp_path)
-    assert len(records) == 5 and all(r["answer"] in labels and len(r["choice_scores"]) == 3 for r in records)
+    assert len(records) == 2 and all(r["answer"] in labels and len(r["choice_scores"]) == 2 for r in records)
     # the served model's scores are the local model's (the same Q4 weights, dequantised): the same winners
     from harness.core.suites import load_suite
     from harness.core.types import ScoreRequest
@@ -76,9 +93,9 @@ def test_choice_through_a_server_that_echoes_the_models_log_probabilities(
     from harness.engine.models import load_generator
     from harness.engine.prompting import build_messages
 
-    suite = load_suite("poem-sentiment")
+    suite = load_suite(str(suite_dir))
     local = TransformersBackend(load_generator("gemma-3-270m", device="cpu"))
-    scored = local.score([ScoreRequest(build_messages(suite, e.input), suite.labels) for e in suite.test[:5]])
+    scored = local.score([ScoreRequest(build_messages(suite, e.input), suite.labels) for e in suite.test])
     for r, s in zip(records, scored, strict=True):
         assert max(abs(a - b) for a, b in zip(r["choice_scores"], s.logprobs, strict=True)) < 1.0
 
