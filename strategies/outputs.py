@@ -12,18 +12,16 @@ the answers are given.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.core import jsonl
 from harness.core.cache import sha256_file
 from harness.core.errors import HarnessError
 from harness.core.runrecord import Output
+from harness.core.tables import file_rows
 from harness.core.types import AnswerMode, Example, Prompt, Suite
 from harness.engine.context import Prepared, StrategyContext
 
@@ -87,21 +85,7 @@ def read_outputs(path: Path) -> list[GivenOutput]:
         raise HarnessError(f"outputs: {path}: no such file") from None
     except OSError as e:
         raise HarnessError(f"outputs: {path}: cannot read it ({e.strerror})") from None
-    rows: list[tuple[int, Any]] = []
-    if path.suffix.lower() in (".csv", ".tsv"):
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise HarnessError(f"{path}: not UTF-8 text") from None
-        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        if reader.fieldnames is None or "output" not in reader.fieldnames:
-            raise HarnessError(f"{path}:1: the header needs 'id' and 'output' columns")
-        rows = [(reader.line_num, {k: v for k, v in r.items() if k is not None}) for r in reader]
-    else:
-        for line in jsonl.parse_lines(data):
-            if line.error is not None:
-                raise HarnessError(f"{path}:{line.number}: {line.error}")
-            rows.append((line.number, line.value))
+    rows = file_rows(path, data, column="output", missing_column="the header needs 'id' and 'output' columns")
     out: list[GivenOutput] = []
     seen: dict[str, int] = {}
     for number, d in rows:

@@ -13,15 +13,13 @@ naming the file and line (exit 2).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.core import jsonl
 from harness.core.errors import HarnessError
 from harness.core.judges import GRADES
+from harness.core.tables import file_rows
 
 HUMAN_FILE = "human.jsonl"
 KEYS = ("example_id", "strategy", "output", "strategies", "grade", "judge")
@@ -123,23 +121,13 @@ def read_human(path: Path) -> HumanGrades:
 
 
 def _rows(path: Path, data: bytes) -> list[tuple[int, Any]]:
-    if path.suffix.lower() == ".csv":
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise HarnessError(f"{path}: not UTF-8 text") from None
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if reader.fieldnames is None or "example_id" not in reader.fieldnames:
-            raise HarnessError(f"{path}:1: a CSV of grades needs a header row with example_id and grade")
-        rows = []
-        for row in reader:
-            clean = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-            if clean:
-                rows.append((reader.line_num, {**clean, "grade": row.get("grade") or ""}))
+    rows = file_rows(path, data, column="example_id",
+                     missing_column="a CSV of grades needs a header row with example_id and grade")
+    if path.suffix.lower() not in (".csv", ".tsv"):
         return rows
-    out = []
-    for line in jsonl.parse_lines(data):
-        if line.error is not None:
-            raise HarnessError(f"{path}:{line.number}: {line.error}")
-        out.append((line.number, line.value))
+    out = []  # a form's row: empty cells are absent, an empty row is no row, the grade always there
+    for number, row in rows:
+        clean = {k: v for k, v in row.items() if v not in (None, "")}
+        if clean:
+            out.append((number, {**clean, "grade": row.get("grade") or ""}))
     return out
