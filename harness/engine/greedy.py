@@ -48,7 +48,8 @@ def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens
             if step == max_new_tokens - 1 or len(finished) == len(alive):
                 break
             if finished:  # drop the finished rows: the cache, the mask, the positions
-                keep = torch.tensor([i for i in range(len(alive)) if i not in set(finished)], device=tokens.device)
+                done = set(finished)
+                keep = torch.tensor([i for i in range(len(alive)) if i not in done], device=tokens.device)
                 cache.batch_select_indices(keep)
                 attention, tokens, next_pos = attention[keep], tokens[keep], next_pos[keep]
                 alive = alive[keep.cpu()]

@@ -37,6 +37,7 @@ from harness.core.runrecord import PredictionRecord, RunRecord, load_run
 from harness.core.suites import load_suite
 from harness.core.text import did_you_mean
 from harness.core.types import AnswerMode, Chat, Example, Suite
+from harness.engine.aliases import DEFAULT_EMBEDDER
 from harness.engine.backends.base import Backend
 from harness.engine.context import StrategyContext
 from harness.engine.prompt_template import TEMPLATE_FORMAT, chat_template, render_messages
@@ -180,7 +181,7 @@ class Exporter:
         self.done = Exported(tmp)
         model = run.results.model
         self.ctx = StrategyContext(seed=run.results.seed, cache_dir=cache_root(), run_dir=tmp, backend=self.backend,
-                                   embedder_name=model.embedder or _default_embedder(), console=console)
+                                   embedder_name=model.embedder or DEFAULT_EMBEDDER, console=console)
         self.shots: Any = None
         self.retriever: Any = None
 
@@ -352,12 +353,6 @@ class Exporter:
 
     def _json(self, rel: str, obj: Any) -> None:
         self._write(rel, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def _default_embedder() -> str:
-    from harness.engine.aliases import DEFAULT_EMBEDDER
-
-    return DEFAULT_EMBEDDER
 
 
 def export(run_dir: Path, strategy: str, out: Path, *, merge: bool = False, openai_jsonl: bool = False,

@@ -73,27 +73,12 @@ class TransformersBackend(Engine):
             input_ids[row, width - len(e.ids) :] = torch.tensor(e.ids)
             attention[row, width - len(e.ids) :] = 1
         device = next(self.model.parameters()).device
-        kwargs: dict[str, Any] = {}
-        if config.stop:
-            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
-        if config.constraint is not None:  # answer=constrained: a grammar masks every step's logits
-            from harness.engine.constrain import logits_processor
-
-            kwargs["logits_processor"] = logits_processor(config.constraint, self.tokenizer, self._stop_ids, len(batch),
-                                                          max_new_tokens=config.max_new_tokens)
         start = time.perf_counter()
         if device.type == "cpu" and config.constraint is None:  # rows leave the batch as they finish
             rows = greedy_compact(self.model, input_ids, attention, max_new_tokens=config.max_new_tokens,
                                   stop_ids=self._stop_ids, stops=config.stop, tokenizer=self.tokenizer)
         else:  # a grammar keeps its state per row of the batch it started with; a GPU step costs the same at any batch
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                    max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1,
-                    temperature=None, top_p=None, top_k=None, pad_token_id=pad_id, eos_token_id=self._stop_ids,
-                    **kwargs,
-                )
-            rows = out[:, width:].tolist()
+            rows = self._generate(input_ids.to(device), attention.to(device), config)
         elapsed = time.perf_counter() - start
         results = []
         for e, toks in zip(batch, rows, strict=True):
@@ -106,6 +91,26 @@ class TransformersBackend(Engine):
             # Each example is charged its share of the batch's wall time (see README: cost figures).
             results.append(Generation(text, elapsed / len(batch), len(e.ids), n))
         return results
+
+    def _generate(self, input_ids: Any, attention: Any, config: GenerationConfig) -> list[list[int]]:
+        """`model.generate`, greedy, with the suite's stop strings and the constraint's grammar."""
+        import torch
+
+        kwargs: dict[str, Any] = {}
+        if config.stop:
+            kwargs.update(stop_strings=list(config.stop), tokenizer=self.tokenizer)
+        if config.constraint is not None:  # answer=constrained: a grammar masks every step's logits
+            from harness.engine.constrain import logits_processor
+
+            kwargs["logits_processor"] = logits_processor(config.constraint, self.tokenizer, self._stop_ids,
+                                                          len(input_ids), max_new_tokens=config.max_new_tokens)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=config.max_new_tokens, do_sample=False,
+                num_beams=1, temperature=None, top_p=None, top_k=None, pad_token_id=self.pad_id,
+                eos_token_id=self._stop_ids, **kwargs,
+            )
+        return out[:, input_ids.shape[1]:].tolist()
 
     # -- continuation scores ---------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest], *, on_batch: OnScored | None = None) -> list[ContinuationScores]:
