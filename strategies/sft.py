@@ -49,6 +49,9 @@ TRAIN_OPTIONS: dict[str, Any] = {
     # Data-parallel training processes (gloo on the CPU, one CUDA GPU each): batch_size is per
     # process, the global batch batch_size x grad_accum x processes (harness.engine.training.launch).
     "processes": TrainConfig.processes,
+    # fsdp: the processes shard the weights (FSDP2) instead of each holding them all (DDP); the same
+    # adapter. An accelerate FSDP config sets it for a launched run (harness.engine.training.fsdp).
+    "shard": TrainConfig.shard,
 }
 # `seeds=3`: one adapter per training seed (the run's seed, +1, +2), scored as the mean over seeds
 # (harness.scoring.seeds); `seeds=1+5+9` (TOML: [1, 5, 9]) names the seeds. 1 is a plain run.
@@ -95,10 +98,12 @@ def safe_name(name: str) -> str:
 class SftStrategy(Strategy):
     kind = "sft"
     options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **SEED_OPTION}
-    choices: ClassVar[dict[str, tuple[str, ...]]] = {"precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit")}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {
+        "precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit"), "shard": ("none", "fsdp")}
     # seeds: each seed's adapter is keyed by its own TrainConfig.seed; the count itself changes nothing cached.
     # processes: what it changes (the global batch) is in the adapter key, which the artifacts name.
-    neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every", "seeds", "processes"})
+    # shard: where the weights live while training changes no step.
+    neutral_options: ClassVar[frozenset[str]] = frozenset({"checkpoint_every", "seeds", "processes", "shard"})
     needs_local_weights: ClassVar[bool] = True
 
     def __init__(self, name: str | None = None, **params: Any):
@@ -142,6 +147,9 @@ class SftStrategy(Strategy):
             check_processes(self.params["processes"], device)
         except HarnessError as e:
             raise HarnessError(f"strategy '{self.name}': {e}") from None
+        if self.params["shard"] == "fsdp" and self.params["quantize"] == "4bit":
+            raise HarnessError(f"strategy '{self.name}': shard=fsdp and quantize=4bit together are not supported "
+                               "(bitsandbytes' 4-bit weights are not sharded here): pick one")
         if self.params["quantize"] == "4bit" and not device.startswith("cuda"):
             raise HarnessError(f"strategy '{self.name}': quantize=4bit (QLoRA) needs a CUDA GPU, and this run is on "
                                f"{device}: drop it here, or use gradient_checkpointing=true to save memory")
@@ -178,6 +186,7 @@ class SftStrategy(Strategy):
             gradient_checkpointing=bool(p["gradient_checkpointing"]),
             quantize=str(p["quantize"]),
             processes=int(p["processes"]),
+            shard=str(p["shard"]),
         )
 
     # -- what the adapter is trained on and decoded with: overridden by sft+rag ---------------
@@ -239,6 +248,7 @@ class SftStrategy(Strategy):
                 "cached": self.trained.cached,
                 "resumed_from_step": r.resumed_from_step,  # > 0: a killed training picked up from its checkpoint
                 "processes": r.processes,  # data-parallel training processes
+                "shard": r.shard,  # fsdp: the weights were sharded over them
                 # examples per optimizer step, over all processes (0 in reports cached before it was recorded)
                 "global_batch": r.global_batch or int(self.params["batch_size"]) * int(self.params["grad_accum"]),
             }

@@ -127,3 +127,67 @@ def test_one_process_key_is_unchanged_by_the_processes_field() -> None:
     k = training.adapter_key
     assert k("m", "cpu", seq, [], CONFIG) == k("m", "cpu", seq, [], replace(CONFIG, batch_size=2, processes=2))
     assert k("m", "cpu", seq, [], CONFIG) != k("m", "cpu", seq, [], replace(CONFIG, processes=2))
+
+
+def _weights(folder: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def _checkpoint_tensors(folder: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    (step,) = folder.glob("step-*")
+    return load_file(str(step / training.CHECKPOINT_LORA))
+
+
+def _assert_same_adapter(got: dict[str, Any], want: dict[str, Any], lr: float) -> None:
+    """Equal up to summation order. AdamW moves an element whose gradient is float noise (~1e-10) by up to
+    lr * |g| / eps per step, whatever the noise's sign: such elements (seen: 1 of 512, 3e-4 apart) may
+    differ by a fraction of lr; every other element agrees to 1e-5. A lost or doubled shard moves them all."""
+    assert got.keys() == want.keys() and want
+    diffs = torch.cat([(got[k] - want[k]).abs().flatten() for k in want])
+    assert float(diffs.max()) < lr / 10
+    assert float((diffs > 1e-5).float().mean()) < 0.01
+
+
+def test_fsdp_shards_train_the_adapter_of_one_process_and_checkpoints_cross_over(tiny_model_dir: Path,
+                                                                                tmp_path: Path) -> None:
+    """sft:shard=fsdp with 2 processes (FSDP2 on gloo): the adapter of one process with the same global
+    batch; a checkpoint one process wrote resumes under FSDP and one FSDP wrote resumes in one process."""
+    from harness.engine.training.launch import launch_training
+    from harness.engine.training.loop import train_lora
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    end = end_token_ids(tok)
+    train, _ = training.encode_all(tok, pairs(13), end, CONFIG.max_len)
+    val, _ = training.encode_all(tok, pairs(5), end, CONFIG.max_len)
+    one_cfg = replace(CONFIG, checkpoint_every=1)
+    fsdp_cfg = replace(one_cfg, batch_size=2, processes=2, shard="fsdp")
+
+    def run(kind: str, cfg: TrainConfig, ckpt: Path, out: Path) -> training.TrainReport:
+        trainer = train_lora if cfg.processes == 1 else launch_training
+        return trainer(str(tiny_model_dir), tok, train, out, cfg, validation=val, checkpoint_dir=ckpt)
+
+    one = run("one", one_cfg, tmp_path / "ckpt-one" / "k", tmp_path / "one")
+    fsdp = run("fsdp", fsdp_cfg, tmp_path / "ckpt-fsdp" / "k", tmp_path / "fsdp")
+    assert (fsdp.processes, fsdp.shard, fsdp.global_batch, one.shard) == (2, "fsdp", 8, "none")
+    assert fsdp.steps == one.steps == 4 and fsdp.resumed_from_step == 0
+    for (_, a), (_, b) in zip(one.loss_curve + one.val_loss, fsdp.loss_curve + fsdp.val_loss, strict=True):
+        assert b == pytest.approx(a, rel=RTOL)
+    assert fsdp.loss_curve[-1][1] < fsdp.loss_curve[0][1]  # it trained
+    w1, w2 = _weights(tmp_path / "one"), _weights(tmp_path / "fsdp")
+    assert w1.keys() == w2.keys() and w1
+    _assert_same_adapter(w2, w1, CONFIG.lr)
+    assert sorted(p.name for p in (tmp_path / "fsdp").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert _greedy(tiny_model_dir, tmp_path / "one", tok) == _greedy(tiny_model_dir, tmp_path / "fsdp", tok)
+    # The FSDP checkpoint (step 3 of 4) holds the whole tensors, in one process's format.
+    c1, c2 = _checkpoint_tensors(tmp_path / "ckpt-one" / "k"), _checkpoint_tensors(tmp_path / "ckpt-fsdp" / "k")
+    assert {k: v.shape for k, v in c1.items()} == {k: v.shape for k, v in c2.items()}
+    # Crossed over: each resumes the other's checkpoint at step 3 and ends on the same adapter.
+    fsdp_resumed = run("fsdp", fsdp_cfg, tmp_path / "ckpt-one" / "k", tmp_path / "fsdp-resumed")
+    one_resumed = run("one", one_cfg, tmp_path / "ckpt-fsdp" / "k", tmp_path / "one-resumed")
+    assert fsdp_resumed.resumed_from_step == one_resumed.resumed_from_step == 3
+    for folder in ("fsdp-resumed", "one-resumed"):
+        _assert_same_adapter(_weights(tmp_path / folder), w1, CONFIG.lr)

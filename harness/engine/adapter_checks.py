@@ -38,7 +38,12 @@ def no_match_error(target_modules: Sequence[str], model: Any, cause: Exception) 
 
 def check_b_nonzero_params(model: Any, what: str) -> None:
     """Refuse a model whose LoRA B matrices are all zero (in memory, right after training)."""
-    values = [p for n, p in model.named_parameters() if "lora_B" in n]
+    check_b_nonzero_tensors(dict(model.named_parameters()), what)
+
+
+def check_b_nonzero_tensors(tensors: dict[str, Any], what: str) -> None:
+    """check_b_nonzero_params on named tensors (an adapter gathered from its shards)."""
+    values = [p for n, p in tensors.items() if "lora_B" in n]
     if values and all(float(p.detach().abs().max()) == 0.0 for p in values):
         raise HarnessError(f"{what}: every LoRA B matrix is zero, so the adapter changes nothing "
                            "(no optimizer step moved it: check lr, epochs and that training examples remain)")

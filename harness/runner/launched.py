@@ -26,13 +26,19 @@ def launched() -> bool:
 
 
 def sharded_config() -> str | None:
-    """Why the launcher's accelerate config cannot run here (FSDP, DeepSpeed), or None. Checked before
-    any work: on the CPU accelerate would quietly fall back to DDP, on CUDA the saves would be shards."""
-    for var, what in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
-        if os.environ.get(var, "false").lower() == "true":
-            return (f"the accelerate config asks for {what}, which sft-harness does not support yet (the adapter "
-                    "would need gathered saves and checkpoints); launch with a DDP config (MULTI_GPU or MULTI_CPU), "
-                    "or use sft:quantize=4bit:gradient_checkpointing=true for a model too large for one GPU")
+    """Why the launcher's accelerate config cannot run here (DeepSpeed, hybrid FSDP), or None. Checked
+    before any work: on the CPU accelerate would quietly fall back to DDP, on CUDA the saves would be shards.
+    An FSDP config trains every adapter with FSDP2 (harness.engine.training.fsdp)."""
+    from harness.engine.training.fsdp import accelerate_asks_fsdp, reshard_after_forward
+
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        return ("the accelerate config asks for DeepSpeed, which sft-harness does not support yet: launch with an "
+                "FSDP config (distributed_type: FSDP) or a DDP one (MULTI_GPU, MULTI_CPU) to train sharded or not")
+    if accelerate_asks_fsdp():
+        try:
+            reshard_after_forward()
+        except HarnessError as e:
+            return str(e)
     return None
 
 

@@ -102,6 +102,7 @@ class Training:
     resumed_from_step: int = 0  # > 0: a killed training continued from its checkpoint at that step
     processes: int = 1  # data-parallel training processes
     global_batch: int | None = None  # examples per optimizer step over all processes
+    shard: str = "none"  # fsdp: the weights were sharded over the processes (FSDP2)
 
 
 @dataclass(frozen=True)

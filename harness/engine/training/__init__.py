@@ -117,7 +117,7 @@ def _key_config(config: TrainConfig) -> dict[str, Any]:
     """The config as far as it shapes the adapter. Not where the loop saves (checkpoint_every); and the
     processes only through the global micro-batch: 1 process x batch 4 and 2 x 2 run the same optimizer
     steps (distributed.py) and share one cache entry. With one process the key is what it always was."""
-    d = {k: v for k, v in config.to_json().items() if k not in ("checkpoint_every", "processes")}
+    d = {k: v for k, v in config.to_json().items() if k not in ("checkpoint_every", "processes", "shard")}
     d["batch_size"] = config.batch_size * config.processes
     return d
 

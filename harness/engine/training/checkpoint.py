@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,17 +57,18 @@ def _rng_state(device: str) -> dict[str, Any]:
 
 
 def save_checkpoint(
-    ckpt: Checkpoints, loop: _Loop, params: dict[str, Any], optimizer: Any, device: str
+    ckpt: Checkpoints, loop: _Loop, lora: dict[str, Any], optimizer_state: dict[str, Any], device: str
 ) -> Path:
-    """Write the loop's state atomically as step-NNNNNNNN, then delete the older ones."""
+    """Write the loop's state atomically as step-NNNNNNNN, then delete the older ones. `lora` and
+    `optimizer_state` are whole (distributed.Single.full_state): one format for any number of processes."""
     import torch
     from safetensors.torch import save as safetensors_bytes
 
     t0 = time.perf_counter()
     state = io.BytesIO()
-    torch.save({"optimizer": optimizer.state_dict(), "rng": _rng_state(device)}, state)
+    torch.save({"optimizer": optimizer_state, "rng": _rng_state(device)}, state)
     blobs = {
-        CHECKPOINT_LORA: safetensors_bytes({n: p.detach().cpu().contiguous() for n, p in params.items()}),
+        CHECKPOINT_LORA: safetensors_bytes(lora),
         CHECKPOINT_STATE: state.getvalue(),
     }
     manifest = {
@@ -119,12 +121,28 @@ def _read_checkpoint(folder: Path, key: str, params: dict[str, Any]) -> tuple[di
     return manifest, tensors, state
 
 
+def _optimizer_state_like(state: dict[str, Any], params: list[Any],
+                          localise: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    """A checkpoint's whole optimizer state with each per-parameter moment cut like its parameter."""
+    shapes = [tuple(p.shape) for p in params]
+
+    def cut(v: Any, i: int) -> Any:
+        return localise(v, params[i]) if getattr(v, "ndim", 0) and tuple(v.shape) == shapes[i] else v
+
+    return {"state": {i: {k: cut(v, int(i)) for k, v in slots.items()} for i, slots in state["state"].items()},
+            "param_groups": state["param_groups"]}
+
+
 def restore_checkpoint(
-    ckpt: Checkpoints, params: dict[str, Any], optimizer: Any, config: TrainConfig, n_train: int, device: str
+    ckpt: Checkpoints, params: dict[str, Any], optimizer: Any, config: TrainConfig, n_train: int, device: str,
+    localise: Callable[[Any, Any], Any] | None = None,
 ) -> _Loop | None:
     """Load the latest usable checkpoint into params, optimizer and the RNGs; None if there is
-    none. An unusable one is skipped with a warning (the caller starts over), never an error."""
+    none. An unusable one is skipped with a warning (the caller starts over), never an error.
+    `localise(whole tensor, parameter)` cuts a tensor as a sharded parameter holds it (FSDP)."""
     import torch
+
+    localise = localise or (lambda value, _param: value)
 
     micro, steps_per_epoch = steps_layout(n_train, config)
     for folder in sorted(ckpt.folder.glob("step-*"), reverse=True):
@@ -151,13 +169,14 @@ def restore_checkpoint(
             torch.set_rng_state(state["rng"]["cpu"])
             if state["rng"]["cuda"] is not None and device.startswith("cuda"):
                 torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-            optimizer.load_state_dict(state["optimizer"])  # checks, then replaces: all or nothing
+            optimizer_state = _optimizer_state_like(state["optimizer"], list(params.values()), localise)
+            optimizer.load_state_dict(optimizer_state)  # checks, then replaces: all or nothing
         except Exception as e:  # a bad checkpoint costs time, never the training
             log.warning("ignoring checkpoint %s: %s: %s", folder, type(e).__name__, e)
             continue
         with torch.no_grad():
             for name, p in params.items():
-                p.copy_(tensors[name])
+                p.copy_(localise(tensors[name], p))
         loop.report.seconds = float(manifest["seconds"])
         loop.report.resumed_from_step = loop.step
         log.info("resuming training from step %d (checkpoint %s)", loop.step, folder)

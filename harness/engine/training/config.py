@@ -59,6 +59,9 @@ class TrainConfig:
     # Data-parallel processes (distributed.py, launch.py): each takes batch_size examples of every
     # global micro-batch of batch_size x processes. In the adapter key only through that global batch.
     processes: int = 1
+    # none: every process holds the whole model (DDP); fsdp: FSDP2 shards the weights over the
+    # processes (fsdp.py), for a model that does not fit one device. Not in the adapter key: the same steps.
+    shard: str = "none"
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -84,6 +87,7 @@ class TrainReport:
     resumed_from_step: int = 0  # > 0: continued from a checkpoint of an interrupted training
     processes: int = 1  # data-parallel training processes
     global_batch: int = 0  # examples per optimizer step: batch_size x grad_accum x processes
+    shard: str = "none"  # fsdp: the weights were sharded over the processes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

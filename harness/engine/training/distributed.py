@@ -16,8 +16,8 @@ every process trains on its shard of each global micro-batch:
   still joins the gradient all-reduce;
 - only the main process writes checkpoints, the adapter and its report.
 
-Only DDP is built: an accelerate environment that asks for FSDP or DeepSpeed is refused with one line,
-since their sharded weights would need gathered checkpoints, saves and evaluation.
+`sft:shard=fsdp` (or an accelerate FSDP config) gets `Sharded` instead: the same plan and loss
+scaling, the weights sharded by FSDP2 (fsdp.py). A DeepSpeed config is refused with one line.
 """
 
 from __future__ import annotations
@@ -53,8 +53,26 @@ class Single:
     rank = 0
     is_main = True
 
+    sharded = False  # the weights are DTensors: saves gather them, every process runs each forward
+
     def device(self, requested: str) -> str:
         return requested
+
+    def shard_model(self, model: Any) -> Any:
+        """The model as this role trains it (before the optimizer is built on its parameters)."""
+        return model
+
+    def full_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The tensors whole, on the CPU, as one process holds them."""
+        return {n: p.detach().cpu().contiguous() for n, p in params.items()}
+
+    def full_state(self, params: dict[str, Any], optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(LoRA tensors, optimizer state) whole: what checkpoints keep."""
+        return self.full_params(params), optimizer.state_dict()
+
+    def localise(self, value: Any, param: Any) -> Any:
+        """A whole tensor from a checkpoint, as `param` holds it in this process."""
+        return value
 
     def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
         return model, optimizer
@@ -85,10 +103,10 @@ class Accelerated(Single):
         # whatever an accelerate config says, so one and N processes multiply alike.
         self.acc = Accelerator(cpu=not device.startswith("cuda"), mixed_precision="no")
         kind = str(self.acc.distributed_type).rsplit(".", 1)[-1]
-        if kind not in ("MULTI_CPU", "MULTI_GPU"):  # sharded weights would need gathered saves: not built
-            raise HarnessError(f"data-parallel training runs under DDP (MULTI_CPU or MULTI_GPU), not {kind}: "
-                               "FSDP and DeepSpeed configs are not supported; for a large model use "
-                               "sft:quantize=4bit and sft:gradient_checkpointing=true in each process")
+        if kind not in ("MULTI_CPU", "MULTI_GPU"):  # FSDP is Sharded's (fsdp.py); DeepSpeed is not built
+            raise HarnessError(f"data-parallel training runs under DDP (MULTI_CPU or MULTI_GPU) or sft:shard=fsdp, "
+                               f"not {kind}: DeepSpeed configs are not supported; for a large model use "
+                               "sft:shard=fsdp, or sft:quantize=4bit and sft:gradient_checkpointing=true")
         self.world = self.acc.num_processes
         self.rank = self.acc.process_index
         self.is_main = self.acc.is_main_process
@@ -120,15 +138,78 @@ class Accelerated(Single):
         self.acc.free_memory()
 
 
-_current: Single | None = None
+class Sharded(Single):
+    """Several processes training with FSDP2 on the launcher's process group (torch.distributed
+    directly: accelerate enables FSDP only on GPUs)."""
+
+    sharded = True
+
+    def __init__(self, device: str):
+        import torch.distributed as dist
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from harness.engine.training.fsdp import offload_params, reshard_after_forward
+
+        self.reshard, self.offload = reshard_after_forward(), offload_params()
+        cuda = device.startswith("cuda")
+        if not dist.is_initialized():  # env://: the launcher's MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
+            dist.init_process_group(backend="nccl" if cuda else "gloo")
+        self.world, self.rank = dist.get_world_size(), dist.get_rank()
+        self.is_main = self.rank == 0
+        self._device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if cuda else "cpu"
+        if cuda:
+            import torch
+
+            torch.cuda.set_device(self._device)
+        self.mesh = init_device_mesh("cuda" if cuda else "cpu", (self.world,))
+
+    def device(self, requested: str) -> str:
+        return self._device
+
+    def shard_model(self, model: Any) -> Any:
+        from harness.engine.training.fsdp import shard_model
+
+        return shard_model(model, self.mesh, reshard=self.reshard, offload=self.offload)
+
+    def full_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        from harness.engine.training.fsdp import full
+
+        return {n: full(p) for n, p in params.items()}  # all-gathers, in the same order on every process
+
+    def full_state(self, params: dict[str, Any], optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from harness.engine.training.fsdp import full_optimizer_state
+
+        return self.full_params(params), full_optimizer_state(optimizer)
+
+    def localise(self, value: Any, param: Any) -> Any:
+        from harness.engine.training.fsdp import like
+
+        return like(value, param)
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        import torch
+        import torch.distributed as dist
+
+        t = torch.tensor(list(values), dtype=torch.float64, device=self._device)
+        dist.all_reduce(t)
+        return [float(v) for v in t.cpu()]
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
-def current(device: str) -> Single:
-    """This process's role: `Single` unless the environment declares several processes."""
-    global _current
-    if _current is None:
-        _current = Accelerated(device) if env_world_size() > 1 else Single()
-    return _current
+_roles: dict[str, Single] = {}
+
+
+def current(device: str, shard: str = "none") -> Single:
+    """This process's role: `Single` unless the environment declares several processes; then
+    `Sharded` for shard="fsdp", else `Accelerated` (DDP). One of each per process."""
+    kind = "single" if env_world_size() == 1 else shard
+    if kind not in _roles:
+        _roles[kind] = Single() if kind == "single" else Sharded(device) if kind == "fsdp" else Accelerated(device)
+    return _roles[kind]
 
 
 def shard(indices: Sequence[int], rank: int, world: int) -> list[int]:

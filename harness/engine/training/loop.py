@@ -15,7 +15,12 @@ from typing import Any
 
 from harness.core.cache import write_json_atomic
 from harness.core.errors import HarnessError
-from harness.engine.adapter_checks import check_b_nonzero_params, check_logits_move, no_match_error
+from harness.engine.adapter_checks import (
+    check_b_nonzero_params,
+    check_b_nonzero_tensors,
+    check_logits_move,
+    no_match_error,
+)
 from harness.engine.training.checkpoint import Checkpoints, _Loop, restore_checkpoint, save_checkpoint
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport, steps_layout
 from harness.engine.training.data import Batch, Encoded, collate, plan_batches
@@ -153,11 +158,20 @@ def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: i
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
+    size = config.batch_size
     with torch.no_grad():
-        for i in range(dist.rank * config.batch_size, len(seqs), config.batch_size * dist.world):
-            batch = collate(seqs[i : i + config.batch_size], config.packing, pad_id)
-            total += batch_loss_sum(model, batch, device, config.precision).item()
-            count += len(batch.targets)
+        # The same number of forwards on every process (a sharded forward all-gathers): a process
+        # whose batch of the last round is empty runs a stand-in it does not count.
+        for first in range(0, len(seqs), size * dist.world):
+            i = first + dist.rank * size
+            part = seqs[i : i + size]
+            if not part and not dist.sharded:
+                break
+            batch = collate(part or seqs[:1], config.packing, pad_id)
+            loss = batch_loss_sum(model, batch, device, config.precision).item()
+            if part:
+                total += loss
+                count += len(batch.targets)
     model.train(was_training)
     if dist.world > 1:
         total, summed = dist.sum([total, count])
@@ -180,17 +194,18 @@ def _start(
     config: TrainConfig,
     n_train: int,
     device: str,
+    dist: Single,
 ) -> _Loop:
     """The loop's state from the latest checkpoint, or a fresh one."""
     import torch
 
     if checkpoints is not None:
-        loop = restore_checkpoint(checkpoints, params, optimizer, config, n_train, device)
+        loop = restore_checkpoint(checkpoints, params, optimizer, config, n_train, device, dist.localise)
         if loop is not None:
             return loop
     torch.manual_seed(config.seed)  # LoRA dropout draws from the global generator
     report = TrainReport(epochs=config.epochs, examples=n_train, device=device, precision=config.precision,
-                         processes=config.processes,
+                         processes=config.processes, shard=config.shard if config.processes > 1 else "none",
                          global_batch=config.batch_size * config.grad_accum * config.processes)
     return _Loop(report)
 
@@ -243,9 +258,10 @@ def _prepare(model: Any, n_train: int, config: TrainConfig, checkpoints: Checkpo
     """(model wrapped for the processes, LoRA parameters, optimizer, loop state from a checkpoint or fresh)."""
     import torch
 
+    model = dist.shard_model(model)  # in place, before the optimizer: FSDP replaces the parameters
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
-    loop = _start(checkpoints, params, optimizer, config, n_train, device)
+    loop = _start(checkpoints, params, optimizer, config, n_train, device, dist)
     wrapped, optimizer = dist.prepare(model, optimizer)
     return wrapped, params, optimizer, loop
 
@@ -296,9 +312,8 @@ def fit_lora(
                                config.precision, dist)
             loop.position = first + config.grad_accum
             every = config.checkpoint_every
-            saving = checkpoints if dist.is_main else None  # only the main process writes
-            if saving and every > 0 and loop.step % every == 0 and loop.position < len(plan):
-                save_checkpoint(saving, loop, params, optimizer, device)  # (epoch ends: below)
+            if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
+                _checkpoint(checkpoints, loop, params, optimizer, device, dist)  # (epoch ends: below)
             if task is not None:
                 tps = loop.report.train_tokens / max(loop.step_seconds, 1e-9)
                 info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
@@ -306,10 +321,20 @@ def fit_lora(
         if val:
             loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist), 5)])
         loop.position = 0
-        if checkpoints and dist.is_main and epoch < config.epochs:  # after the last epoch: the adapter
+        if checkpoints and epoch < config.epochs:  # after the last epoch: the adapter
             loop.epoch = epoch + 1
-            save_checkpoint(checkpoints, loop, params, optimizer, device)
+            _checkpoint(checkpoints, loop, params, optimizer, device, dist)
     return _finish(loop)
+
+
+def _checkpoint(checkpoints: Checkpoints, loop: _Loop, params: dict[str, Any], optimizer: Any, device: str,
+                dist: Single) -> None:
+    """Every process gathers (sharded weights: a collective), only the main process writes."""
+    if not (dist.is_main or dist.sharded):
+        return
+    lora, optimizer_state = dist.full_state(params, optimizer)
+    if dist.is_main:
+        save_checkpoint(checkpoints, loop, lora, optimizer_state, device)
 
 
 def _finish(loop: _Loop) -> TrainReport:
@@ -343,11 +368,12 @@ def train_lora(
     from harness.engine.training import distributed
 
     started = time.perf_counter()
-    dist = distributed.current(device)
+    dist = distributed.current(device, config.shard)
     device = dist.device(device)
     if device == "cpu":  # the cores shared out among the processes on this machine
         torch.set_num_threads(max(1, cpu_threads() // distributed.env_local_world_size()))
-    model = load_for_training(model_path, config.target_modules, config, device)
+    # Sharded: loaded on the CPU, and fully_shard moves each process's shard to its device.
+    model = load_for_training(model_path, config.target_modules, config, "cpu" if dist.sharded else device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     checkpoints = None
     if checkpoint_dir is not None:
@@ -364,11 +390,19 @@ def train_lora(
         ) from None
     dist.release()  # the accelerator's references to this model and optimizer
     report.skipped = skipped
+    probes = [s.input_ids[: s.n_prompt] for s in train[:4]]
+    if dist.sharded:  # the whole adapter gathered, and the logits check's forwards, on every process
+        lora = dist.full_params({n: p for n, p in model.named_parameters() if p.requires_grad})
+        check_logits_move(model, probes, "the trained adapter")
     if not dist.is_main:
         return report
-    check_b_nonzero_params(model, "the trained adapter")
-    check_logits_move(model, [s.input_ids[: s.n_prompt] for s in train[:4]], "the trained adapter")
-    model.save_pretrained(str(out_dir))
+    if dist.sharded:
+        check_b_nonzero_tensors(lora, "the trained adapter")
+        model.save_pretrained(str(out_dir), state_dict=lora)
+    else:
+        check_b_nonzero_params(model, "the trained adapter")
+        check_logits_move(model, probes, "the trained adapter")
+        model.save_pretrained(str(out_dir))
     report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'
     write_json_atomic(out_dir / REPORT_FILE, report.to_json())
     return report
