@@ -71,8 +71,8 @@ def _short_suite(tmp_path: Path) -> Path:
     rows = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
     (suite / "train.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": y}) + "\n"
                                                for i, (t, y) in enumerate(rows)))
-    (suite / "test.jsonl").write_text("".join(json.dumps({"id": f"t{i}", "input": t, "target": y}) + "\n"
-                                              for i, (t, y) in enumerate([("great", "positive"), ("awful", "negative")])))
+    # One test example: two label requests and the probe's at ~0.3 s per echoed token, ~45 s in all here.
+    (suite / "test.jsonl").write_text(json.dumps({"id": "t0", "input": "awful", "target": "negative"}) + "\n")
     return suite
 
 
@@ -85,7 +85,7 @@ def test_choice_through_a_server_that_echoes_the_models_log_probabilities(
     assert main(["run", "--config", str(path)]) == 0
     labels = ["negative", "positive"]
     records = predictions(tmp_path)
-    assert len(records) == 2 and all(r["answer"] in labels and len(r["choice_scores"]) == 2 for r in records)
+    assert len(records) == 1 and all(r["answer"] in labels and len(r["choice_scores"]) == 2 for r in records)
     # the served model's scores are the local model's (the same Q4 weights, dequantised): the same winners
     from harness.core.suites import load_suite
     from harness.core.types import ScoreRequest

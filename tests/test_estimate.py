@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.engine.models import load_generator
-from harness.engine.probe import linear_params, matmul_gflops
+from harness.engine.probe import linear_params, machine_gflops, matmul_gflops
 from harness.runner.estimate import Estimate, estimate_run, weight_count
 
 
@@ -20,6 +20,28 @@ def test_the_weights_a_token_meets_are_read_from_the_headers(tiny_model_dir: Pat
 
 def test_the_probe_measures_this_machine() -> None:
     assert 0.1 < matmul_gflops("cpu", "float32", n=256, seconds=0.05) < 1e5
+
+
+def test_the_estimate_probes_a_machine_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import torch
+
+    monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path))
+    first = machine_gflops("float32")
+    (kept,) = (tmp_path / "probe").glob("*.json")
+    assert json.loads(kept.read_text())["gflops"] == first > 0.1
+    kept.write_text(json.dumps({"gflops": 123.5}))  # a second call reads it instead of measuring again
+    assert machine_gflops("float32") == 123.5
+    kept.write_text("{damaged")  # measured again, and kept again
+    assert machine_gflops("float32") > 0.1 and json.loads(kept.read_text())["gflops"] > 0.1
+    threads = torch.get_num_threads()
+    try:  # another thread count is another machine as far as the probe goes
+        torch.set_num_threads(1)
+        machine_gflops("float32")
+    finally:
+        torch.set_num_threads(threads)
+    assert len(list((tmp_path / "probe").glob("*.json"))) == 2
 
 
 def test_a_run_plan_gets_an_estimate_that_grows_with_its_work(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -246,3 +246,20 @@ def test_all_examples_too_long_is_a_clear_error(tiny_model_dir: Path, tok: Any, 
 def test_unknown_target_modules_are_a_clear_error(tiny_model_dir: Path) -> None:
     with pytest.raises(HarnessError, match="target_modules"):
         load_for_training(str(tiny_model_dir), ("no_such_proj",), FAST, "cpu")
+
+
+def test_auto_precision_is_bf16_only_where_torch_multiplies_it_natively(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from harness.engine.training.loop import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert resolve_precision("auto", "cpu") == "bf16"
+    # The CPU has it, but torch's kernels are capped at AVX2 (ATEN_CPU_CAPABILITY=avx2): emulated, so fp32.
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: as asked

@@ -3,11 +3,14 @@ another multiplies it natively at four times fp32).
 
 `matmul_gflops` times square matmuls for a fraction of a second and returns GFLOP/s: the roofline
 the benches report their share of (bench/generate.py `roofline:`, bench/sft.py `peak:`), and the
-rate a run's time estimate divides its FLOPs by (harness.runner.estimate).
+rate a run's time estimate divides its FLOPs by (harness.runner.estimate). The benches measure afresh
+every time; the estimate reads `machine_gflops`, measured once per machine (CPU model and flags, torch
+version, threads) and kept in the cache, so a run's start does not pay the probe again (~1 s).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from functools import cache
 from typing import Any
@@ -37,6 +40,40 @@ def matmul_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048, se
         times.append(time.perf_counter() - t0)
     times.sort()
     return 2 * n**3 / times[len(times) // 2] / 1e9  # the median matmul: one slow or lucky one does not move it
+
+
+def _machine() -> dict[str, Any]:
+    """What a CPU probe's result depends on: the CPU (model name and feature flags), torch, its threads."""
+    import platform
+
+    import torch
+
+    cpu: dict[str, str] = {}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "flags", "Features", "CPU part") and key not in cpu:
+                cpu[key] = value.strip()
+    except OSError:  # not Linux
+        cpu["processor"] = platform.processor()
+    return {"cpu": cpu, "machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def machine_gflops(dtype: str = "float32") -> float:
+    """matmul_gflops("cpu", dtype), measured once per machine and kept in the cache (probe/KEY.json)."""
+    from harness.core.cache import cache_root, fingerprint, write_json_atomic
+
+    key = fingerprint({"machine": _machine(), "dtype": dtype, "format": "matmul-probe/v1"})
+    path = cache_root() / "probe" / f"{key}.json"
+    try:
+        return float(json.loads(path.read_text())["gflops"])
+    except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged: measure
+        pass
+    gflops = matmul_gflops("cpu", dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"gflops": gflops, "dtype": dtype, "machine": _machine()})
+    return gflops
 
 
 def linear_params(model: Any) -> int:

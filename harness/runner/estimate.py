@@ -132,7 +132,7 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
 
 def estimate_run(plan: Any, models: Any) -> Estimate | None:
     """The cold run's time on this CPU, or None where the model does not apply (a GPU, an API)."""
-    from harness.engine.probe import matmul_gflops
+    from harness.engine.probe import machine_gflops
     from harness.engine.training import resolve_precision
 
     if plan.device != "cpu":
@@ -153,11 +153,11 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
         decode_flops += prefill + decode
         if training:
             precision = resolve_precision(str(s.params.get("precision", "auto")), "cpu")
-            probe = matmul_gflops("cpu", "bfloat16" if precision == "bf16" else "float32") * 1e9
+            probe = machine_gflops("bfloat16" if precision == "bf16" else "float32") * 1e9
             train_s += training / (probe * TRAIN_SHARE[precision])
     if not train_s + decode_flops:
         return None
-    return Estimate(train_s, decode_flops / (matmul_gflops("cpu", dtype) * 1e9 * DECODE_SHARE))
+    return Estimate(train_s, decode_flops / (machine_gflops(dtype) * 1e9 * DECODE_SHARE))
 
 
 def say_estimate(plan: Any, models: Any, console: Any) -> None:

@@ -55,7 +55,11 @@ def resolve_precision(precision: str, device: str) -> str:
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     caps = torch.cpu.get_capabilities() if device == "cpu" else {}
-    return "bf16" if caps.get("avx512_bf16") or caps.get("amx_bf16") else "fp32"
+    # The CPU's flags, and the kernels torch may use: ATEN_CPU_CAPABILITY=avx2 (or a torch built
+    # without AVX-512 kernels) leaves bf16 emulated even on a CPU that has it.
+    kernels = torch.backends.cpu.get_cpu_capability() if device == "cpu" else ""
+    native = bool(caps.get("avx512_bf16") or caps.get("amx_bf16")) and kernels.startswith("AVX512")
+    return "bf16" if native else "fp32"
 
 
 def autocast(device: str, precision: str) -> Any:
@@ -345,6 +349,25 @@ def _finish(loop: _Loop) -> TrainReport:
     return report
 
 
+def _check_and_save(model: Any, probes: Sequence[Sequence[int]], out_dir: Path, dist: Single) -> bool:
+    """The trained adapter checked (B matrices not all zero, the logits moved) and saved by the main
+    process; whether this process saved it."""
+    what = "the trained adapter"
+    if dist.sharded:  # the whole adapter gathered, and the logits check's forwards, on every process
+        lora = dist.full_params({n: p for n, p in model.named_parameters() if p.requires_grad})
+        check_logits_move(model, probes, what)
+        if dist.is_main:
+            check_b_nonzero_tensors(lora, what)
+            model.save_pretrained(str(out_dir), state_dict=lora)
+        return dist.is_main
+    if not dist.is_main:
+        return False
+    check_b_nonzero_params(model, what)
+    check_logits_move(model, probes, what)
+    model.save_pretrained(str(out_dir))
+    return True
+
+
 def train_lora(
     model_path: str,
     tokenizer: Any,
@@ -390,19 +413,8 @@ def train_lora(
         ) from None
     dist.release()  # the accelerator's references to this model and optimizer
     report.skipped = skipped
-    probes = [s.input_ids[: s.n_prompt] for s in train[:4]]
-    if dist.sharded:  # the whole adapter gathered, and the logits check's forwards, on every process
-        lora = dist.full_params({n: p for n, p in model.named_parameters() if p.requires_grad})
-        check_logits_move(model, probes, "the trained adapter")
-    if not dist.is_main:
+    if not _check_and_save(model, [s.input_ids[: s.n_prompt] for s in train[:4]], out_dir, dist):
         return report
-    if dist.sharded:
-        check_b_nonzero_tensors(lora, "the trained adapter")
-        model.save_pretrained(str(out_dir), state_dict=lora)
-    else:
-        check_b_nonzero_params(model, "the trained adapter")
-        check_logits_move(model, probes, "the trained adapter")
-        model.save_pretrained(str(out_dir))
     report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'
     write_json_atomic(out_dir / REPORT_FILE, report.to_json())
     return report
