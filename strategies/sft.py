@@ -24,6 +24,7 @@ from harness.core.types import Chat, Example, Prompt, Suite
 from harness.engine.context import Prepared, StrategyContext
 from harness.engine.prompting import build_messages, target_text
 from harness.engine.training import TrainConfig, TrainedAdapter
+from harness.engine.training.fsdp import SHARD_CHOICES
 
 from .base import Strategy
 from .rag import RETRIEVAL_OPTIONS
@@ -99,7 +100,7 @@ class SftStrategy(Strategy):
     kind = "sft"
     options: ClassVar[dict[str, Any]] = {**TRAIN_OPTIONS, **SEED_OPTION}
     choices: ClassVar[dict[str, tuple[str, ...]]] = {
-        "precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit"), "shard": ("none", "fsdp")}
+        "precision": ("auto", "bf16", "fp32"), "quantize": ("none", "4bit"), "shard": SHARD_CHOICES}
     # seeds: each seed's adapter is keyed by its own TrainConfig.seed; the count itself changes nothing cached.
     # processes: what it changes (the global batch) is in the adapter key, which the artifacts name.
     # shard: where the weights live while training changes no step.

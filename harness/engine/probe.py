@@ -64,7 +64,8 @@ def machine_gflops(dtype: str = "float32") -> float:
     """matmul_gflops("cpu", dtype), measured once per machine and kept in the cache (probe/KEY.json)."""
     from harness.core.cache import cache_root, fingerprint, write_json_atomic
 
-    key = fingerprint({"machine": _machine(), "dtype": dtype, "format": "matmul-probe/v1"})
+    machine = _machine()
+    key = fingerprint({"machine": machine, "dtype": dtype, "format": "matmul-probe/v1"})
     path = cache_root() / "probe" / f"{key}.json"
     try:
         return float(json.loads(path.read_text())["gflops"])
@@ -72,7 +73,7 @@ def machine_gflops(dtype: str = "float32") -> float:
         pass
     gflops = matmul_gflops("cpu", dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"gflops": gflops, "dtype": dtype, "machine": _machine()})
+    write_json_atomic(path, {"gflops": gflops, "dtype": dtype, "machine": machine})
     return gflops
 
 

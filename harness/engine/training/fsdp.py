@@ -29,9 +29,14 @@ from harness.core.errors import HarnessError
 SHARD_CHOICES = ("none", "fsdp")
 
 
+def env_flag(name: str) -> bool:
+    """A true/false variable as `accelerate launch` sets them from its config (absent: false)."""
+    return os.environ.get(name, "false").lower() == "true"
+
+
 def accelerate_asks_fsdp() -> bool:
     """Whether the launcher's accelerate config is an FSDP one."""
-    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    return env_flag("ACCELERATE_USE_FSDP")
 
 
 def reshard_after_forward() -> bool:
@@ -50,7 +55,7 @@ def reshard_after_forward() -> bool:
 
 def offload_params() -> bool:
     """FSDP_OFFLOAD_PARAMS: keep the shards in CPU memory between uses (on CUDA)."""
-    return os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true"
+    return env_flag("FSDP_OFFLOAD_PARAMS")
 
 
 def layer_classes(model: Any) -> set[str]:
@@ -109,4 +114,3 @@ def like(value: Any, param: Any) -> Any:
 
     return distribute_tensor(value.to(param.device, param.dtype), param.device_mesh, param.placements,
                              src_data_rank=None)
-
