@@ -16,6 +16,7 @@ pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] is 
 
 from harness.cli import main  # noqa: E402
 from tests.test_backend_openai import ALIAS, Server  # noqa: E402
+from tests.test_suites import short_sentiment_suite  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +64,8 @@ def test_constrained_decoding_through_a_server_leaves_no_unparsable_answer(
 def _short_suite(tmp_path: Path) -> Path:
     """Two labels and short inputs: llama-cpp-python sorts the whole vocabulary (262k for Gemma)
     for every echoed token, some 0.3 s a token here, so prompt length is what this test costs."""
-    suite = tmp_path / "short"
-    suite.mkdir()
-    (suite / "suite.toml").write_text('name = "short"\ntask = "classification"\ninstruction = "Sentiment?"\n'
-                                      'labels = ["negative", "positive"]\nmetrics = ["accuracy"]\n'
-                                      '[splits]\ntrain = "train.jsonl"\ntest = "test.jsonl"\n')
-    rows = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
-    (suite / "train.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": y}) + "\n"
-                                               for i, (t, y) in enumerate(rows)))
     # One test example: two label requests and the probe's at ~0.3 s per echoed token, ~45 s in all here.
-    (suite / "test.jsonl").write_text(json.dumps({"id": "t0", "input": "awful", "target": "negative"}) + "\n")
-    return suite
+    return short_sentiment_suite(tmp_path / "short", "short", ("awful", "negative"))
 
 
 def test_choice_through_a_server_that_echoes_the_models_log_probabilities(

@@ -16,6 +16,7 @@ from harness.engine.generate import Engine
 from harness.engine.models import load_tokenizer
 from harness.engine.prompting import PLAIN_STOPS, build_messages, render_chat
 from harness.engine.training import encode_pair, end_token_ids
+from tests.test_suites import short_sentiment_suite
 
 SUITE = Suite(name="t", task="classification", instruction="Classify the sentiment.", labels=("negative", "positive"),
               metrics=("accuracy",), generation=GenerationConfig(), train=(), test=())
@@ -92,15 +93,7 @@ def test_gemma_prompting_with_shots_stops_at_the_next_example(tmp_path: Path) ->
 
 @gemma
 def test_lora_on_gemma_targets_its_linear_layers_and_moves_the_logits(tmp_path: Path) -> None:
-    suite = tmp_path / "tiny"
-    suite.mkdir()
-    (suite / "suite.toml").write_text('name = "tiny"\ntask = "classification"\ninstruction = "Sentiment?"\n'
-                                      'labels = ["negative", "positive"]\nmetrics = ["accuracy"]\n'
-                                      '[splits]\ntrain = "train.jsonl"\ntest = "test.jsonl"\n')
-    rows = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
-    (suite / "train.jsonl").write_text("".join(json.dumps({"id": f"r{i}", "input": t, "target": y}) + "\n"
-                                               for i, (t, y) in enumerate(rows * 2)))
-    (suite / "test.jsonl").write_text(json.dumps({"id": "t0", "input": "great", "target": "positive"}) + "\n")
+    suite = short_sentiment_suite(tmp_path / "tiny", "tiny", ("great", "positive"), train_copies=2)
     out = tmp_path / "runs"
     # lr high enough that one epoch of 8 examples moves the adapter's B matrices off zero;
     # the run refuses an adapter that leaves the logits unchanged (harness.engine.adapter_checks)

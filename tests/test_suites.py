@@ -40,6 +40,19 @@ def write_suite(folder: Path, toml: str = TOML, train=None, test=None, corpus=No
     return folder
 
 
+SENTIMENT_ROWS = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
+
+
+def short_sentiment_suite(folder: Path, name: str, test: tuple[str, str], train_copies: int = 1) -> Path:
+    """Two labels, a one-word instruction and short inputs: for tests whose cost is prompt length
+    (the Gemma tests). `train_copies` repeats the four train rows; `test` is the one test example."""
+    toml = (f'name = "{name}"\ntask = "classification"\ninstruction = "Sentiment?"\n'
+            'labels = ["negative", "positive"]\nmetrics = ["accuracy"]\n'
+            '[splits]\ntrain = "train.jsonl"\ntest = "test.jsonl"\n')
+    train = [{"id": f"r{i}", "input": t, "target": y} for i, (t, y) in enumerate(SENTIMENT_ROWS * train_copies)]
+    return write_suite(folder, toml, train=train, test=[{"id": "t0", "input": test[0], "target": test[1]}], corpus=[])
+
+
 def test_valid_suite_loads(tmp_path: Path) -> None:
     suite = load_suite(str(write_suite(tmp_path / "s")))
     assert suite.name == "tiny" and suite.task == "classification"
