@@ -50,8 +50,9 @@ TRAIN_OPTIONS: dict[str, Any] = {
     # Data-parallel training processes (gloo on the CPU, one CUDA GPU each): batch_size is per
     # process, the global batch batch_size x grad_accum x processes (harness.engine.training.launch).
     "processes": TrainConfig.processes,
-    # fsdp: the processes shard the weights (FSDP2) instead of each holding them all (DDP); the same
-    # adapter. An accelerate FSDP config sets it for a launched run (harness.engine.training.fsdp).
+    # fsdp: the processes shard the weights (FSDP2) instead of each holding them all (DDP); zero1,
+    # zero2, zero3: DeepSpeed ZeRO shards the optimizer state, + gradients, + weights. The same adapter.
+    # An accelerate FSDP or DeepSpeed config sets it for a launched run (harness.engine.training.fsdp, zero).
     "shard": TrainConfig.shard,
 }
 # `seeds=3`: one adapter per training seed (the run's seed, +1, +2), scored as the mean over seeds
@@ -148,9 +149,17 @@ class SftStrategy(Strategy):
             check_processes(self.params["processes"], device)
         except HarnessError as e:
             raise HarnessError(f"strategy '{self.name}': {e}") from None
-        if self.params["shard"] == "fsdp" and self.params["quantize"] == "4bit":
-            raise HarnessError(f"strategy '{self.name}': shard=fsdp and quantize=4bit together are not supported "
+        if self.params["shard"] != "none" and self.params["quantize"] == "4bit":
+            raise HarnessError(f"strategy '{self.name}': shard={self.params['shard']} and quantize=4bit together "
+                               "are not supported "
                                "(bitsandbytes' 4-bit weights are not sharded here): pick one")
+        if str(self.params["shard"]).startswith("zero") and self.params["processes"] != 1:
+            from harness.engine.training.zero import deepspeed_module
+
+            try:  # before any work, not in each training process
+                deepspeed_module()
+            except HarnessError as e:
+                raise HarnessError(f"strategy '{self.name}': shard={self.params['shard']}: {e}") from None
         if self.params["quantize"] == "4bit" and not device.startswith("cuda"):
             raise HarnessError(f"strategy '{self.name}': quantize=4bit (QLoRA) needs a CUDA GPU, and this run is on "
                                f"{device}: drop it here, or use gradient_checkpointing=true to save memory")

@@ -191,3 +191,74 @@ def test_fsdp_shards_train_the_adapter_of_one_process_and_checkpoints_cross_over
     assert fsdp_resumed.resumed_from_step == one_resumed.resumed_from_step == 3
     for folder in ("fsdp-resumed", "one-resumed"):
         _assert_same_adapter(_weights(tmp_path / folder), w1, CONFIG.lr)
+
+
+def test_deepspeed_zero_trains_the_adapter_of_one_process_and_checkpoints_cross_over(tiny_model_dir: Path,
+                                                                                      tmp_path: Path) -> None:
+    """sft:shard=zero3 and zero2 with 2 processes (DeepSpeed on its CPU accelerator, gloo): the adapter of
+    one process with the same global batch; checkpoints cross over: ZeRO-2 resumes one process's, one
+    process resumes ZeRO-3's."""
+    pytest.importorskip("deepspeed")
+    from harness.engine.training.launch import launch_training
+    from harness.engine.training.loop import train_lora
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    end = end_token_ids(tok)
+    train, _ = training.encode_all(tok, pairs(13), end, CONFIG.max_len)
+    val, _ = training.encode_all(tok, pairs(5), end, CONFIG.max_len)
+    one_cfg = replace(CONFIG, checkpoint_every=1)
+
+    def run(cfg: TrainConfig, ckpt: Path, out: Path) -> training.TrainReport:
+        trainer = train_lora if cfg.processes == 1 else launch_training
+        return trainer(str(tiny_model_dir), tok, train, out, cfg, validation=val, checkpoint_dir=ckpt)
+
+    one = run(one_cfg, tmp_path / "ckpt-one" / "k", tmp_path / "one")
+    zero3_cfg = replace(one_cfg, batch_size=2, processes=2, shard="zero3")
+    zero3 = run(zero3_cfg, tmp_path / "ckpt-zero3" / "k", tmp_path / "zero3")
+    assert (zero3.processes, zero3.shard, zero3.global_batch) == (2, "zero3", 8)
+    assert zero3.steps == one.steps == 4 and zero3.resumed_from_step == 0
+    for (_, a), (_, b) in zip(one.loss_curve + one.val_loss, zero3.loss_curve + zero3.val_loss, strict=True):
+        assert b == pytest.approx(a, rel=RTOL)
+    w1 = _weights(tmp_path / "one")
+    _assert_same_adapter(_weights(tmp_path / "zero3"), w1, CONFIG.lr)
+    assert sorted(p.name for p in (tmp_path / "zero3").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+    # The ZeRO-3 checkpoint (step 3 of 4) holds the whole tensors, in one process's format.
+    c1, c3 = _checkpoint_tensors(tmp_path / "ckpt-one" / "k"), _checkpoint_tensors(tmp_path / "ckpt-zero3" / "k")
+    assert {k: v.shape for k, v in c1.items()} == {k: v.shape for k, v in c3.items()}
+    zero2_resumed = run(replace(zero3_cfg, shard="zero2"), tmp_path / "ckpt-one" / "k", tmp_path / "zero2-resumed")
+    one_resumed = run(one_cfg, tmp_path / "ckpt-zero3" / "k", tmp_path / "one-resumed")
+    assert zero2_resumed.resumed_from_step == one_resumed.resumed_from_step == 3
+    assert zero2_resumed.shard == "zero2"
+    for folder in ("zero2-resumed", "one-resumed"):
+        _assert_same_adapter(_weights(tmp_path / folder), w1, CONFIG.lr)
+
+
+def test_deepspeed_config_keeps_the_users_zero_section_and_the_strategys_layout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.engine.training.zero import engine_config, launched_stage
+
+    user = {"train_micro_batch_size_per_gpu": "auto", "bf16": {"enabled": True}, "gradient_clipping": 1.0,
+            "optimizer": {"type": "AdamW"}, "zero_optimization": {"stage": 3, "overlap_comm": True,
+            "reduce_bucket_size": "auto", "offload_optimizer": {"device": "cpu", "pin_memory": True}}}
+    (tmp_path / "ds.json").write_text(json.dumps(user))
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(tmp_path / "ds.json"))
+    assert launched_stage() == "zero3"
+    cuda = engine_config("zero3", batch_size=2, grad_accum=4, world=8, cuda=True)
+    assert (cuda["train_micro_batch_size_per_gpu"], cuda["gradient_accumulation_steps"], cuda["train_batch_size"]) \
+        == (2, 4, 64)
+    assert cuda["zero_optimization"] == {"stage": 3, "overlap_comm": True,
+                                         "offload_optimizer": {"device": "cpu", "pin_memory": True}}
+    assert "bf16" not in cuda and "optimizer" not in cuda and cuda["gradient_clipping"] == 0.0
+    # On the CPU the offload is dropped: the weights are in CPU memory already.
+    assert engine_config("zero2", 2, 4, 8, cuda=False)["zero_optimization"] == {"stage": 2, "overlap_comm": True}
+    (tmp_path / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 3,
+                                                                         "offload_param": {"device": "nvme"}}}))
+    with pytest.raises(HarnessError, match="offload_param to nvme is not supported"):
+        engine_config("zero3", 2, 4, 8, cuda=True)
+    (tmp_path / "ds.json").write_text("{not json")
+    with pytest.raises(HarnessError, match="ds.json: the DeepSpeed config cannot be read"):
+        launched_stage()
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "0")
+    with pytest.raises(HarnessError, match="stage 0 is not supported"):
+        launched_stage()

@@ -4,6 +4,7 @@ global batch; the refusals under a launcher."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -95,6 +96,24 @@ fsdp_config:
   fsdp_offload_params: false
   fsdp_activation_checkpointing: false
 """
+# An accelerate DeepSpeed config naming the user's DeepSpeed JSON, HF style ("auto" entries, bf16 "auto"):
+# each adapter trains at its ZeRO stage (3), with the strategy's batch layout and precision.
+DEEPSPEED_CONFIG = """compute_environment: LOCAL_MACHINE
+distributed_type: DEEPSPEED
+num_processes: 2
+num_machines: 1
+machine_rank: 0
+main_process_port: 0
+mixed_precision: 'no'
+use_cpu: false
+deepspeed_config:
+  deepspeed_config_file: {json}
+  zero3_init_flag: false
+"""
+DEEPSPEED_JSON = {"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+                  "bf16": {"enabled": "auto"}, "gradient_clipping": "auto",
+                  "zero_optimization": {"stage": 3, "overlap_comm": True, "stage3_prefetch_bucket_size": "auto",
+                                        "stage3_gather_16bit_weights_on_model_save": True}}
 
 
 def test_launched_runs_train_the_adapter_of_one_process_and_rank_0_alone_writes(
@@ -103,8 +122,13 @@ def test_launched_runs_train_the_adapter_of_one_process_and_rank_0_alone_writes(
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache-one"))
     assert main(_argv(suite, tiny_model_dir, tmp_path / "one", 4)) == 0
     (tmp_path / "fsdp.yaml").write_text(FSDP_CONFIG)
+    (tmp_path / "ds.json").write_text(json.dumps(DEEPSPEED_JSON))
+    (tmp_path / "ds.yaml").write_text(DEEPSPEED_CONFIG.format(json=tmp_path / "ds.json"))
     launchers = {**LAUNCHERS, "accelerate-fsdp": [sys.executable, "-m", "accelerate.commands.launch",
                                                   "--config_file", str(tmp_path / "fsdp.yaml")]}
+    if importlib.util.find_spec("deepspeed") is not None:  # the [dev] extra installs it
+        launchers["accelerate-zero3"] = [sys.executable, "-m", "accelerate.commands.launch",
+                                         "--config_file", str(tmp_path / "ds.yaml")]
     for name, launcher in launchers.items():
         env = {**os.environ, "SFT_HARNESS_CACHE": str(tmp_path / f"cache-{name}"), "OMP_NUM_THREADS": "1"}
         cmd = [*launcher, "-m", "harness", *_argv(suite, tiny_model_dir, tmp_path / name, 2)]
@@ -133,7 +157,8 @@ def _same_as_one_process(tmp_path: Path, name: str) -> None:
     one, two = _only_run(tmp_path / "one"), _only_run(tmp_path / name)
     t1, t2 = _training(one), _training(two)
     assert (t1["processes"], t1["global_batch"], t2["processes"], t2["global_batch"]) == (1, 8, 2, 8)
-    assert t2["shard"] == ("fsdp" if name.endswith("fsdp") else "none")
+    sharded = name.rsplit("-", 1)[-1]
+    assert t2["shard"] == (sharded if sharded in ("fsdp", "zero3") else "none")
     assert t1["adapter_key"] == t2["adapter_key"] and not t2["cached"]  # the same optimizer steps: one key
     assert [s for s, _ in t1["loss_curve"]] == [s for s, _ in t2["loss_curve"]] and len(t1["loss_curve"]) == 4
     for (_, a), (_, b) in zip(t1["loss_curve"] + t1["val_loss"], t2["loss_curve"] + t2["val_loss"], strict=True):
@@ -159,11 +184,16 @@ def test_only_run_runs_under_a_launcher(tmp_path: Path, monkeypatch: pytest.Monk
     assert main(["curve", "poem-sentiment", "--sizes", "16", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "only `sft-harness run` runs under one" in err
-    # An accelerate config for DeepSpeed, or for FSDP's hybrid sharding: refused on rank 0 before any work.
-    for var, value, says in (("ACCELERATE_USE_DEEPSPEED", "true", "the accelerate config asks for DeepSpeed"),
-                             ("FSDP_SHARDING_STRATEGY", "HYBRID_SHARD", "FSDP sharding HYBRID_SHARD is not supported")):
+    # An accelerate config for ZeRO stage 0 or NVMe offload, or for FSDP's hybrid sharding: refused on
+    # rank 0 before any work.
+    refused = [("FSDP_SHARDING_STRATEGY", "HYBRID_SHARD", "FSDP sharding HYBRID_SHARD is not supported")]
+    if importlib.util.find_spec("deepspeed") is not None:
+        refused += [("ACCELERATE_DEEPSPEED_ZERO_STAGE", "0", "DeepSpeed ZeRO stage 0 is not supported"),
+                    ("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE", "nvme", "offload_param to nvme is not supported")]
+    for var, value, says in refused:
         monkeypatch.setenv(var, value)
         monkeypatch.setenv("ACCELERATE_USE_FSDP", "true" if var.startswith("FSDP") else "false")
+        monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false" if var.startswith("FSDP") else "true")
         assert main(["run", "poem-sentiment", "--strategies", "sft", "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and says in err, err

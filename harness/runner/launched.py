@@ -26,19 +26,20 @@ def launched() -> bool:
 
 
 def sharded_config() -> str | None:
-    """Why the launcher's accelerate config cannot run here (DeepSpeed, hybrid FSDP), or None. Checked
-    before any work: on the CPU accelerate would quietly fall back to DDP, on CUDA the saves would be shards.
-    An FSDP config trains every adapter with FSDP2 (harness.engine.training.fsdp)."""
-    from harness.engine.training.fsdp import accelerate_asks_fsdp, env_flag, reshard_after_forward
+    """Why the launcher's accelerate config cannot run here (hybrid FSDP, a ZeRO stage or offload we do
+    not train with, DeepSpeed not installed), or None. Checked before any work: on the CPU accelerate
+    would quietly fall back to DDP, on CUDA the saves would be shards. An FSDP config trains every adapter
+    with FSDP2 (harness.engine.training.fsdp), a DeepSpeed one with its ZeRO stage (zero.py)."""
+    from harness.engine.training.fsdp import accelerate_asks_fsdp, reshard_after_forward
+    from harness.engine.training.zero import accelerate_asks_deepspeed, check_launched_config
 
-    if env_flag("ACCELERATE_USE_DEEPSPEED"):
-        return ("the accelerate config asks for DeepSpeed, which sft-harness does not support yet: launch with an "
-                "FSDP config (distributed_type: FSDP) or a DDP one (MULTI_GPU, MULTI_CPU) to train sharded or not")
-    if accelerate_asks_fsdp():
-        try:
+    try:
+        if accelerate_asks_deepspeed():
+            check_launched_config()
+        elif accelerate_asks_fsdp():
             reshard_after_forward()
-        except HarnessError as e:
-            return str(e)
+    except HarnessError as e:
+        return str(e)
     return None
 
 

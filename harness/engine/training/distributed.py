@@ -17,7 +17,8 @@ every process trains on its shard of each global micro-batch:
 - only the main process writes checkpoints, the adapter and its report.
 
 `sft:shard=fsdp` (or an accelerate FSDP config) gets `Sharded` instead: the same plan and loss
-scaling, the weights sharded by FSDP2 (fsdp.py). A DeepSpeed config is refused with one line.
+scaling, the weights sharded by FSDP2 (fsdp.py). `sft:shard=zero1|zero2|zero3` (or an accelerate
+DeepSpeed config) gets `ZeRO`: the same again, through a DeepSpeed engine (zero.py).
 """
 
 from __future__ import annotations
@@ -74,11 +75,16 @@ class Single:
         """A whole tensor from a checkpoint, as `param` holds it in this process."""
         return value
 
-    def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
+    def prepare(self, model: Any, optimizer: Any, config: Any = None) -> tuple[Any, Any]:
+        """(model, optimizer) as the loop steps them; `config` is the TrainConfig."""
         return model, optimizer
 
     def backward(self, loss: Any) -> None:
         loss.backward()
+
+    def step(self, optimizer: Any) -> None:
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
 
     def no_sync(self, model: Any) -> Any:
         return contextlib.nullcontext()
@@ -103,10 +109,9 @@ class Accelerated(Single):
         # whatever an accelerate config says, so one and N processes multiply alike.
         self.acc = Accelerator(cpu=not device.startswith("cuda"), mixed_precision="no")
         kind = str(self.acc.distributed_type).rsplit(".", 1)[-1]
-        if kind not in ("MULTI_CPU", "MULTI_GPU"):  # FSDP is Sharded's (fsdp.py); DeepSpeed is not built
-            raise HarnessError(f"data-parallel training runs under DDP (MULTI_CPU or MULTI_GPU) or sft:shard=fsdp, "
-                               f"not {kind}: DeepSpeed configs are not supported; for a large model use "
-                               "sft:shard=fsdp, or sft:quantize=4bit and sft:gradient_checkpointing=true")
+        if kind not in ("MULTI_CPU", "MULTI_GPU"):  # FSDP is Sharded's (fsdp.py), DeepSpeed ZeRO's (zero.py)
+            raise HarnessError(f"data-parallel training runs under DDP (MULTI_CPU or MULTI_GPU), sft:shard=fsdp "
+                               f"or sft:shard=zero1|zero2|zero3, not {kind}")
         self.world = self.acc.num_processes
         self.rank = self.acc.process_index
         self.is_main = self.acc.is_main_process
@@ -115,7 +120,7 @@ class Accelerated(Single):
         d = self.acc.device
         return "cpu" if d.type == "cpu" else str(d)  # cuda:LOCAL_RANK on GPUs
 
-    def prepare(self, model: Any, optimizer: Any) -> tuple[Any, Any]:
+    def prepare(self, model: Any, optimizer: Any, config: Any = None) -> tuple[Any, Any]:
         model, optimizer = self.acc.prepare(model, optimizer)
         return model, optimizer
 
@@ -145,12 +150,17 @@ class Sharded(Single):
     sharded = True
 
     def __init__(self, device: str):
-        import torch.distributed as dist
         from torch.distributed.device_mesh import init_device_mesh
 
         from harness.engine.training.fsdp import offload_params, reshard_after_forward
 
         self.reshard, self.offload = reshard_after_forward(), offload_params()
+        self._init_group(device)
+        self.mesh = init_device_mesh("cuda" if self._device != "cpu" else "cpu", (self.world,))
+
+    def _init_group(self, device: str) -> None:
+        import torch.distributed as dist
+
         cuda = device.startswith("cuda")
         if not dist.is_initialized():  # env://: the launcher's MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE
             dist.init_process_group(backend="nccl" if cuda else "gloo")
@@ -161,7 +171,6 @@ class Sharded(Single):
             import torch
 
             torch.cuda.set_device(self._device)
-        self.mesh = init_device_mesh("cuda" if cuda else "cpu", (self.world,))
 
     def device(self, requested: str) -> str:
         return self._device
@@ -200,15 +209,95 @@ class Sharded(Single):
         dist.barrier()
 
 
+class ZeRO(Sharded):
+    """Several processes training through a DeepSpeed ZeRO engine (stage 1, 2 or 3) on the launcher's
+    process group. Every process joins each gather (the saves, the checkpoints, each ZeRO-3 forward)."""
+
+    def __init__(self, device: str, shard: str):
+        from harness.engine.training.zero import STAGES, deepspeed_module
+
+        self.shard = shard if shard in STAGES else "zero2"
+        self.ds = deepspeed_module()
+        self._init_group(device)
+        self.engine: Any = None
+        self._boundary = True
+        self._params: list[Any] = []
+        self._param_groups: list[dict[str, Any]] = []
+
+    def shard_model(self, model: Any) -> Any:
+        return model  # deepspeed.initialize partitions it (prepare)
+
+    def prepare(self, model: Any, optimizer: Any, config: Any = None) -> tuple[Any, Any]:
+        """The engine around the model and our AdamW; the AdamW state a resume loaded moves into the
+        engine's partitions."""
+        from harness.engine.training.zero import engine_config, load_optimizer_state
+
+        self.release()
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        restored = [dict(optimizer.state[p]) if p in optimizer.state else {} for p in params]
+        state = optimizer.state_dict()
+        self._param_groups = state["param_groups"]
+        cfg = engine_config(self.shard, config.batch_size, config.grad_accum, self.world, self._device != "cpu")
+        self.engine, engine_optimizer, _, _ = self.ds.initialize(model=model, optimizer=optimizer, config=cfg)
+        self._params = params
+        load_optimizer_state(params, engine_optimizer, restored)
+        return self.engine, engine_optimizer
+
+    def backward(self, loss: Any) -> None:
+        # The strategy's accumulation: the engine reduces and steps on the micro-batch we call last.
+        self.engine.set_gradient_accumulation_boundary(self._boundary)
+        self.engine.backward(loss, scale_wrt_gas=False)
+
+    @contextlib.contextmanager
+    def no_sync(self, model: Any) -> Any:
+        self._boundary = False
+        try:
+            yield
+        finally:
+            self._boundary = True
+
+    def step(self, optimizer: Any) -> None:
+        self.engine.set_gradient_accumulation_boundary(True)
+        self.engine.step()  # the optimizer step and zero_grad, on the boundary
+
+    def full_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        from harness.engine.training.zero import full_param
+
+        return {n: full_param(p) for n, p in params.items()}
+
+    def full_state(self, params: dict[str, Any], optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from harness.engine.training.zero import full_optimizer_state
+
+        return self.full_params(params), full_optimizer_state(list(params.values()), optimizer, self._param_groups)
+
+    def localise(self, value: Any, param: Any) -> Any:
+        return value  # restored before the engine partitions the parameters
+
+    def release(self) -> None:
+        if self.engine is not None:
+            destroy = getattr(self.engine, "destroy", None)
+            if destroy is not None:
+                destroy()
+        self.engine, self._params = None, []
+
+
 _roles: dict[str, Single] = {}
 
 
 def current(device: str, shard: str = "none") -> Single:
     """This process's role: `Single` unless the environment declares several processes; then
-    `Sharded` for shard="fsdp", else `Accelerated` (DDP). One of each per process."""
+    `Sharded` for shard="fsdp", `ZeRO` for "zero1".."zero3", else `Accelerated` (DDP). One of each
+    per process."""
     kind = "single" if env_world_size() == 1 else shard
     if kind not in _roles:
-        _roles[kind] = Single() if kind == "single" else Sharded(device) if kind == "fsdp" else Accelerated(device)
+        if kind == "single":
+            _roles[kind] = Single()
+        elif kind == "fsdp":
+            _roles[kind] = Sharded(device)
+        elif kind.startswith("zero"):
+            _roles[kind] = ZeRO(device, kind)
+        else:
+            _roles[kind] = Accelerated(device)
     return _roles[kind]
 
 

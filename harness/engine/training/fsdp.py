@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 
-SHARD_CHOICES = ("none", "fsdp")
+SHARD_CHOICES = ("none", "fsdp", "zero1", "zero2", "zero3")  # zero*: DeepSpeed (zero.py)
 
 
 def env_flag(name: str) -> bool:

@@ -81,17 +81,21 @@ def close_channel() -> None:
 
 def launched_config(config: TrainConfig) -> TrainConfig:
     """A strategy's config under the launcher: the launcher's processes train it (batch_size per process);
-    an accelerate FSDP config shards the weights, with its activation checkpointing if it asks for it."""
+    an accelerate FSDP config shards the weights, with its activation checkpointing if it asks for it; a
+    DeepSpeed config trains at its ZeRO stage (zero.py)."""
     from dataclasses import replace
 
     from harness.engine.training.fsdp import accelerate_asks_fsdp, env_flag
     from harness.engine.training.launch import check_processes
+    from harness.engine.training.zero import accelerate_asks_deepspeed, launched_stage
 
     check_processes(config.processes, "cpu")  # refuses processes other than 1 or the launcher's
     config = replace(config, processes=env_world_size())
     if accelerate_asks_fsdp():
         checkpointing = env_flag("FSDP_ACTIVATION_CHECKPOINTING")
         config = replace(config, shard="fsdp", gradient_checkpointing=config.gradient_checkpointing or checkpointing)
+    elif accelerate_asks_deepspeed():
+        config = replace(config, shard=launched_stage())
     return config
 
 

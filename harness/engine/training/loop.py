@@ -19,12 +19,12 @@ from harness.engine.adapter_checks import (
     check_b_nonzero_params,
     check_b_nonzero_tensors,
     check_logits_move,
-    no_match_error,
 )
 from harness.engine.training.checkpoint import Checkpoints, _Loop, restore_checkpoint, save_checkpoint
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport, steps_layout
 from harness.engine.training.data import Batch, Encoded, collate, plan_batches
 from harness.engine.training.distributed import Single, group_counts, shard
+from harness.engine.training.lora_model import load_for_training
 
 
 def batch_loss_sum(model: Any, batch: Batch, device: str, precision: str = "fp32") -> Any:
@@ -80,69 +80,6 @@ def cpu_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def load_for_training(
-    model_path: str, target_modules: Sequence[str], config: TrainConfig, device: str
-) -> Any:
-    """A fresh copy of the base weights with LoRA layers: the decoding model is never touched."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, attn_implementation="sdpa",
-                                                **_quantization(config, device))
-    if config.quantize == "4bit":
-        from peft import prepare_model_for_kbit_training
-
-        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=config.gradient_checkpointing,
-                                               gradient_checkpointing_kwargs={"use_reentrant": False})
-    elif config.gradient_checkpointing:
-        # transformers 5 renamed it (the old name warns); non-reentrant: works with frozen inputs
-        enable = getattr(base, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        base.enable_input_require_grads()  # the frozen embeddings must still pass gradients on to LoRA
-    torch.manual_seed(config.seed)  # LoRA A matrices are initialised from the global generator
-    targets: str | list[str] = (
-        "all-linear" if tuple(target_modules) == ("all-linear",) else list(target_modules)
-    )
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=config.dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    try:
-        model = get_peft_model(base, lora)
-    except ValueError as e:
-        raise no_match_error(target_modules, base, e) from e
-    return model if config.quantize == "4bit" else model.to(device)  # 4-bit weights are placed by bitsandbytes
-
-
-def _quantization(config: TrainConfig, device: str) -> dict[str, Any]:
-    """from_pretrained arguments for QLoRA (4-bit NF4 base weights), refused where it cannot run."""
-    if config.quantize == "none":
-        return {}
-    if config.quantize != "4bit":
-        raise HarnessError(f"quantize must be none or 4bit, not {config.quantize!r}")
-    if not device.startswith("cuda"):
-        raise HarnessError("sft:quantize=4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit kernels do not run on "
-                           f"{device}; train without it here, or with sft:gradient_checkpointing=true to save memory")
-    import importlib.util
-
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise HarnessError("sft:quantize=4bit needs bitsandbytes: pip install bitsandbytes")
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                             bnb_4bit_compute_dtype=torch.bfloat16)
-    return {"quantization_config": bnb, "device_map": {"": device}}
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:
@@ -203,14 +140,17 @@ def _start(
     """The loop's state from the latest checkpoint, or a fresh one."""
     import torch
 
+    shard = config.shard if config.processes > 1 else "none"
+    global_batch = config.batch_size * config.grad_accum * config.processes
     if checkpoints is not None:
         loop = restore_checkpoint(checkpoints, params, optimizer, config, n_train, device, dist.localise)
-        if loop is not None:
+        if loop is not None:  # a checkpoint crosses over between layouts: the report says this run's
+            loop.report = replace(loop.report, device=device, processes=config.processes, shard=shard,
+                                  global_batch=global_batch)
             return loop
     torch.manual_seed(config.seed)  # LoRA dropout draws from the global generator
     report = TrainReport(epochs=config.epochs, examples=n_train, device=device, precision=config.precision,
-                         processes=config.processes, shard=config.shard if config.processes > 1 else "none",
-                         global_batch=config.batch_size * config.grad_accum * config.processes)
+                         processes=config.processes, shard=shard, global_batch=global_batch)
     return _Loop(report)
 
 
@@ -249,8 +189,7 @@ def _train_step(
     loop.slots += counts[2]
     for g in optimizer.param_groups:
         g["lr"] = lr
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    dist.step(optimizer)
     loop.step += 1
     loop.step_seconds += time.perf_counter() - t0
     loop.report.loss_curve.append([loop.step, round(loss_total, 5)])
@@ -266,7 +205,7 @@ def _prepare(model: Any, n_train: int, config: TrainConfig, checkpoints: Checkpo
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
     loop = _start(checkpoints, params, optimizer, config, n_train, device, dist)
-    wrapped, optimizer = dist.prepare(model, optimizer)
+    wrapped, optimizer = dist.prepare(model, optimizer, config)
     return wrapped, params, optimizer, loop
 
 
@@ -411,9 +350,10 @@ def train_lora(
             "try sft:gradient_checkpointing=true, sft:quantize=4bit, or a smaller sft:batch_size (with grad_accum "
             "to keep the step) or sft:max_len; checkpoints so far are kept"
         ) from None
-    dist.release()  # the accelerator's references to this model and optimizer
     report.skipped = skipped
-    if not _check_and_save(model, [s.input_ids[: s.n_prompt] for s in train[:4]], out_dir, dist):
+    saved = _check_and_save(model, [s.input_ids[: s.n_prompt] for s in train[:4]], out_dir, dist)
+    dist.release()  # the accelerator's (engine's) references to this model and optimizer
+    if not saved:
         return report
     report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'
     write_json_atomic(out_dir / REPORT_FILE, report.to_json())
