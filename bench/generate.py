@@ -8,7 +8,7 @@ prompts in-process with llama.cpp (its own quantised weights, one sequence at a 
 server has one slot) and prints `vs llama.cpp: N.NNx` (engine examples/s over llama.cpp's).
 Last, `roofline: 0.NN`: the engine's useful FLOPs (2 x the linear weights per prompt and output
 token; padding and attention not counted) per second, over a matmul probe of this machine in the
-model's dtype (harness.engine.probe).
+model's dtype (harness.engine.probe): in fp32 the faster of torch.matmul (MKL) and oneDNN, both printed.
 With `--vllm` (a CUDA machine with `pip install 'sft-harness[vllm]'`) it also decodes the same
 prompts with the vllm backend and prints its throughput and how many greedy answers equal the
 transformers backend's (the issue asks for at least 95%).
@@ -30,7 +30,8 @@ from harness.core.suites import load_suite  # noqa: E402
 from harness.core.types import GenerationConfig  # noqa: E402
 from harness.engine.backends.transformers import TransformersBackend  # noqa: E402
 from harness.engine.models import load_generator, resolve  # noqa: E402
-from harness.engine.probe import linear_params, matmul_gflops  # noqa: E402
+from harness.engine.onednn import available, faster_here  # noqa: E402
+from harness.engine.probe import best_fp32_gflops, linear_params, matmul_gflops  # noqa: E402
 from harness.engine.prompting import build_messages  # noqa: E402
 from harness.runner import default_batch_size  # noqa: E402
 
@@ -135,9 +136,15 @@ def main() -> None:
     prompt_tokens = sum(g.prompt_tokens for g in gens)
     weights = linear_params(loaded.model)
     useful = 2 * weights * (prompt_tokens + engine_tokens) / engine_s / 1e9
-    peak = matmul_gflops(loaded.device, loaded.dtype)
+    peak, kernel = matmul_gflops(loaded.device, loaded.dtype), "torch.matmul"
+    probes = f"torch.matmul {peak:.1f}"
+    if loaded.dtype == "float32":  # the roofline: the faster of torch.matmul (MKL) and oneDNN
+        peak, kernel = best_fp32_gflops(loaded.device)
+        if loaded.device == "cpu" and available():
+            probes += f", oneDNN {matmul_gflops(loaded.device, 'float32', kernel='onednn'):.1f}"
     print(f"engine work: 2 x {weights:,} linear weights x ({prompt_tokens} prompt + {engine_tokens} output tokens) "
-          f"= {useful:.1f} GFLOP/s; matmul probe ({loaded.dtype}, 2048^3): {peak:.1f} GFLOP/s")
+          f"= {useful:.1f} GFLOP/s; matmul probes ({loaded.dtype}, 2048^3): {probes} GFLOP/s; roofline: the "
+          f"{kernel} one; decoding's linears through oneDNN: {'yes' if faster_here() else 'no'}")
     print(f"speedup: {plain_s / engine_s:.2f}x")
     if llama is not None:
         print(f"vs llama.cpp: {n / engine_s / llama:.2f}x")

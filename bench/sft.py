@@ -281,11 +281,13 @@ def main() -> None:
     print(
         f"load average after: {os.getloadavg()[0]:.2f} (the benchmark itself adds about {torch.get_num_threads()})"
     )
-    from harness.engine.probe import matmul_gflops
+    from harness.engine.probe import best_fp32_gflops, matmul_gflops
 
-    probe = matmul_gflops(device, "bfloat16" if config.precision == "bf16" else "float32")
+    # fp32: the roofline is the faster of torch.matmul (MKL) and oneDNN, as in bench/generate.py
+    probe, kernel = (matmul_gflops(device, "bfloat16"), "torch.matmul") if config.precision == "bf16" \
+        else best_fp32_gflops(device)
     achieved = ours["flops_per_token"] * ours["tokens_per_s"] / 1e9
-    print(f"ours: {achieved:.1f} GFLOP/s; matmul probe ({config.precision}, 2048^3): {probe:.1f} GFLOP/s")
+    print(f"ours: {achieved:.1f} GFLOP/s; matmul probe ({config.precision}, 2048^3, {kernel}): {probe:.1f} GFLOP/s")
     print(speedup)
     print(f"peak: {achieved / probe:.2f}")
 

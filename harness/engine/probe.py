@@ -17,25 +17,36 @@ from typing import Any
 
 
 @cache
-def matmul_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048, seconds: float = 0.4) -> float:
-    """GFLOP/s of n x n @ n x n matmuls on `device` in `dtype` (torch's threads as they are set)."""
+def matmul_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048, seconds: float = 0.4,
+                  kernel: str = "torch") -> float:
+    """GFLOP/s of n x n @ n x n matmuls on `device` in `dtype` (torch's threads as they are set).
+    kernel="onednn": the same product through oneDNN's linear (CPU; harness.engine.onednn), which on
+    some CPUs is much faster than torch.matmul's MKL path in fp32."""
     import torch
 
     torch_dtype: Any = getattr(torch, dtype)
     a = torch.randn(n, n, device=device).to(torch_dtype)
     b = torch.randn(n, n, device=device).to(torch_dtype)
+    if kernel == "onednn":
+        from harness.engine.onednn import onednn_linear
+
+        def product() -> Any:
+            return onednn_linear(a, b, None)  # a @ b.T: the same FLOPs
+    else:
+        def product() -> Any:
+            return torch.matmul(a, b)
 
     def sync() -> None:
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    torch.matmul(a, b)  # warm-up: first-call allocation and kernel choice
+    product()  # warm-up: first-call allocation and kernel choice
     sync()
     times: list[float] = []
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(times) < 3:
         t0 = time.perf_counter()
-        torch.matmul(a, b)
+        product()
         sync()
         times.append(time.perf_counter() - t0)
     times.sort()
@@ -60,18 +71,34 @@ def _machine() -> dict[str, Any]:
     return {"cpu": cpu, "machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def machine_gflops(dtype: str = "float32") -> float:
-    """matmul_gflops("cpu", dtype), measured once per machine and kept in the cache (probe/KEY.json)."""
+def best_fp32_gflops(device: str = "cpu") -> tuple[float, str]:
+    """The machine's fp32 roofline as torch reaches it: the faster of torch.matmul and oneDNN (CPU),
+    with the kernel's name."""
+    from harness.engine.onednn import available
+
+    rates = {"torch": matmul_gflops(device, "float32")}
+    if device == "cpu" and available():
+        rates["onednn"] = matmul_gflops(device, "float32", kernel="onednn")
+    kernel = max(rates, key=lambda k: rates[k])
+    return rates[kernel], kernel
+
+
+def machine_gflops(dtype: str = "float32", kernel: str = "torch") -> float:
+    """matmul_gflops("cpu", dtype, kernel=...), measured once per machine and kept in the cache
+    (probe/KEY.json)."""
     from harness.core.cache import cache_root, fingerprint, write_json_atomic
 
     machine = _machine()
-    key = fingerprint({"machine": machine, "dtype": dtype, "format": "matmul-probe/v1"})
+    spec = {"machine": machine, "dtype": dtype, "format": "matmul-probe/v1"}
+    if kernel != "torch":  # (the key of torch's probe as it was before kernels)
+        spec["kernel"] = kernel
+    key = fingerprint(spec)
     path = cache_root() / "probe" / f"{key}.json"
     try:
         return float(json.loads(path.read_text())["gflops"])
     except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged: measure
         pass
-    gflops = matmul_gflops("cpu", dtype)
+    gflops = matmul_gflops("cpu", dtype, kernel=kernel)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"gflops": gflops, "dtype": dtype, "machine": machine})
     return gflops

@@ -32,7 +32,8 @@ from harness.engine.prompting import build_messages, target_text
 # 0.28-0.36 of it on the demo here (Zen 4, avx512_bf16); in fp32 0.6 of the fp32 probe (the 2-core
 # Zen 3 of issue 23: 96 tokens/s at 85 GFLOP/s).
 TRAIN_SHARE = {"bf16": 0.33, "fp32": 0.60}
-DECODE_SHARE = 0.40
+# Decoding through oneDNN (harness.engine.onednn, where it beats MKL) against oneDNN's own probe.
+DECODE_SHARE = {"torch": 0.40, "onednn": 0.40}
 PASSAGE_TITLE_TOKENS = 8  # "[i] title" before each passage
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
 
 def estimate_run(plan: Any, models: Any) -> Estimate | None:
     """The cold run's time on this CPU, or None where the model does not apply (a GPU, an API)."""
+    from harness.engine.onednn import faster_here
     from harness.engine.probe import machine_gflops
     from harness.engine.training import resolve_precision
 
@@ -157,7 +159,8 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
             train_s += training / (probe * TRAIN_SHARE[precision])
     if not train_s + decode_flops:
         return None
-    return Estimate(train_s, decode_flops / (machine_gflops(dtype) * 1e9 * DECODE_SHARE))
+    kernel = "onednn" if dtype == "float32" and faster_here() else "torch"  # what decoding's linears run on
+    return Estimate(train_s, decode_flops / (machine_gflops(dtype, kernel) * 1e9 * DECODE_SHARE[kernel]))
 
 
 def say_estimate(plan: Any, models: Any, console: Any) -> None:

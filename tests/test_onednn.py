@@ -1,0 +1,79 @@
+"""Decoding's fp32 linears through oneDNN on the CPU (harness.engine.onednn): the same logits to float
+tolerance, the same greedy answers, gradients untouched, and the model as it was afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.engine import onednn
+from harness.engine.greedy import greedy_compact
+
+pytestmark = pytest.mark.skipif(not onednn.available(), reason="this torch has no oneDNN")
+
+
+@pytest.fixture
+def forced(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SFT_HARNESS_ONEDNN", "1")
+    onednn.faster_here.cache_clear()
+    yield
+    onednn.faster_here.cache_clear()
+
+
+def _model(path: Path) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+
+
+def test_onednn_linears_give_the_logits_and_greedy_answers_of_torch(tiny_model_dir: Path, forced: None) -> None:
+    model = _model(tiny_model_dir)
+    ids = torch.randint(5, 1000, (3, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # a left-padded row
+    with torch.inference_mode():
+        want = model(input_ids=ids, attention_mask=mask).logits
+        plain = greedy_compact(model, ids, mask, max_new_tokens=8, stop_ids=[-1])
+        linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+        with onednn.fast_linears(model) as switched:
+            assert switched == len(linears) > 0
+            got = model(input_ids=ids, attention_mask=mask).logits
+            fast = greedy_compact(model, ids, mask, max_new_tokens=8, stop_ids=[-1])
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert fast == plain
+    assert not any("forward" in vars(m) for m in linears)  # restored
+
+
+def test_training_gradients_and_errors_inside_leave_the_model_as_it_was(tiny_model_dir: Path, forced: None) -> None:
+    model = _model(tiny_model_dir)
+    ids = torch.randint(5, 1000, (2, 6), generator=torch.Generator().manual_seed(1))
+    with pytest.raises(RuntimeError, match="inside"):
+        with onednn.fast_linears(model):
+            # with gradients on, autograd's linear runs: the backward still reaches the weights
+            model(input_ids=ids).logits.sum().backward()
+            assert model.lm_head.weight.grad is not None
+            raise RuntimeError("inside")
+    assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_off_where_not_faster_and_never_for_other_dtypes(tiny_model_dir: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model(tiny_model_dir)
+    monkeypatch.setenv("SFT_HARNESS_ONEDNN", "0")
+    onednn.faster_here.cache_clear()
+    try:
+        with onednn.fast_linears(model) as switched:
+            assert switched == 0
+        monkeypatch.setenv("SFT_HARNESS_ONEDNN", "1")
+        onednn.faster_here.cache_clear()
+        with onednn.fast_linears(model.to(torch.bfloat16)) as switched:
+            assert switched == 0
+    finally:
+        onednn.faster_here.cache_clear()
+
+
+def test_the_measurement_compares_the_two_kernels() -> None:
+    gain = onednn.measure_gain()
+    assert 0.05 < gain < 50  # a ratio of two timings of the same products, whichever is faster here
