@@ -11,6 +11,7 @@ version, threads) and kept in the cache, so a run's start does not pay the probe
 from __future__ import annotations
 
 import json
+import os
 import time
 from functools import cache
 from typing import Any
@@ -68,7 +69,11 @@ def _machine() -> dict[str, Any]:
                 cpu[key] = value.strip()
     except OSError:  # not Linux
         cpu["processor"] = platform.processor()
-    return {"cpu": cpu, "machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    # The kernels torch and oneDNN may use here: ATEN_CPU_CAPABILITY=avx2 or ONEDNN_MAX_CPU_ISA caps them.
+    kernels = {"aten": torch.backends.cpu.get_cpu_capability(), "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+               "mkl": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "")}
+    return {"cpu": cpu, "machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "kernels": kernels}
 
 
 def best_fp32_gflops(device: str = "cpu") -> tuple[float, str]:
