@@ -154,10 +154,10 @@ class SftStrategy(Strategy):
                                "are not supported "
                                "(bitsandbytes' 4-bit weights are not sharded here): pick one")
         if str(self.params["shard"]).startswith("zero") and self.params["processes"] != 1:
-            from harness.engine.training.zero import deepspeed_module
+            from harness.engine.training.zero import require_deepspeed
 
             try:  # before any work, not in each training process
-                deepspeed_module()
+                require_deepspeed()
             except HarnessError as e:
                 raise HarnessError(f"strategy '{self.name}': shard={self.params['shard']}: {e}") from None
         if self.params["quantize"] == "4bit" and not device.startswith("cuda"):

@@ -233,6 +233,41 @@ def test_deepspeed_zero_trains_the_adapter_of_one_process_and_checkpoints_cross_
         _assert_same_adapter(_weights(tmp_path / folder), w1, CONFIG.lr)
 
 
+def test_zero3_resumes_partitions_that_do_not_divide_and_saves_the_step_it_reached(tiny_model_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """3 ZeRO-3 processes: every LoRA tensor (a multiple of 64 elements) leaves the last partition padded.
+    Resumed at step 1 from one process's checkpoint, they write checkpoints at steps 2 and 3 that hold
+    AdamW's true step, and one process resumed from step 3 ends on the one-process adapter."""
+    pytest.importorskip("deepspeed")
+    from harness.engine.training.launch import launch_training
+    from harness.engine.training.loop import train_lora
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    end = end_token_ids(tok)
+    train, _ = training.encode_all(tok, pairs(13), end, CONFIG.max_len)
+    one_cfg = replace(CONFIG, checkpoint_every=1, batch_size=6)
+
+    def run(cfg: TrainConfig, ckpt: Path, out: Path) -> training.TrainReport:
+        trainer = train_lora if cfg.processes == 1 else launch_training
+        return trainer(str(tiny_model_dir), tok, train, out, cfg, checkpoint_dir=ckpt)
+
+    one = run(one_cfg, tmp_path / "ckpt-one" / "k", tmp_path / "one")
+    assert one.steps == 4
+    # One epoch of the same steps leaves its step-1 checkpoint (only the latest is kept, and none at the end).
+    run(replace(one_cfg, epochs=1), tmp_path / "ckpt-zero3" / "k", tmp_path / "one-epoch")
+    assert [p.name for p in (tmp_path / "ckpt-zero3" / "k").glob("step-*")] == ["step-00000001"]
+    zero3 = run(replace(one_cfg, batch_size=2, processes=3, shard="zero3"), tmp_path / "ckpt-zero3" / "k",
+                tmp_path / "zero3")
+    assert (zero3.resumed_from_step, zero3.processes, zero3.global_batch) == (1, 3, 12)
+    _assert_same_adapter(_weights(tmp_path / "zero3"), _weights(tmp_path / "one"), CONFIG.lr)
+    last = sorted((tmp_path / "ckpt-zero3" / "k").glob("step-*"))[-1]
+    state = torch.load(last / training.CHECKPOINT_STATE, weights_only=True)["optimizer"]["state"]
+    assert {float(slots["step"]) for slots in state.values()} == {3.0}
+    one_resumed = run(one_cfg, tmp_path / "ckpt-zero3" / "k", tmp_path / "one-resumed")
+    assert one_resumed.resumed_from_step == 3
+    _assert_same_adapter(_weights(tmp_path / "one-resumed"), _weights(tmp_path / "one"), CONFIG.lr)
+
+
 def test_deepspeed_config_keeps_the_users_zero_section_and_the_strategys_layout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.engine.training.zero import engine_config, launched_stage

@@ -15,11 +15,8 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="this torch has n
 
 
 @pytest.fixture
-def forced(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def forced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SFT_HARNESS_ONEDNN", "1")
-    onednn.faster_here.cache_clear()
-    yield
-    onednn.faster_here.cache_clear()
 
 
 def _model(path: Path) -> torch.nn.Module:
@@ -62,16 +59,11 @@ def test_off_where_not_faster_and_never_for_other_dtypes(tiny_model_dir: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model(tiny_model_dir)
     monkeypatch.setenv("SFT_HARNESS_ONEDNN", "0")
-    onednn.faster_here.cache_clear()
-    try:
-        with onednn.fast_linears(model) as switched:
-            assert switched == 0
-        monkeypatch.setenv("SFT_HARNESS_ONEDNN", "1")
-        onednn.faster_here.cache_clear()
-        with onednn.fast_linears(model.to(torch.bfloat16)) as switched:
-            assert switched == 0
-    finally:
-        onednn.faster_here.cache_clear()
+    with onednn.fast_linears(model) as switched:
+        assert switched == 0
+    monkeypatch.setenv("SFT_HARNESS_ONEDNN", "1")
+    with onednn.fast_linears(model.to(torch.bfloat16)) as switched:
+        assert switched == 0
 
 
 def test_the_measurement_compares_the_two_kernels() -> None:

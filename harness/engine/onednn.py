@@ -24,21 +24,12 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from harness.engine.kernels import onednn_available as available
+from harness.engine.kernels import onednn_linear
+
 # Decoding's shapes: rows x in -> out, for the default model's layers and its vocabulary head.
 _PROBE_SHAPES = ((48, 576, 1536), (48, 1536, 576), (48, 576, 576), (48, 576, 49152 // 4), (8, 576, 1536))
 _MIN_GAIN = 1.10  # below this, keep torch's path: a kernel change is not worth a few percent
-
-
-def available() -> bool:
-    import torch
-
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-def onednn_linear(x: Any, weight: Any, bias: Any) -> Any:
-    import torch
-
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
 def _time(fn: Any, seconds: float = 0.05) -> float:
@@ -67,8 +58,13 @@ def measure_gain() -> float:
 
 
 @cache
+def _measured_gain() -> float:
+    return measure_gain()  # once per process; the cache file keeps it per machine
+
+
 def faster_here() -> bool:
-    """Whether decoding's linears run faster through oneDNN on this machine (cached per machine)."""
+    """Whether decoding's linears run faster through oneDNN on this machine (measured once per machine,
+    kept in the cache: probe/KEY.json)."""
     forced = os.environ.get("SFT_HARNESS_ONEDNN", "").strip()
     if forced in ("0", "1"):
         return forced == "1" and available()
@@ -82,7 +78,7 @@ def faster_here() -> bool:
     try:
         gain = float(json.loads(path.read_text())["gain"])
     except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged
-        gain = measure_gain()
+        gain = _measured_gain()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"gain": gain, "machine": machine})
     return gain >= _MIN_GAIN

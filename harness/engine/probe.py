@@ -29,7 +29,7 @@ def matmul_gflops(device: str = "cpu", dtype: str = "float32", n: int = 2048, se
     a = torch.randn(n, n, device=device).to(torch_dtype)
     b = torch.randn(n, n, device=device).to(torch_dtype)
     if kernel == "onednn":
-        from harness.engine.onednn import onednn_linear
+        from harness.engine.kernels import onednn_linear
 
         def product() -> Any:
             return onednn_linear(a, b, None)  # a @ b.T: the same FLOPs
@@ -79,10 +79,10 @@ def _machine() -> dict[str, Any]:
 def best_fp32_gflops(device: str = "cpu") -> tuple[float, str]:
     """The machine's fp32 roofline as torch reaches it: the faster of torch.matmul and oneDNN (CPU),
     with the kernel's name."""
-    from harness.engine.onednn import available
+    from harness.engine.kernels import onednn_available
 
     rates = {"torch": matmul_gflops(device, "float32")}
-    if device == "cpu" and available():
+    if device == "cpu" and onednn_available():
         rates["onednn"] = matmul_gflops(device, "float32", kernel="onednn")
     kernel = max(rates, key=lambda k: rates[k])
     return rates[kernel], kernel

@@ -217,7 +217,7 @@ class ZeRO(Sharded):
         from harness.engine.training.zero import STAGES, deepspeed_module
 
         self.shard = shard if shard in STAGES else "zero2"
-        self.ds = deepspeed_module()
+        self.ds = deepspeed_module(device)
         self._init_group(device)
         self.engine: Any = None
         self._boundary = True

@@ -32,13 +32,24 @@ STAGES = {"zero1": 1, "zero2": 2, "zero3": 3}
 _MOMENTS = ("exp_avg", "exp_avg_sq")  # torch AdamW's per-parameter state (amsgrad is not used)
 
 
-def deepspeed_module() -> Any:
-    try:
-        import deepspeed
-    except ImportError:
+def require_deepspeed() -> None:
+    """Raise (one line) unless DeepSpeed is installed; imports nothing (DeepSpeed picks its accelerator
+    when imported: deepspeed_module does that with the training's device)."""
+    import importlib.util
+
+    if importlib.util.find_spec("deepspeed") is None:
         raise HarnessError("ZeRO sharding needs DeepSpeed: pip install 'sft-harness[deepspeed]' "
-                           "(or pip install deepspeed)") from None
+                           "(or pip install deepspeed)")
+
+
+def deepspeed_module(device: str) -> Any:
+    """DeepSpeed, imported on the accelerator of `device`: left to itself it picks CUDA wherever a GPU
+    is visible, even for a run on the CPU (gloo, CPU tensors)."""
+    require_deepspeed()
+    os.environ.setdefault("DS_ACCELERATOR", "cuda" if device.startswith("cuda") else "cpu")
     import logging
+
+    import deepspeed
 
     deepspeed.utils.logger.setLevel(logging.WARNING)  # its INFO lines (the config, every init) fill a launched run's terminal
     return deepspeed
@@ -81,9 +92,14 @@ def launched_stage() -> str:
 def check_launched_config() -> None:
     """Raise (one line) if the launcher's DeepSpeed config cannot train here: DeepSpeed missing, a
     stage other than 1-3, an unreadable JSON, NVMe offload."""
-    deepspeed_module()
+    require_deepspeed()
     shard = launched_stage()
     engine_config(shard, 1, 1, 1, cuda=True)
+
+
+def _without_auto(section: dict[str, Any]) -> dict[str, Any]:
+    """The section with its "auto" entries (HF's placeholders, at any depth) left to DeepSpeed's defaults."""
+    return {k: _without_auto(v) if isinstance(v, dict) else v for k, v in section.items() if v != "auto"}
 
 
 def _offload(zero: dict[str, Any], cuda: bool) -> dict[str, Any]:
@@ -94,6 +110,9 @@ def _offload(zero: dict[str, Any], cuda: bool) -> dict[str, Any]:
         device = str((entry or {}).get("device", "none")).lower() if isinstance(entry, dict) else "none"
         if device == "nvme":
             raise HarnessError(f"DeepSpeed {key} to nvme is not supported: offload to cpu, or not at all")
+        if isinstance(entry, dict) and float(entry.get("ratio", 1.0)) < 1.0:  # DeepSpeedCPUAdam only
+            raise HarnessError(f"DeepSpeed {key}.ratio below 1 (a partial offload) is not supported: it needs "
+                               "DeepSpeed's own CPU Adam, and the strategy trains with torch's AdamW")
         if device == "none" or not cuda:
             zero.pop(key, None)
     for key, env in (("offload_optimizer", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE"),
@@ -110,7 +129,11 @@ def engine_config(shard: str, batch_size: int, grad_accum: int, world: int, cuda
     """The DeepSpeed config: the user's zero_optimization ("auto" entries dropped) at the chosen stage,
     with the strategy's batch layout; no precision, optimizer, scheduler or clipping of DeepSpeed's."""
     user = _user_config().get("zero_optimization", {}) if accelerate_asks_deepspeed() else {}
-    zero = {k: v for k, v in dict(user).items() if v != "auto"}
+    zero = _without_auto(dict(user))
+    for old in ("cpu_offload", "cpu_offload_param", "cpu_offload_use_pin_memory"):
+        if old in zero:
+            raise HarnessError(f"the DeepSpeed config's zero_optimization.{old} is DeepSpeed's old offload key: "
+                               "write offload_optimizer / offload_param {\"device\": \"cpu\"} instead")
     zero["stage"] = STAGES[shard]
     zero = _offload(zero, cuda)
     return {
@@ -155,9 +178,11 @@ def _inner(engine_optimizer: Any) -> Any:
 
 
 def _step_count(engine_optimizer: Any) -> Any:
-    for slots in _inner(engine_optimizer).state.values():
-        if "step" in slots:
-            return slots["step"].detach().cpu()
+    """The AdamW step of this process's partitions (None before the first step)."""
+    state = _inner(engine_optimizer).state
+    for flat in _flat_partitions(engine_optimizer):
+        if "step" in state.get(flat, {}):
+            return state[flat]["step"].detach().cpu()
     return None
 
 
@@ -179,9 +204,11 @@ def load_optimizer_state(params: list[Any], engine_optimizer: Any, restored: lis
     import torch
     from deepspeed.utils import safe_set_full_optimizer_state
 
+    inner = _inner(engine_optimizer)
+    for p in params:  # the client AdamW's own entries: DeepSpeed steps its partitions, not these
+        inner.state.pop(p, None)
     if not restored or not all(restored):
         return
-    inner = _inner(engine_optimizer)
     step = restored[0]["step"]
     for flat in _flat_partitions(engine_optimizer):
         inner.state[flat] = {"step": step.clone().to(torch.float32),
@@ -191,4 +218,23 @@ def load_optimizer_state(params: list[Any], engine_optimizer: Any, restored: lis
         link()
     for p, slots in zip(params, restored, strict=True):
         for key in _MOMENTS:
-            safe_set_full_optimizer_state(p, slots[key].to(p.device), key)
+            if hasattr(p, "ds_id"):  # ZeRO-3: this process's partition, cut by hand (see _local_partition)
+                from deepspeed.utils import safe_set_local_optimizer_state
+
+                safe_set_local_optimizer_state(p, _local_partition(p, slots[key]), key)
+            else:
+                safe_set_full_optimizer_state(p, slots[key].to(p.device), key)
+
+
+def _local_partition(param: Any, value: Any) -> Any:
+    """This process's slice of a whole ZeRO-3 tensor: the flat value zero-padded to partition x world (the
+    last partition is padded when the size does not divide; DeepSpeed's set_full_hp_param would read past
+    the end there)."""
+    import torch
+    import torch.distributed as dist
+
+    part = param.ds_tensor.numel()
+    flat = value.detach().flatten().to(param.ds_tensor.device, torch.float32)
+    padded = torch.zeros(part * dist.get_world_size(), dtype=flat.dtype, device=flat.device)
+    padded[: flat.numel()] = flat
+    return padded.narrow(0, part * dist.get_rank(), part)
