@@ -17,7 +17,6 @@ Inside `fast_linears(model)` every plain `nn.Linear` of the model forwards throu
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -70,17 +69,9 @@ def faster_here() -> bool:
         return forced == "1" and available()
     if not available():
         return False
-    from harness.core.cache import cache_root, fingerprint, write_json_atomic
-    from harness.engine.probe import _machine
+    from harness.engine.probe import per_machine
 
-    machine = _machine()
-    path = cache_root() / "probe" / f"{fingerprint({'machine': machine, 'format': 'onednn-linear/v1'})}.json"
-    try:
-        gain = float(json.loads(path.read_text())["gain"])
-    except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged
-        gain = _measured_gain()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"gain": gain, "machine": machine})
+    gain = per_machine({"format": "onednn-linear/v1"}, "gain", _measured_gain)
     return gain >= _MIN_GAIN
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -88,25 +89,30 @@ def best_fp32_gflops(device: str = "cpu") -> tuple[float, str]:
     return rates[kernel], kernel
 
 
-def machine_gflops(dtype: str = "float32", kernel: str = "torch") -> float:
-    """matmul_gflops("cpu", dtype, kernel=...), measured once per machine and kept in the cache
-    (probe/KEY.json)."""
+def per_machine(spec: dict[str, Any], field: str, measure: Callable[[], float]) -> float:
+    """`measure()` once per machine (the spec plus this machine's key), kept in the cache as
+    probe/KEY.json; a missing or damaged entry is measured again."""
     from harness.core.cache import cache_root, fingerprint, write_json_atomic
 
     machine = _machine()
-    spec = {"machine": machine, "dtype": dtype, "format": "matmul-probe/v1"}
-    if kernel != "torch":  # (the key of torch's probe as it was before kernels)
-        spec["kernel"] = kernel
-    key = fingerprint(spec)
-    path = cache_root() / "probe" / f"{key}.json"
+    path = cache_root() / "probe" / f"{fingerprint({'machine': machine, **spec})}.json"
     try:
-        return float(json.loads(path.read_text())["gflops"])
+        return float(json.loads(path.read_text())[field])
     except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged: measure
         pass
-    gflops = matmul_gflops("cpu", dtype, kernel=kernel)
+    value = measure()
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"gflops": gflops, "dtype": dtype, "machine": machine})
-    return gflops
+    write_json_atomic(path, {field: value, **spec, "machine": machine})
+    return value
+
+
+def machine_gflops(dtype: str = "float32", kernel: str = "torch") -> float:
+    """matmul_gflops("cpu", dtype, kernel=...), measured once per machine and kept in the cache
+    (probe/KEY.json)."""
+    spec = {"dtype": dtype, "format": "matmul-probe/v1"}
+    if kernel != "torch":  # (the key of torch's probe as it was before kernels)
+        spec["kernel"] = kernel
+    return per_machine(spec, "gflops", lambda: matmul_gflops("cpu", dtype, kernel=kernel))
 
 
 def linear_params(model: Any) -> int:
