@@ -4,6 +4,7 @@ that one process trains with the same global batch."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -297,3 +298,52 @@ def test_deepspeed_config_keeps_the_users_zero_section_and_the_strategys_layout(
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "0")
     with pytest.raises(HarnessError, match="stage 0 is not supported"):
         launched_stage()
+
+
+ZERO3_LOAD = """
+import json, sys
+import torch
+from safetensors.torch import load_file
+from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+from harness.engine.training import TrainConfig, distributed, load_for_training
+
+config = TrainConfig(batch_size=2, grad_accum=1, shard="zero3", precision="fp32")
+role = distributed.current("cpu", "zero3")
+with role.loading(config):
+    model = load_for_training(sys.argv[1], ["all-linear"], config, "cpu")
+base = [p for n, p in model.named_parameters() if "lora_" not in n]
+name, weight = next((n, p) for n, p in model.named_parameters() if n.endswith("layers.0.mlp.down_proj.base_layer.weight"))
+import deepspeed
+with deepspeed.zero.GatheredParameters([weight]):
+    whole = weight.detach().clone()
+expected = load_file(sys.argv[1] + "/model.safetensors")["model.layers.0.mlp.down_proj.weight"]
+out = {"rank": role.rank, "enabled": is_deepspeed_zero3_enabled(),
+       "partitioned": all(hasattr(p, "ds_id") for p in base),
+       "held": sum(p.data.numel() for p in base), "local": sum(p.ds_tensor.numel() for p in base),
+       "total": sum(p.ds_numel for p in base), "values": bool(torch.equal(whole, expected))}
+role.release()
+out["after_release"] = is_deepspeed_zero3_enabled()
+open(f"{sys.argv[2]}/rank{role.rank}.json", "w").write(json.dumps(out))
+"""
+
+
+def test_zero3_loads_each_process_s_partition_of_the_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Under ZeRO-3 the training model is built under deepspeed.zero.Init: each process holds its 1/N
+    partition of every base weight from the start (no process holds the whole model, so a model larger
+    than one GPU can be trained), and the partitions hold the checkpoint's values (read by rank 0)."""
+    pytest.importorskip("deepspeed")
+    import subprocess
+    import sys
+
+    script = tmp_path / "load.py"
+    script.write_text(ZERO3_LOAD)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), str(tiny_model_dir), str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    for r in results:
+        assert r["enabled"] and r["partitioned"] and r["values"] and not r["after_release"]
+        assert r["held"] == 0  # nothing but the partition: the gathered tensor is freed again
+        assert r["total"] / 2 <= r["local"] <= r["total"] / 2 + 2 * 64  # its half (padding: a few elements)

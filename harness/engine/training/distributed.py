@@ -59,6 +59,11 @@ class Single:
     def device(self, requested: str) -> str:
         return requested
 
+    def loading(self, config: Any) -> Any:
+        """The context the training model is loaded in (`config`: the TrainConfig): as usual here;
+        ZeRO-3 partitions the weights as they load."""
+        return contextlib.nullcontext()
+
     def shard_model(self, model: Any) -> Any:
         """The model as this role trains it (before the optimizer is built on its parameters)."""
         return model
@@ -223,22 +228,43 @@ class ZeRO(Sharded):
         self._boundary = True
         self._params: list[Any] = []
         self._param_groups: list[dict[str, Any]] = []
+        self._zero3_loading: Any = None
+
+    @contextlib.contextmanager
+    def loading(self, config: Any) -> Any:
+        """ZeRO-3: from_pretrained builds the model under deepspeed.zero.Init (transformers' DeepSpeed
+        integration): each process keeps 1/N of each weight on its device from the start, and only the
+        main process reads the checkpoint (into its CPU memory), so no GPU holds the whole model. Kept on
+        for the training (peft and transformers ask it) until release. An accelerate config's
+        `zero3_init_flag: false` loads the whole model in each process instead."""
+        from harness.engine.training.zero import zero3_init_wanted, zero3_loading
+
+        if self.shard == "zero3" and zero3_init_wanted():
+            # DeepSpeed's own view of the group (its config reads the world size there); joins ours
+            self.ds.init_distributed(dist_backend="gloo" if self._device == "cpu" else "nccl")
+            self._zero3_loading = zero3_loading(self._config(config))
+        yield
+
+    def _config(self, config: Any) -> dict[str, Any]:
+        from harness.engine.training.zero import engine_config
+
+        return engine_config(self.shard, config.batch_size, config.grad_accum, self.world, self._device != "cpu")
 
     def shard_model(self, model: Any) -> Any:
-        return model  # deepspeed.initialize partitions it (prepare)
+        return model  # partitioned as it loaded (ZeRO-3) or by deepspeed.initialize (prepare)
 
     def prepare(self, model: Any, optimizer: Any, config: Any = None) -> tuple[Any, Any]:
         """The engine around the model and our AdamW; the AdamW state a resume loaded moves into the
         engine's partitions."""
-        from harness.engine.training.zero import engine_config, load_optimizer_state
+        from harness.engine.training.zero import load_optimizer_state
 
-        self.release()
+        self._release_engine()
         params = [p for g in optimizer.param_groups for p in g["params"]]
         restored = [dict(optimizer.state[p]) if p in optimizer.state else {} for p in params]
         state = optimizer.state_dict()
         self._param_groups = state["param_groups"]
-        cfg = engine_config(self.shard, config.batch_size, config.grad_accum, self.world, self._device != "cpu")
-        self.engine, engine_optimizer, _, _ = self.ds.initialize(model=model, optimizer=optimizer, config=cfg)
+        self.engine, engine_optimizer, _, _ = self.ds.initialize(model=model, optimizer=optimizer,
+                                                                 config=self._config(config))
         self._params = params
         load_optimizer_state(params, engine_optimizer, restored)
         return self.engine, engine_optimizer
@@ -274,6 +300,14 @@ class ZeRO(Sharded):
         return value  # restored before the engine partitions the parameters
 
     def release(self) -> None:
+        self._release_engine()
+        if self._zero3_loading is not None:
+            from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+            unset_hf_deepspeed_config()
+            self._zero3_loading = None
+
+    def _release_engine(self) -> None:
         if self.engine is not None:
             destroy = getattr(self.engine, "destroy", None)
             if destroy is not None:

@@ -334,8 +334,9 @@ def train_lora(
     device = dist.device(device)
     if device == "cpu":  # the cores shared out among the processes on this machine
         torch.set_num_threads(max(1, cpu_threads() // distributed.env_local_world_size()))
-    # Sharded: loaded on the CPU, and fully_shard moves each process's shard to its device.
-    model = load_for_training(model_path, config.target_modules, config, "cpu" if dist.sharded else device)
+    # Sharded: loaded on the CPU, and fully_shard (or DeepSpeed) moves each process's shard to its device.
+    with dist.loading(config):  # ZeRO-3: partitioned as it loads
+        model = load_for_training(model_path, config.target_modules, config, "cpu" if dist.sharded else device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     checkpoints = None
     if checkpoint_dir is not None:
@@ -343,16 +344,16 @@ def train_lora(
     try:
         report = fit_lora(model, train, config, pad_id=pad_id, validation=validation, device=device,
                           progress=progress, description=description, checkpoints=checkpoints, dist=dist)
+        report.skipped = skipped
+        saved = _check_and_save(model, [s.input_ids[: s.n_prompt] for s in train[:4]], out_dir, dist)
     except torch.cuda.OutOfMemoryError:
-        dist.release()
         raise HarnessError(
             f"out of GPU memory while training on {device} (batch_size={config.batch_size}, max_len={config.max_len}): "
             "try sft:gradient_checkpointing=true, sft:quantize=4bit, or a smaller sft:batch_size (with grad_accum "
             "to keep the step) or sft:max_len; checkpoints so far are kept"
         ) from None
-    report.skipped = skipped
-    saved = _check_and_save(model, [s.input_ids[: s.n_prompt] for s in train[:4]], out_dir, dist)
-    dist.release()  # the accelerator's (engine's) references to this model and optimizer
+    finally:
+        dist.release()  # the accelerator's (engine's) references to this model and optimizer; ZeRO-3 loading off
     if not saved:
         return report
     report.seconds = round(report.seconds + time.perf_counter() - started, 2)  # plus earlier runs'

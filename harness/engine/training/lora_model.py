@@ -50,7 +50,11 @@ def load_for_training(
         model = get_peft_model(base, lora)
     except ValueError as e:
         raise no_match_error(target_modules, base, e) from e
-    return model if config.quantize == "4bit" else model.to(device)  # 4-bit weights are placed by bitsandbytes
+    from harness.engine.training.zero import is_partitioned
+
+    if config.quantize == "4bit" or is_partitioned(model):
+        return model  # placed already: 4-bit weights by bitsandbytes, ZeRO-3 partitions by DeepSpeed
+    return model.to(device)
 
 
 def _quantization(config: TrainConfig, device: str) -> dict[str, Any]:

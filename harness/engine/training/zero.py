@@ -149,6 +149,25 @@ def engine_config(shard: str, batch_size: int, grad_accum: int, world: int, cuda
     }
 
 
+def zero3_init_wanted() -> bool:
+    """Whether ZeRO-3 loads under zero.Init: yes, unless the launcher's accelerate config says
+    `zero3_init_flag: false` (some models' custom code does not build under it)."""
+    return not (accelerate_asks_deepspeed() and os.environ.get("ACCELERATE_DEEPSPEED_ZERO3_INIT", "").lower() == "false")
+
+
+def zero3_loading(config: dict[str, Any]) -> Any:
+    """Turn on transformers' ZeRO-3 loading (from_pretrained under deepspeed.zero.Init) with this engine
+    config; the returned object keeps it on (transformers holds only a weak reference to it)."""
+    from transformers.integrations.deepspeed import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(config)
+
+
+def is_partitioned(model: Any) -> bool:
+    """Whether the model's weights are ZeRO-3 partitions (loaded under zero.Init)."""
+    return any(hasattr(p, "ds_id") for p in model.parameters())
+
+
 def full_param(param: Any) -> Any:
     """The whole fp32 tensor on the CPU (a collective under ZeRO)."""
     from deepspeed.utils import safe_get_full_fp32_param
