@@ -271,7 +271,7 @@ def test_zero3_resumes_partitions_that_do_not_divide_and_saves_the_step_it_reach
 
 def test_deepspeed_config_keeps_the_users_zero_section_and_the_strategys_layout(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.engine.training.zero import engine_config, launched_stage
+    from harness.engine.training.zero import engine_config, launched_stage, zero3_init_wanted
 
     user = {"train_micro_batch_size_per_gpu": "auto", "bf16": {"enabled": True}, "gradient_clipping": 1.0,
             "optimizer": {"type": "AdamW"}, "zero_optimization": {"stage": 3, "overlap_comm": True,
@@ -280,6 +280,9 @@ def test_deepspeed_config_keeps_the_users_zero_section_and_the_strategys_layout(
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_CONFIG_FILE", str(tmp_path / "ds.json"))
     assert launched_stage() == "zero3"
+    assert zero3_init_wanted()  # ZeRO-3 loads partitioned unless the config's zero3_init_flag says false
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO3_INIT", "false")
+    assert not zero3_init_wanted()
     cuda = engine_config("zero3", batch_size=2, grad_accum=4, world=8, cuda=True)
     assert (cuda["train_micro_batch_size_per_gpu"], cuda["gradient_accumulation_steps"], cuda["train_batch_size"]) \
         == (2, 4, 64)

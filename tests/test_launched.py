@@ -108,7 +108,7 @@ mixed_precision: 'no'
 use_cpu: false
 deepspeed_config:
   deepspeed_config_file: {json}
-  zero3_init_flag: false
+  zero3_init_flag: true
 """
 DEEPSPEED_JSON = {"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
                   "bf16": {"enabled": "auto"}, "gradient_clipping": "auto",

@@ -100,6 +100,9 @@ def build_models(picked: dict[str, ModelSpec], *, device: str, trust_remote_code
                  seed: int = 0, load: Callable[..., LoadedModel] | None = None) -> ModelSet:
     """Each model once (by share key): a local one's tokenizer and weights' identity now (weights
     on first decode), a served one's server, key and model name checked now."""
+    from harness.engine.training.zero import pin_accelerator
+
+    pin_accelerator(device)  # before a model conversion's save_pretrained imports DeepSpeed (if installed)
     local: dict[str, LoadedModel] = {}
     load = load or load_generator  # looked up now: tests replace it to prove nothing loads
 

@@ -42,11 +42,18 @@ def require_deepspeed() -> None:
                            "(or pip install deepspeed)")
 
 
-def deepspeed_module(device: str) -> Any:
-    """DeepSpeed, imported on the accelerator of `device`: left to itself it picks CUDA wherever a GPU
-    is visible, even for a run on the CPU (gloo, CPU tensors)."""
-    require_deepspeed()
+def pin_accelerator(device: str) -> None:
+    """Tell DeepSpeed, before anything imports it, which accelerator this run uses. Left to itself it
+    picks CUDA wherever a GPU is visible, even for a run on the CPU, and on a machine without one it
+    prints a warning; libraries import it on their own (accelerate's unwrap_model in every
+    save_pretrained, where DeepSpeed is installed)."""
     os.environ.setdefault("DS_ACCELERATOR", "cuda" if device.startswith("cuda") else "cpu")
+
+
+def deepspeed_module(device: str) -> Any:
+    """DeepSpeed, imported on the accelerator of `device` (gloo and CPU tensors for a CPU run)."""
+    require_deepspeed()
+    pin_accelerator(device)
     import logging
 
     import deepspeed
