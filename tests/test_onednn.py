@@ -69,3 +69,34 @@ def test_off_where_not_faster_and_never_for_other_dtypes(tiny_model_dir: Path,
 def test_the_measurement_compares_the_two_kernels() -> None:
     gain = onednn.measure_gain()
     assert 0.05 < gain < 50  # a ratio of two timings of the same products, whichever is faster here
+
+
+def test_lora_training_through_onednn_gives_torch_s_gradients(tiny_model_dir: Path, forced: None) -> None:
+    """training=True: the frozen base linears forward and pass gradients back through oneDNN; the LoRA
+    gradients (what the optimizer steps) equal torch's to float tolerance, also with gradient
+    checkpointing (the recomputed forward) and under bf16 autocast (where torch's linear runs)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(_model(tiny_model_dir), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    ids = torch.randint(5, 1000, (2, 10), generator=torch.Generator().manual_seed(2))
+    trained = [p for p in model.parameters() if p.requires_grad]
+
+    def grads() -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        model(input_ids=ids, labels=ids).loss.backward()
+        return [p.grad.clone() for p in trained]
+
+    want = grads()
+    with onednn.fast_linears(model, training=True) as switched:
+        frozen = [m for m in model.modules() if type(m) is torch.nn.Linear and not m.weight.requires_grad]
+        assert switched > len(frozen) > 0  # the base layers and the head; LoRA's own A and B stay on autograd's path
+        got = grads()
+        model.base_model.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.base_model.model.enable_input_require_grads()
+        checkpointed = grads()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(input_ids=ids, labels=ids).loss.backward()  # autocast: torch's bf16 linear, no error
+    for w, g, c in zip(want, got, checkpointed, strict=True):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-6) and torch.allclose(c, w, rtol=1e-4, atol=1e-6)
+    assert not any("forward" in vars(m) for m in model.modules())

@@ -10,8 +10,11 @@ tolerance; the demo's 62 greedy answers came out identical.
 Inside `fast_linears(model)` every plain `nn.Linear` of the model forwards through it, and only:
 - where oneDNN is faster on this machine (measured once per machine, kept in the cache like the matmul
   probe, harness.engine.probe; SFT_HARNESS_ONEDNN=0 or 1 overrides the measurement);
-- for fp32 weights and inputs on the CPU, without gradients (decoding and scoring run in inference
-  mode), so the GPU path, training, bf16 and quantised layers are untouched.
+- for fp32 weights and inputs on the CPU, so the GPU path, bf16 (autocast included) and quantised
+  layers are untouched.
+With `training=True` (fp32 LoRA training on the CPU) the frozen base linears go through oneDNN both
+ways: the forward, and the backward's input gradient (grad_y @ W, the same op on the transposed weight
+view, no copy); trainable weights keep autograd's linear. Training's shapes are measured on their own.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from harness.engine.kernels import onednn_linear
 
 # Decoding's shapes: rows x in -> out, for the default model's layers and its vocabulary head.
 _PROBE_SHAPES = ((48, 576, 1536), (48, 1536, 576), (48, 576, 576), (48, 576, 49152 // 4), (8, 576, 1536))
+# Training's: a micro-batch of tokens through the same layers (forward and input-gradient products).
+_TRAIN_SHAPES = ((1024, 576, 1536), (1024, 1536, 576), (1024, 576, 576))
 _MIN_GAIN = 1.10  # below this, keep torch's path: a kernel change is not worth a few percent
 
 
@@ -40,30 +45,35 @@ def _time(fn: Any, seconds: float = 0.05) -> float:
     return (time.perf_counter() - start) / runs
 
 
-def measure_gain() -> float:
-    """torch's linear time over oneDNN's, summed over decoding-like shapes (> 1: oneDNN is faster)."""
+def measure_gain(training: bool = False) -> float:
+    """torch's linear time over oneDNN's (> 1: oneDNN is faster), summed over decoding-like shapes, or
+    over training's forward and input-gradient products."""
     import torch
     import torch.nn.functional as F
 
     torch_s = onednn_s = 0.0
     gen = torch.Generator().manual_seed(0)
     with torch.inference_mode():
-        for rows, n_in, n_out in _PROBE_SHAPES:
+        for rows, n_in, n_out in _TRAIN_SHAPES if training else _PROBE_SHAPES:
             x = torch.randn(rows, n_in, generator=gen)
             w = torch.randn(n_out, n_in, generator=gen)
             torch_s += _time(lambda x=x, w=w: F.linear(x, w))
             onednn_s += _time(lambda x=x, w=w: onednn_linear(x, w, None))
+            if training:
+                g = torch.randn(rows, n_out, generator=gen)
+                torch_s += _time(lambda g=g, w=w: torch.matmul(g, w))
+                onednn_s += _time(lambda g=g, w=w: onednn_linear(g, w.t(), None))
     return torch_s / onednn_s
 
 
 @cache
-def _measured_gain() -> float:
-    return measure_gain()  # once per process; the cache file keeps it per machine
+def _measured_gain(training: bool) -> float:
+    return measure_gain(training)  # once per process; the cache file keeps it per machine
 
 
-def faster_here() -> bool:
-    """Whether decoding's linears run faster through oneDNN on this machine (measured once per machine,
-    kept in the cache: probe/KEY.json)."""
+def faster_here(training: bool = False) -> bool:
+    """Whether decoding's (or training's) linears run faster through oneDNN on this machine (measured
+    once per machine, kept in the cache: probe/KEY.json)."""
     forced = os.environ.get("SFT_HARNESS_ONEDNN", "").strip()
     if forced in ("0", "1"):
         return forced == "1" and available()
@@ -71,7 +81,8 @@ def faster_here() -> bool:
         return False
     from harness.engine.probe import per_machine
 
-    gain = per_machine({"format": "onednn-linear/v1"}, "gain", _measured_gain)
+    field = "train_gain" if training else "gain"
+    gain = per_machine({"format": "onednn-linear/v1"}, field, lambda: _measured_gain(training))
     return gain >= _MIN_GAIN
 
 
@@ -79,24 +90,48 @@ def _forward(module: Any, x: Any) -> Any:
     import torch
     import torch.nn.functional as F
 
-    if x.dtype != torch.float32 or x.device.type != "cpu" or (
-            torch.is_grad_enabled() and (x.requires_grad or module.weight.requires_grad)):
-        return F.linear(x, module.weight, module.bias)  # gradients need autograd's linear
-    return onednn_linear(x, module.weight, module.bias)
+    w = module.weight
+    if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        return F.linear(x, w, module.bias)
+    if not torch.is_grad_enabled() or not (x.requires_grad or w.requires_grad):
+        return onednn_linear(x, w, module.bias)
+    if w.requires_grad or (module.bias is not None and module.bias.requires_grad):
+        return F.linear(x, w, module.bias)  # a trained weight: autograd's linear gives its gradient
+    return _frozen_linear().apply(x, w, module.bias)
+
+
+@cache
+def _frozen_linear() -> Any:
+    """An autograd function for a frozen weight: y = x W^T + b and dx = dy W, both through oneDNN."""
+    import torch
+
+    class FrozenLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any, weight: Any, bias: Any) -> Any:
+            ctx.save_for_backward(weight)
+            return onednn_linear(x, weight, bias)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (weight,) = ctx.saved_tensors
+            return onednn_linear(grad.contiguous(), weight.t(), None), None, None
+
+    return FrozenLinear
 
 
 @contextlib.contextmanager
-def fast_linears(model: Any) -> Iterator[int]:
-    """The model's plain fp32 CPU linears forward through oneDNN inside (where it is faster here);
-    yields how many do. Restored on the way out, whatever happens inside."""
+def fast_linears(model: Any, training: bool = False) -> Iterator[int]:
+    """The model's plain fp32 CPU linears forward through oneDNN inside (where it is faster here, for
+    decoding or for `training`); yields how many do. Restored on the way out, whatever happens inside."""
     import torch
 
     switched: list[Any] = []
     first = next(model.parameters(), None)
-    if first is not None and first.device.type == "cpu" and faster_here():  # a GPU model: not even measured
+    if first is not None and first.device.type == "cpu" and faster_here(training):  # a GPU model: not even measured
         for m in model.modules():
             w = getattr(m, "weight", None)
             if (type(m) is torch.nn.Linear and "forward" not in vars(m) and w is not None
+                    and type(w.data) is torch.Tensor and not hasattr(w, "ds_id")  # not DTensors, ZeRO partitions
                     and w.dtype == torch.float32 and w.device.type == "cpu"):
                 m.forward = _forward.__get__(m)  # type: ignore[method-assign]  # an instance attribute: __call__ finds it first
                 switched.append(m)

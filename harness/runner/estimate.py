@@ -31,7 +31,9 @@ from harness.engine.prompting import build_messages, target_text
 # Training runs in bf16 where the CPU multiplies it natively (precision=auto), against that probe:
 # 0.28-0.36 of it on the demo here (Zen 4, avx512_bf16); in fp32 0.6 of the fp32 probe (the 2-core
 # Zen 3 of issue 23: 96 tokens/s at 85 GFLOP/s).
-TRAIN_SHARE = {"bf16": 0.33, "fp32": 0.60}
+# fp32 training through oneDNN (where it beats MKL here) against oneDNN's probe: 375 tokens/s here
+# (0.54 GFLOP a token, a 399 GFLOP/s probe).
+TRAIN_SHARE = {"bf16": 0.33, "fp32": 0.60, "fp32-onednn": 0.50}
 # Decoding through oneDNN (harness.engine.onednn, where it beats MKL) against oneDNN's own probe: the
 # cold demo here (Zen 4/5, oneDNN probe 317 GFLOP/s) decoded in 64 s against 66 s estimated at 0.40.
 DECODE_SHARE = {"torch": 0.40, "onednn": 0.40}
@@ -156,8 +158,12 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
         decode_flops += prefill + decode
         if training:
             precision = resolve_precision(str(s.params.get("precision", "auto")), "cpu")
-            probe = machine_gflops("bfloat16" if precision == "bf16" else "float32") * 1e9
-            train_s += training / (probe * TRAIN_SHARE[precision])
+            if precision == "fp32" and faster_here(training=True):  # the kernel its base linears run on
+                probe, share = machine_gflops("float32", "onednn") * 1e9, TRAIN_SHARE["fp32-onednn"]
+            else:
+                probe = machine_gflops("bfloat16" if precision == "bf16" else "float32") * 1e9
+                share = TRAIN_SHARE[precision]
+            train_s += training / (probe * share)
     if not train_s + decode_flops:
         return None
     kernel = "onednn" if dtype == "float32" and faster_here() else "torch"  # what decoding's linears run on

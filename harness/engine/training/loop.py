@@ -232,42 +232,53 @@ def fit_lora(
     dist = dist or Single()
     config = replace(config, precision=resolve_precision(config.precision, device), processes=dist.world)
     model.train()
-    # `model` stays unwrapped for evaluation: a DDP forward on one process alone would wait for the others
-    wrapped, params, optimizer, loop = _prepare(model, len(train), config, checkpoints, device, dist)
-    lengths = [len(s) for s in train]
-    total_steps = steps_layout(len(train), config)[1] * config.epochs
-    warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
-    val = list(validation)[: config.max_val_examples]
+    with _cpu_kernels(model, config, device, dist):  # fp32 on the CPU: oneDNN where it is faster here
+        # `model` stays unwrapped for evaluation: a DDP forward on one process alone would wait for the others
+        wrapped, params, optimizer, loop = _prepare(model, len(train), config, checkpoints, device, dist)
+        lengths = [len(s) for s in train]
+        total_steps = steps_layout(len(train), config)[1] * config.epochs
+        warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
+        val = list(validation)[: config.max_val_examples]
 
-    task = None
-    if progress is not None:
-        task = progress.add_task(description, total=total_steps, completed=loop.step, info="")
-    if val and loop.step == 0:
-        loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist), 5)])
-    for epoch in range(loop.epoch, config.epochs + 1):
-        loop.epoch = epoch
-        plan = _epoch_plan(lengths, config, epoch)
-        for first in range(loop.position, len(plan), config.grad_accum):
-            group = plan[first : first + config.grad_accum]
-            lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
-            loss = _train_step(wrapped, _step_batches(train, group, config, pad_id, dist),
-                               group_counts(train, group, dist.world, config.packing), optimizer, lr, loop, device,
-                               config.precision, dist)
-            loop.position = first + config.grad_accum
-            every = config.checkpoint_every
-            if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
-                _checkpoint(checkpoints, loop, params, optimizer, device, dist)  # (epoch ends: below)
-            if task is not None:
-                tps = loop.report.train_tokens / max(loop.step_seconds, 1e-9)
-                info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
-                progress.update(task, advance=1, info=info)
-        if val:
-            loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist), 5)])
-        loop.position = 0
-        if checkpoints and epoch < config.epochs:  # after the last epoch: the adapter
-            loop.epoch = epoch + 1
-            _checkpoint(checkpoints, loop, params, optimizer, device, dist)
-    return _finish(loop)
+        task = None
+        if progress is not None:
+            task = progress.add_task(description, total=total_steps, completed=loop.step, info="")
+        if val and loop.step == 0:
+            loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist), 5)])
+        for epoch in range(loop.epoch, config.epochs + 1):
+            loop.epoch = epoch
+            plan = _epoch_plan(lengths, config, epoch)
+            for first in range(loop.position, len(plan), config.grad_accum):
+                group = plan[first : first + config.grad_accum]
+                lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
+                loss = _train_step(wrapped, _step_batches(train, group, config, pad_id, dist),
+                                   group_counts(train, group, dist.world, config.packing), optimizer, lr, loop, device,
+                                   config.precision, dist)
+                loop.position = first + config.grad_accum
+                every = config.checkpoint_every
+                if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
+                    _checkpoint(checkpoints, loop, params, optimizer, device, dist)  # (epoch ends: below)
+                if task is not None:
+                    tps = loop.report.train_tokens / max(loop.step_seconds, 1e-9)
+                    info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
+                    progress.update(task, advance=1, info=info)
+            if val:
+                loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist), 5)])
+            loop.position = 0
+            if checkpoints and epoch < config.epochs:  # after the last epoch: the adapter
+                loop.epoch = epoch + 1
+                _checkpoint(checkpoints, loop, params, optimizer, device, dist)
+        return _finish(loop)
+
+
+def _cpu_kernels(model: Any, config: TrainConfig, device: str, dist: Single) -> Any:
+    """oneDNN for the frozen base linears of an fp32 training on the CPU, where it is faster here
+    (harness.engine.onednn); not for sharded weights (DTensors, ZeRO partitions) or autocast."""
+    if device != "cpu" or config.precision != "fp32" or dist.sharded:
+        return contextlib.nullcontext()
+    from harness.engine.onednn import fast_linears
+
+    return fast_linears(model, training=True)
 
 
 def _checkpoint(checkpoints: Checkpoints, loop: _Loop, params: dict[str, Any], optimizer: Any, device: str,
