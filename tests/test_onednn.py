@@ -100,3 +100,17 @@ def test_lora_training_through_onednn_gives_torch_s_gradients(tiny_model_dir: Pa
     for w, g, c in zip(want, got, checkpointed, strict=True):
         assert torch.allclose(g, w, rtol=1e-4, atol=1e-6) and torch.allclose(c, w, rtol=1e-4, atol=1e-6)
     assert not any("forward" in vars(m) for m in model.modules())
+
+
+def test_the_decoding_and_training_decisions_are_kept_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each decision is measured once per machine and kept in its own cache entry: asking one never
+    drops the other (so neither is measured again by the next process)."""
+    monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SFT_HARNESS_ONEDNN", raising=False)
+    onednn.faster_here()
+    onednn.faster_here(training=True)
+    entries = {p.name: p.read_text() for p in (tmp_path / "probe").iterdir()}
+    assert len(entries) == 2
+    onednn.faster_here()
+    onednn.faster_here(training=True)
+    assert {p.name: p.read_text() for p in (tmp_path / "probe").iterdir()} == entries

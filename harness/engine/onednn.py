@@ -81,8 +81,8 @@ def faster_here(training: bool = False) -> bool:
         return False
     from harness.engine.probe import per_machine
 
-    field = "train_gain" if training else "gain"
-    gain = per_machine({"format": "onednn-linear/v1"}, field, lambda: _measured_gain(training))
+    spec = {"format": "onednn-linear/v1", **({"shapes": "training"} if training else {})}  # an entry each
+    gain = per_machine(spec, "gain", lambda: _measured_gain(training))
     return gain >= _MIN_GAIN
 
 
