@@ -244,6 +244,8 @@ def main() -> None:
     ap.add_argument("--suite", default=str(ROOT / "suites" / "poem-sentiment"))
     ap.add_argument("--examples", type=int, default=128, help="train examples used by both (default 128)")
     ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=TrainConfig.precision,
+                    help="training precision for both (default: auto, as sft trains)")
     ap.add_argument("--trl", choices=["padded", "padding_free"], default="padded", help="TRL batching mode")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--model", default=DEFAULT_MODEL, help=f"a packaged model alias or a folder (default {DEFAULT_MODEL})")
@@ -260,7 +262,7 @@ def main() -> None:
     path = materialize(resolve(opts.model))
     tok = load_tokenizer(path)
     what, pairs = load_pairs(Path(opts.suite), opts.examples)
-    config = TrainConfig(epochs=opts.epochs, precision=resolve_precision(TrainConfig.precision, device))
+    config = TrainConfig(epochs=opts.epochs, precision=resolve_precision(opts.precision, device))
     print(f"device: {device} ({name})")
     print(f"data: {what}; model {opts.model} on {device} ({torch.get_num_threads()} threads), {config.precision}")
     print(
