@@ -15,6 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # GGUF conversions are shared by every test, whatever cache it sets (each costs 10-30 s).
 os.environ.setdefault("SFT_HARNESS_MODELS", str(Path(os.environ.get("SFT_HARNESS_CACHE",
                                                                      Path.home() / ".cache" / "sft-harness")) / "models"))
+# So are the per-machine measurements (harness.engine.probe: a few seconds at each fresh cache otherwise).
+os.environ.setdefault("SFT_HARNESS_PROBES", str(Path(os.environ["SFT_HARNESS_MODELS"]).parent / "probe"))
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ def test_the_estimate_probes_a_machine_once(tmp_path: Path, monkeypatch: pytest.
     import torch
 
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SFT_HARNESS_PROBES")  # the cache's own probe/ (the tests share one elsewhere)
     first = machine_gflops("float32")
     (kept,) = (tmp_path / "probe").glob("*.json")
     assert json.loads(kept.read_text())["gflops"] == first > 0.1
@@ -42,6 +43,8 @@ def test_the_estimate_probes_a_machine_once(tmp_path: Path, monkeypatch: pytest.
     finally:
         torch.set_num_threads(threads)
     assert len(list((tmp_path / "probe").glob("*.json"))) == 2
+    monkeypatch.setenv("SFT_HARNESS_PROBES", str(tmp_path / "shared"))  # one folder for several caches
+    assert machine_gflops("float32") > 0.1 and len(list((tmp_path / "shared").glob("*.json"))) == 1
 
 
 def test_a_run_plan_gets_an_estimate_that_grows_with_its_work(tiny_model_dir: Path, tmp_path: Path) -> None:

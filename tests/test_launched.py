@@ -175,8 +175,8 @@ def _same_as_one_process(tmp_path: Path, name: str) -> None:
     assert [p.name for p in (tmp_path / name).iterdir() if p.is_file()] == ["index.jsonl"]
     assert len((tmp_path / name / "index.jsonl").read_text().splitlines()) == \
         len((tmp_path / "one" / "index.jsonl").read_text().splitlines())
-    # probe/ is per machine and thread count: under torchrun rank 0 starts with OMP_NUM_THREADS=1, so its
-    # estimate probes at one thread and its decoding (all cores again) at two; it holds no run's work.
+    # probe/ (where a cache keeps its own; the tests share one, SFT_HARNESS_PROBES) is per machine and thread
+    # count: under torchrun rank 0's estimate probes at one thread, its decoding at two; it holds no run's work.
     launched, alone = (_files_per_folder(tmp_path / f"cache-{n}") for n in (name, "one"))
     launched.pop("probe", None)
     alone.pop("probe", None)

@@ -106,6 +106,7 @@ def test_the_decoding_and_training_decisions_are_kept_apart(tmp_path: Path, monk
     """Each decision is measured once per machine and kept in its own cache entry: asking one never
     drops the other (so neither is measured again by the next process)."""
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path))
+    monkeypatch.delenv("SFT_HARNESS_PROBES", raising=False)
     monkeypatch.delenv("SFT_HARNESS_ONEDNN", raising=False)
     onednn.faster_here()
     onednn.faster_here(training=True)

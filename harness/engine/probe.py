@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 
@@ -89,13 +90,22 @@ def best_fp32_gflops(device: str = "cpu") -> tuple[float, str]:
     return rates[kernel], kernel
 
 
+def probe_dir() -> Path:
+    """Where the per-machine measurements live: `$SFT_HARNESS_PROBES`, else the cache's probe/ (they
+    hold nothing of a run's work, so one folder can serve several caches, as models/ can)."""
+    from harness.core.cache import cache_root
+
+    override = os.environ.get("SFT_HARNESS_PROBES")
+    return Path(override) if override else cache_root() / "probe"
+
+
 def per_machine(spec: dict[str, Any], field: str, measure: Callable[[], float]) -> float:
     """`measure()` once per machine (the spec plus this machine's key), kept in the cache as
     probe/KEY.json; a missing or damaged entry is measured again."""
-    from harness.core.cache import cache_root, fingerprint, write_json_atomic
+    from harness.core.cache import fingerprint, write_json_atomic
 
     machine = _machine()
-    path = cache_root() / "probe" / f"{fingerprint({'machine': machine, **spec})}.json"
+    path = probe_dir() / f"{fingerprint({'machine': machine, **spec})}.json"
     try:
         return float(json.loads(path.read_text())[field])
     except (OSError, ValueError, KeyError, TypeError):  # not measured yet here, or damaged: measure
