@@ -59,6 +59,12 @@ def deepspeed_module(device: str) -> Any:
     import deepspeed
 
     deepspeed.utils.logger.setLevel(logging.WARNING)  # its INFO lines (the config, every init) fill a launched run's terminal
+    if not device.startswith("cuda"):
+        # Its shared-memory all-reduce, compiled on first use (about 30 s per install, and a C++ compiler),
+        # serves CPU inference; ZeRO training's collectives (reduce-scatter, all-gather) go through gloo.
+        compatible = getattr(deepspeed.ops, "__compatible_ops__", None)
+        if isinstance(compatible, dict):
+            compatible["deepspeed_shm_comm"] = False
     return deepspeed
 
 
