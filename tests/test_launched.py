@@ -78,17 +78,26 @@ LAUNCHERS = {
                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
                    "0"],
 }
-# An accelerate config file for FSDP (what `accelerate config` writes): accelerate launch starts 2
-# processes with ACCELERATE_USE_FSDP and the FSDP_* settings; each adapter then trains with FSDP2.
-FSDP_CONFIG = """compute_environment: LOCAL_MACHINE
-distributed_type: FSDP
+
+
+
+def accelerate_config(distributed_type: str) -> str:
+    """The part of an `accelerate config` file (what `accelerate config` writes) that is the same for
+    every backend: 2 processes on this machine."""
+    return f"""compute_environment: LOCAL_MACHINE
+distributed_type: {distributed_type}
 num_processes: 2
 num_machines: 1
 machine_rank: 0
 main_process_port: 0
 mixed_precision: 'no'
 use_cpu: false
-fsdp_config:
+"""
+
+
+# An accelerate config file for FSDP: accelerate launch starts 2 processes with ACCELERATE_USE_FSDP and
+# the FSDP_* settings; each adapter then trains with FSDP2.
+FSDP_CONFIG = accelerate_config("FSDP") + """fsdp_config:
   fsdp_version: 2
   fsdp_reshard_after_forward: true
   fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
@@ -98,15 +107,7 @@ fsdp_config:
 """
 # An accelerate DeepSpeed config naming the user's DeepSpeed JSON, HF style ("auto" entries, bf16 "auto"):
 # each adapter trains at its ZeRO stage (3), with the strategy's batch layout and precision.
-DEEPSPEED_CONFIG = """compute_environment: LOCAL_MACHINE
-distributed_type: DEEPSPEED
-num_processes: 2
-num_machines: 1
-machine_rank: 0
-main_process_port: 0
-mixed_precision: 'no'
-use_cpu: false
-deepspeed_config:
+DEEPSPEED_CONFIG = accelerate_config("DEEPSPEED") + """deepspeed_config:
   deepspeed_config_file: {json}
   zero3_init_flag: true
 """

@@ -100,8 +100,8 @@ def probe_dir() -> Path:
 
 
 def per_machine(spec: dict[str, Any], field: str, measure: Callable[[], float]) -> float:
-    """`measure()` once per machine (the spec plus this machine's key), kept in the cache as
-    probe/KEY.json; a missing or damaged entry is measured again."""
+    """`measure()` once per machine (the spec plus this machine's key), kept as KEY.json in probe_dir();
+    a missing or damaged entry is measured again."""
     from harness.core.cache import fingerprint, write_json_atomic
 
     machine = _machine()

@@ -226,7 +226,6 @@ class ZeRO(Sharded):
         self._init_group(device)
         self.engine: Any = None
         self._boundary = True
-        self._params: list[Any] = []
         self._param_groups: list[dict[str, Any]] = []
         self._zero3_loading: Any = None
 
@@ -265,7 +264,6 @@ class ZeRO(Sharded):
         self._param_groups = state["param_groups"]
         self.engine, engine_optimizer, _, _ = self.ds.initialize(model=model, optimizer=optimizer,
                                                                  config=self._config(config))
-        self._params = params
         load_optimizer_state(params, engine_optimizer, restored)
         return self.engine, engine_optimizer
 
@@ -312,7 +310,7 @@ class ZeRO(Sharded):
             destroy = getattr(self.engine, "destroy", None)
             if destroy is not None:
                 destroy()
-        self.engine, self._params = None, []
+        self.engine = None
 
 
 _roles: dict[str, Single] = {}
