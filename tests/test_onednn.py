@@ -115,3 +115,31 @@ def test_the_decoding_and_training_decisions_are_kept_apart(tmp_path: Path, monk
     onednn.faster_here()
     onednn.faster_here(training=True)
     assert {p.name: p.read_text() for p in (tmp_path / "probe").iterdir()} == entries
+
+
+def test_reordered_weights_give_the_same_products_and_leave_with_the_context(tiny_model_dir: Path, forced: None) -> None:
+    """Decoding's linears use a copy of each weight in oneDNN's blocked layout: the logits equal the plain
+    oneDNN kernel's bit for bit, a weight changed in place inside is reordered again, and no copy
+    outlives the context. Linears with a bias too."""
+    model = _model(tiny_model_dir)
+    ids = torch.randint(5, 1000, (3, 9), generator=torch.Generator().manual_seed(3))
+    layer = torch.nn.Linear(64, 48)
+    x = torch.randn(5, 64)
+    with torch.inference_mode():
+        with onednn.fast_linears(model):
+            for m in model.modules():  # the plain kernel on the weight as it is
+                m.__dict__.pop(onednn._PACKED, None)
+            plain = model(input_ids=ids).logits
+        with onednn.fast_linears(model):
+            packed = model(input_ids=ids).logits
+            slots = [m.__dict__.get(onednn._PACKED) for m in model.modules() if type(m) is torch.nn.Linear]
+            assert slots and all(s is not None for s in slots)  # every weight reordered once
+            model.lm_head.weight.mul_(2.0)  # in place: the head must see it
+            doubled = model(input_ids=ids).logits
+            model.lm_head.weight.div_(2.0)
+        assert not any(onednn._PACKED in vars(m) for m in model.modules())
+        with onednn.fast_linears(layer):
+            biased = layer(x)
+        assert torch.allclose(biased, torch.nn.functional.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    assert torch.equal(packed, plain)
+    assert not torch.allclose(doubled, packed)

@@ -20,3 +20,12 @@ def onednn_linear(x: Any, weight: Any, bias: Any) -> Any:
     import torch
 
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def onednn_packed_weight(weight: Any) -> Any:
+    """`weight` reordered into oneDNN's blocked layout for `onednn_linear` (a copy, any number of rows):
+    the kernel then skips reordering it at every call, which at decoding's few rows costs as much as
+    the product. The same results bit for bit."""
+    import torch
+
+    return torch.ops.mkldnn._reorder_linear_weight(weight, 64)  # 64: a row-count hint only

@@ -38,7 +38,7 @@ def merge_adapter(base_path: str, adapter: Path, out: Path, *, dtype: str = "flo
     return out
 
 
-def _available_bytes() -> int | None:
+def available_bytes() -> int | None:
     """Memory the OS can still give (MemAvailable), or None where it does not say."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -53,7 +53,7 @@ def _available_bytes() -> int | None:
 def copy_fits(model: Any, margin: float = 1.5) -> bool:
     """Whether a second copy of `model`'s weights fits in free memory with room to spare."""
     size = sum(p.numel() * p.element_size() for p in model.parameters())
-    free = _available_bytes()
+    free = available_bytes()
     return free is not None and size * margin < free
 
 

@@ -22,7 +22,7 @@ from harness.engine.adapter_checks import check_logits_move
 from harness.engine.backends.base import ADAPTER, CONSTRAIN, SCORE, TRAIN, BuildContext, OnBatch, OnScored
 from harness.engine.generate import EncodedPrompt, Engine, collect, truncate_at_stop
 from harness.engine.greedy import greedy_compact
-from harness.engine.likelihood import continuation_logprobs
+from harness.engine.likelihood import Encoded, continuation_logprobs
 from harness.engine.merge import copy_fits, merged_copy
 from harness.engine.onednn import fast_linears
 
@@ -62,7 +62,11 @@ class TransformersBackend(Engine):
                     "pass a smaller --batch-size (decoded batches so far are cached)") from None
 
         encoded = self.encode_prompts(chats, config.max_new_tokens)
-        return collect(self.batches(encoded), decode, len(chats), on_batch)
+        # CPU: oneDNN's fp32 kernels where they beat MKL's here, each weight reordered once for the call
+        if not encoded:
+            return []  # no weights loaded for nothing
+        with fast_linears(self.model):
+            return collect(self.batches(encoded), decode, len(chats), on_batch)
 
     def _decode_batch(self, batch: Sequence[EncodedPrompt], config: GenerationConfig) -> list[Generation]:
         import torch
@@ -76,12 +80,11 @@ class TransformersBackend(Engine):
             attention[row, width - len(e.ids) :] = 1
         device = next(self.model.parameters()).device
         start = time.perf_counter()
-        with fast_linears(self.model):  # CPU: oneDNN's fp32 kernels where they beat MKL's here
-            if device.type == "cpu" and config.constraint is None:  # rows leave the batch as they finish
-                rows = greedy_compact(self.model, input_ids, attention, max_new_tokens=config.max_new_tokens,
-                                      stop_ids=self._stop_ids, stops=config.stop, tokenizer=self.tokenizer)
-            else:  # a grammar keeps its state per row of the batch it started with; a GPU step costs the same
-                rows = self._generate(input_ids.to(device), attention.to(device), config)
+        if device.type == "cpu" and config.constraint is None:  # rows leave the batch as they finish
+            rows = greedy_compact(self.model, input_ids, attention, max_new_tokens=config.max_new_tokens,
+                                  stop_ids=self._stop_ids, stops=config.stop, tokenizer=self.tokenizer)
+        else:  # a grammar keeps its state per row of the batch it started with; a GPU step costs the same
+            rows = self._generate(input_ids.to(device), attention.to(device), config)
         elapsed = time.perf_counter() - start
         results = []
         for e, toks in zip(batch, rows, strict=True):
@@ -119,13 +122,18 @@ class TransformersBackend(Engine):
     def score(self, requests: Sequence[ScoreRequest], *, on_batch: OnScored | None = None) -> list[ContinuationScores]:
         """Each request's continuations scored after its prompt; `on_batch` after each chunk."""
         encoded = self.encode_scored(requests)
+        if not encoded:
+            return []
+        with fast_linears(self.model):  # as generate: once for the whole call
+            return self._score_chunks(encoded, on_batch)
+
+    def _score_chunks(self, encoded: list[Encoded], on_batch: OnScored | None) -> list[ContinuationScores]:
         out: list[ContinuationScores] = []
         for start in range(0, len(encoded), SCORE_CHUNK):
             chunk = encoded[start : start + SCORE_CHUNK]
             began = time.perf_counter()
-            with fast_linears(self.model):
-                scored = continuation_logprobs(self.model, [e for e in chunk if e.prompt], pad_id=self.pad_id,
-                                               batch_tokens=self.max_batch_tokens)
+            scored = continuation_logprobs(self.model, [e for e in chunk if e.prompt], pad_id=self.pad_id,
+                                           batch_tokens=self.max_batch_tokens)
             share = (time.perf_counter() - began) / len(chunk)
             it = iter(scored)
             done = []
