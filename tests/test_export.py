@@ -15,6 +15,8 @@ from harness.core.types import Example, GenerationConfig, Suite
 from harness.engine.prompt_template import chat_template, render_messages
 from harness.engine.prompting import Passage, build_messages, target_text
 
+REPO = Path(__file__).resolve().parent.parent
+
 HOSTILE = ['say "hi" \\ {{ x }} {% if %} %} {# c #}', "line\nbreak\ttab", "emoji 😀 and ünïcode", "</script>'"]
 
 
@@ -45,12 +47,16 @@ def test_the_template_renders_build_messages_for_hostile_text(task: str) -> None
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A run of every exportable kind on the tiny model (support-faq, 3 scored examples)."""
+    """A run of every exportable kind on the tiny model (support-faq, 3 scored examples; 30 train
+    examples, enough for shots and an adapter: these tests check what is exported, not what it learnt)."""
     from harness.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("export-run")
+    suite = shutil.copytree(REPO / "suites" / "support-faq", root / "support-faq")
+    train = (suite / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (suite / "train.jsonl").write_text("".join(train[:30]), encoding="utf-8")
     opts = RunOptions(
-        suite="support-faq", model=str(tiny_model_dir), out=root / "runs", limit=3, device="cpu",
+        suite=str(suite), model=str(tiny_model_dir), out=root / "runs", limit=3, device="cpu",
         strategies="prompt:k=2,prompt:k=1:select=knn,rag:k=1:budget=120:shots=1,"
                    "sft:epochs=1:rank=2:lr=0.05:batch_size=8:max_len=256,sft+rag:k=1:budget=120:epochs=1:rank=2:max_len=512",
     )
@@ -78,7 +84,7 @@ def test_every_kind_exports_a_prompt_that_renders_the_run_chats(tiny_run: Path, 
     decoding = json.loads((out / "decoding.json").read_text())
     assert decoding["generation"]["max_new_tokens"] == 96 and decoding["answer"]["mode"] == "free"
     train = (out / "train.openai.jsonl").read_text().splitlines()
-    assert len(train) == 179 and json.loads(train[0])["messages"][-1]["role"] == "assistant"
+    assert len(train) == 30 and json.loads(train[0])["messages"][-1]["role"] == "assistant"
     if "rag" in name:
         import faiss
 
