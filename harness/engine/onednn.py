@@ -10,7 +10,7 @@ tolerance; the demo's 62 greedy answers came out identical.
 For decoding and scoring, each weight is also reordered once into oneDNN's blocked layout (the one its
 kernel packs into at every call otherwise), a second copy held only inside `fast_linears` and only
 where it fits in free memory: the same products bit for bit, 1.2-1.8x faster at decoding's 8-62 rows
-(measured on a 2-core Sapphire Rapids; the decode bench 7-9% faster end to end).
+(measured on a 2-core Sapphire Rapids, where the 62-prompt decode ran 7-20% faster end to end).
 
 Inside `fast_linears(model)` every plain `nn.Linear` of the model forwards through it, and only:
 - where oneDNN is faster on this machine (measured once per machine, kept in the cache like the matmul

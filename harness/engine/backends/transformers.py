@@ -62,9 +62,9 @@ class TransformersBackend(Engine):
                     "pass a smaller --batch-size (decoded batches so far are cached)") from None
 
         encoded = self.encode_prompts(chats, config.max_new_tokens)
-        # CPU: oneDNN's fp32 kernels where they beat MKL's here, each weight reordered once for the call
         if not encoded:
             return []  # no weights loaded for nothing
+        # CPU: oneDNN's fp32 kernels where they beat MKL's here, each weight reordered once for the call
         with fast_linears(self.model):
             return collect(self.batches(encoded), decode, len(chats), on_batch)
 
