@@ -118,8 +118,8 @@ def test_the_decoding_and_training_decisions_are_kept_apart(tmp_path: Path, monk
 
 
 def test_reordered_weights_give_the_same_products_and_leave_with_the_context(tiny_model_dir: Path, forced: None) -> None:
-    """Decoding's linears use a copy of each weight in oneDNN's blocked layout: the logits equal the plain
-    oneDNN kernel's bit for bit, a weight changed in place inside is reordered again, and no copy
+    """Decode steps' linears use a copy of each weight in oneDNN's blocked layout (a prefill's many rows
+    do not): the logits equal the plain oneDNN kernel's bit for bit, a weight changed in place inside is reordered again, and no copy
     outlives the context. Linears with a bias too."""
     model = _model(tiny_model_dir)
     ids = torch.randint(5, 1000, (3, 9), generator=torch.Generator().manual_seed(3))
@@ -131,6 +131,8 @@ def test_reordered_weights_give_the_same_products_and_leave_with_the_context(tin
                 m.__dict__.pop(onednn._PACKED, None)
             plain = model(input_ids=ids).logits
         with onednn.fast_linears(model):
+            model.lm_head(torch.randn(onednn._PACKED_ROWS + 1, model.lm_head.in_features))  # a prefill's rows
+            assert model.lm_head.__dict__[onednn._PACKED] is None  # the weight as it is, nothing reordered
             packed = model(input_ids=ids).logits
             slots = [m.__dict__.get(onednn._PACKED) for m in model.modules() if type(m) is torch.nn.Linear]
             assert slots and all(s is not None for s in slots)  # every weight reordered once

@@ -7,10 +7,11 @@ twice as much through oneDNN. `torch.ops.mkldnn._linear_pointwise` (the op induc
 emits) takes the same dense fp32 weights, with no copy, and computes the same products to float
 tolerance; the demo's 62 greedy answers came out identical.
 
-For decoding and scoring, each weight is also reordered once into oneDNN's blocked layout (the one its
-kernel packs into at every call otherwise), a second copy held only inside `fast_linears` and only
-where it fits in free memory: the same products bit for bit, 1.2-1.8x faster at decoding's 8-62 rows
-(measured on a 2-core Sapphire Rapids, where the 62-prompt decode ran 7-20% faster end to end).
+For decode steps (up to 256 rows), each weight is also reordered once into oneDNN's blocked layout (the
+one its kernel reorders into at every call otherwise), a second copy held only inside `fast_linears`
+and only where it fits in free memory: the same products bit for bit; all of the default model's
+linears 1.2-1.5x faster at 8-62 rows (interleaved, on a 2-core Sapphire Rapids). End to end the
+gain was within that machine's run-to-run noise (README, bench/generate.py).
 
 Inside `fast_linears(model)` every plain `nn.Linear` of the model forwards through it, and only:
 - where oneDNN is faster on this machine (measured once per machine, kept in the cache like the matmul
@@ -101,13 +102,17 @@ def _forward(module: Any, x: Any) -> Any:
     if x.dtype != torch.float32 or x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
         return F.linear(x, w, module.bias)
     if not torch.is_grad_enabled() or not (x.requires_grad or w.requires_grad):
-        return onednn_linear(x, _packed(module, w), module.bias)
+        rows = x.numel() // max(1, x.shape[-1])
+        return onednn_linear(x, _packed(module, w) if rows <= _PACKED_ROWS else w, module.bias)
     if w.requires_grad or (module.bias is not None and module.bias.requires_grad):
         return F.linear(x, w, module.bias)  # a trained weight: autograd's linear gives its gradient
     return _frozen_linear().apply(x, w, module.bias)
 
 
 _PACKED = "_sft_onednn_packed"  # the module's reordered weight: ((data pointer, version), tensor), or None
+# Decode steps (one row per sequence) gain from the reordered weight; a prefill's thousands of rows did
+# not (the kernel's own reorder is then a small share, and the head measured slower at 380 rows).
+_PACKED_ROWS = 256
 
 
 def _packed(module: Any, w: Any) -> Any:
