@@ -37,11 +37,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # A wheel an older build cached may hold the AMX kernels: then it leaves pip's cache and is built again.
+LLAMA_PIP = CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q
 $(LLAMA): $(STAMP)
-	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q "$(LLAMA_SPEC)"
+	$(LLAMA_PIP) "$(LLAMA_SPEC)"
 	$(BIN)/python scripts/llama_has_amx.py || { $(BIN)/python -m pip cache remove -q 'llama_cpp_python*' && \
-	  CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q \
-	    --force-reinstall --no-deps "$(LLAMA_SPEC)" && $(BIN)/python scripts/llama_has_amx.py; }
+	  $(LLAMA_PIP) --force-reinstall --no-deps "$(LLAMA_SPEC)" && $(BIN)/python scripts/llama_has_amx.py; }
 	touch $@
 
 $(RAY): $(STAMP)

@@ -80,7 +80,6 @@ LAUNCHERS = {
 }
 
 
-
 def accelerate_config(distributed_type: str) -> str:
     """The part of an `accelerate config` file (what `accelerate config` writes) that is the same for
     every backend: 2 processes on this machine."""

@@ -7,6 +7,7 @@ dtype saved. Used by `sft-harness export --merge` (harness.runner.export).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def merge_adapter(base_path: str, adapter: Path, out: Path, *, dtype: str = "flo
     return out
 
 
-def available_bytes() -> int | None:
+def _available_bytes() -> int | None:
     """Memory the OS can still give (MemAvailable), or None where it does not say."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
@@ -50,10 +51,11 @@ def available_bytes() -> int | None:
     return None
 
 
-def copy_fits(model: Any, margin: float = 1.5) -> bool:
-    """Whether a second copy of `model`'s weights fits in free memory with room to spare."""
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    free = available_bytes()
+def copy_fits(tensors: Iterable[Any], margin: float = 1.5) -> bool:
+    """Whether a second copy of these tensors (a model's parameters, say) fits in free memory with room
+    to spare; a tensor listed twice (a weight tied to another layer's) counts once."""
+    size = sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+    free = _available_bytes()
     return free is not None and size * margin < free
 
 

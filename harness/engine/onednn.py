@@ -34,6 +34,7 @@ from typing import Any
 
 from harness.engine.kernels import onednn_available as available
 from harness.engine.kernels import onednn_linear, onednn_packed_weight
+from harness.engine.merge import copy_fits
 
 # Decoding's shapes: rows x in -> out, for the default model's layers and its vocabulary head.
 _PROBE_SHAPES = ((48, 576, 1536), (48, 1536, 576), (48, 576, 576), (48, 576, 49152 // 4), (8, 576, 1536))
@@ -163,7 +164,7 @@ def fast_linears(model: Any, training: bool = False) -> Iterator[int]:
                     and w.dtype == torch.float32 and w.device.type == "cpu"):
                 m.forward = _forward.__get__(m)  # type: ignore[method-assign]  # an instance attribute: __call__ finds it first
                 switched.append(m)
-    if switched and not training and _copy_fits(switched):
+    if switched and not training and copy_fits(m.weight for m in switched):
         for m in switched:
             m.__dict__[_PACKED] = None  # reordered on first use; dropped on the way out
     try:
@@ -173,12 +174,3 @@ def fast_linears(model: Any, training: bool = False) -> Iterator[int]:
             del m.forward
             m.__dict__.pop(_PACKED, None)
 
-
-def _copy_fits(linears: list[Any]) -> bool:
-    """Whether a second copy of these weights fits in free memory with room to spare (one tied weight,
-    e.g. an embedding shared with the head, counted once)."""
-    from harness.engine.merge import available_bytes
-
-    size = sum(w.numel() * w.element_size() for w in {id(m.weight): m.weight for m in linears}.values())
-    free = available_bytes()
-    return free is not None and size * 1.5 < free

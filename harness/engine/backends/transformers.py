@@ -174,7 +174,7 @@ class TransformersBackend(Engine):
         # On the CPU, decode with the adapter folded into a copy of the weights where the copy fits
         # (harness.engine.merge.merged_copy): same outputs up to float rounding, none of the
         # adapter's per-layer overhead. On a GPU the copy would cost memory that batches use better.
-        merged = merged_copy(peft_model) if self.loaded.device == "cpu" and copy_fits(base) else None
+        merged = merged_copy(peft_model) if self.loaded.device == "cpu" and copy_fits(base.parameters()) else None
         self._with_adapter = merged if merged is not None else peft_model
         try:
             yield
