@@ -121,7 +121,7 @@ def test_a_served_model_without_prompt_logprobs_refuses_choice(tmp_path: Path, c
 def test_constrained_decoding_on_transformers_leaves_no_unparsable_answer(tmp_path: Path, cache: Path) -> None:
     """The real default model under the grammar (harness.engine.constrain): every snips-slots answer
     is a JSON object of the suite's fields and every banking-intents answer one of its labels."""
-    for suite, limit in (("snips-slots", 8), ("banking-intents", 6)):
+    for suite, limit in (("snips-slots", 6), ("banking-intents", 4)):
         opts = RunOptions(suite=suite, strategies="prompt:answer=constrained:name=constrained", limit=limit,
                           out=tmp_path / suite, device="cpu", leakage_check=False)
         run_dir = run(opts)

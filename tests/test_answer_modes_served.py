@@ -50,12 +50,12 @@ def test_constrained_decoding_through_a_server_leaves_no_unparsable_answer(
         smol: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
     path = config(tmp_path, smol, "snips-slots", ALIAS, "", "prompt:model=served,prompt:model=served:answer=constrained")
-    assert main(["run", "--config", str(path), "--limit", "6"]) == 0
+    assert main(["run", "--config", str(path), "--limit", "3"]) == 0  # grammar-constrained decoding is slow here
     by: dict[str, list[dict]] = {}
     for r in predictions(tmp_path):
         by.setdefault(r["strategy"], []).append(r)
     constrained = by["prompt:model=served:answer=constrained"]
-    assert len(constrained) == 6 and all(isinstance(r["answer"], dict) and r["error"] is None for r in constrained)
+    assert len(constrained) == 3 and all(isinstance(r["answer"], dict) and r["error"] is None for r in constrained)
     assert all(isinstance(json.loads(r["output"]), dict) for r in constrained)  # JSON, every one
     free = by["prompt:model=served"]
     assert sum(r["answer"] is None for r in free) >= sum(r["answer"] is None for r in constrained) == 0

@@ -7,13 +7,12 @@ not that they are good."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
-from harness.core.suites import builtin_suites_dir
+from tests.test_suites import smaller_builtin
 
 
 def _results(run_dir: Path) -> dict:
@@ -39,8 +38,10 @@ def _fill(form: Path, human: Path) -> int:
 def test_a_judged_run_with_people_cached_reruns_and_the_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
-    suite = tmp_path / "support-faq"  # the suite without its human.jsonl: people's grades come from the form below
-    shutil.copytree(builtin_suites_dir() / "support-faq", suite, ignore=shutil.ignore_patterns("human.jsonl"))
+    # The 4 questions scored, 40 passages, answers of up to 32 tokens; no human.jsonl: people's grades
+    # come from the form below.
+    suite = smaller_builtin("support-faq", tmp_path / "support-faq", test=4, train=8, corpus=40, human=False,
+                            max_new_tokens=32)
     out = tmp_path / "runs"
     args = ["run", str(suite), "--strategies", "prompt,rag", "--judge-model", "smollm2-135m-instruct",
             "--limit", "4", "--out", str(out), "--no-leakage-check"]

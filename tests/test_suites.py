@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,39 @@ def write_suite(folder: Path, toml: str = TOML, train=None, test=None, corpus=No
     for name, rows in (("train.jsonl", train), ("test.jsonl", test), ("corpus.jsonl", corpus)):
         (folder / name).write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
     return folder
+
+
+def smaller_builtin(name: str, folder: Path, *, test: int, train: int, corpus: int, human: bool = True,
+                    max_new_tokens: int | None = None) -> Path:
+    """A copy of a built-in suite with the first `test`, `train` and `corpus` rows of those files (and
+    the passages the kept rows name), for tests whose assertions hold at any size: the whole
+    support-faq costs a test half a minute of training and embedding. `human=False` leaves out
+    human.jsonl; `max_new_tokens` caps its answers (a few answers of the real model decode at some
+    0.15 s a token on 2 cores)."""
+    import shutil
+
+    from harness.core.suites import builtin_suites_dir
+
+    ignore = None if human else shutil.ignore_patterns("human.jsonl")
+    suite = Path(shutil.copytree(builtin_suites_dir() / name, folder, ignore=ignore))
+
+    def keep(file: str, n: int, also: set[str] = frozenset()) -> list[dict]:
+        path = suite / file
+        if not path.is_file():
+            return []
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        kept = [r for i, r in enumerate(rows) if i < n or r.get("id") in also]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        return kept
+
+    named = {d for r in keep("test.jsonl", test) + keep("train.jsonl", train) for d in r.get("doc_ids", [])}
+    keep("corpus.jsonl", corpus, named)
+    if max_new_tokens is not None:
+        toml = (suite / "suite.toml").read_text(encoding="utf-8")
+        toml, n = re.subn(r"(?m)^max_new_tokens = \d+$", f"max_new_tokens = {max_new_tokens}", toml)
+        assert n == 1, f"{name}/suite.toml sets no max_new_tokens"
+        (suite / "suite.toml").write_text(toml, encoding="utf-8")
+    return suite
 
 
 SENTIMENT_ROWS = [("I love this", "positive"), ("terrible", "negative"), ("wonderful", "positive"), ("bad", "negative")]
