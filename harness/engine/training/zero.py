@@ -117,12 +117,17 @@ def _without_auto(section: dict[str, Any]) -> dict[str, Any]:
 
 def _offload(zero: dict[str, Any], cuda: bool) -> dict[str, Any]:
     """The offload entries kept: on CUDA as asked (to CPU memory); on the CPU they are dropped (the
-    weights are in CPU memory already). NVMe offload is refused."""
+    weights are in CPU memory already). NVMe offload is refused, whether the JSON or accelerate's
+    environment asks for it."""
+
+    def refuse_nvme(key: str, device: str) -> None:
+        if device == "nvme":
+            raise HarnessError(f"DeepSpeed {key} to nvme is not supported: offload to cpu, or not at all")
+
     for key in ("offload_optimizer", "offload_param"):
         entry = zero.get(key)
         device = str((entry or {}).get("device", "none")).lower() if isinstance(entry, dict) else "none"
-        if device == "nvme":
-            raise HarnessError(f"DeepSpeed {key} to nvme is not supported: offload to cpu, or not at all")
+        refuse_nvme(key, device)
         if isinstance(entry, dict) and float(entry.get("ratio", 1.0)) < 1.0:  # DeepSpeedCPUAdam only
             raise HarnessError(f"DeepSpeed {key}.ratio below 1 (a partial offload) is not supported: it needs "
                                "DeepSpeed's own CPU Adam, and the strategy trains with torch's AdamW")
@@ -131,8 +136,7 @@ def _offload(zero: dict[str, Any], cuda: bool) -> dict[str, Any]:
     for key, env in (("offload_optimizer", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE"),
                      ("offload_param", "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE")):
         value = os.environ.get(env, "none").lower()
-        if value == "nvme":
-            raise HarnessError(f"DeepSpeed {key} to nvme is not supported: offload to cpu, or not at all")
+        refuse_nvme(key, value)
         if value == "cpu" and cuda:
             zero[key] = {"device": "cpu"}
     return zero
