@@ -55,7 +55,7 @@ def smaller_builtin(name: str, folder: Path, *, test: int, train: int, corpus: i
     ignore = None if human else shutil.ignore_patterns("human.jsonl")
     suite = Path(shutil.copytree(builtin_suites_dir() / name, folder, ignore=ignore))
 
-    def keep(file: str, n: int, also: set[str] = frozenset()) -> list[dict]:
+    def keep(file: str, n: int, also: set[str] | frozenset[str] = frozenset()) -> list[dict]:
         path = suite / file
         if not path.is_file():
             return []
