@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = "{tiny}"  # replaced by the tiny random model's folder
@@ -44,20 +45,13 @@ def test_bench_script_runs_to_its_last_line(script: str, args: list[str], last: 
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # for the runs cache.py and curve.py start themselves
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(sys, "argv", [str(REPO / "bench" / script), *argv])
-    threads = _torch_threads()
+    threads = torch.get_num_threads()
     try:
         runpy.run_path(str(REPO / "bench" / script), run_name="__main__")
     except SystemExit as stop:  # a script's sys.exit("why")
         pytest.fail(f"bench/{script} exited: {stop.code}")
     finally:
-        _torch_threads(threads)  # a bench may set its own thread count; later tests keep this one
+        torch.set_num_threads(threads)  # a bench may set its own thread count; later tests keep this one
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines and re.search(last, lines[-1]), "\n".join(lines[-20:])
 
-
-def _torch_threads(n: int | None = None) -> int:
-    import torch
-
-    if n is not None:
-        torch.set_num_threads(n)
-    return int(torch.get_num_threads())

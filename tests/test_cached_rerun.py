@@ -14,8 +14,9 @@ def test_a_cached_rerun_loads_no_weights(tmp_path: Path, tiny_model_dir: Path, m
     from harness.runner import RunOptions, run
 
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
+    suite = smaller_builtin("support-faq", tmp_path / "support-faq", test=3, train=24, corpus=40)
     opts = RunOptions(
-        suite=str(smaller_builtin("support-faq", tmp_path / "support-faq", test=3, train=24, corpus=40)), model=str(tiny_model_dir), out=tmp_path / "runs", limit=3, device="cpu",
+        suite=str(suite), model=str(tiny_model_dir), out=tmp_path / "runs", limit=3, device="cpu",
         strategies="prompt,prompt:k=2:select=knn,rag:k=1:budget=120:shots=1,"
                    "sft:epochs=1:rank=2:batch_size=8:max_len=256,sft+rag:k=1:budget=120:epochs=1:rank=2:max_len=512",
     )

@@ -14,6 +14,7 @@ from harness.core.errors import HarnessError
 from harness.core.types import Example, GenerationConfig, Suite
 from harness.engine.prompt_template import chat_template, render_messages
 from harness.engine.prompting import Passage, build_messages, target_text
+from tests.test_suites import smaller_builtin
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,9 +53,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     from harness.runner import RunOptions, run
 
     root = tmp_path_factory.mktemp("export-run")
-    suite = shutil.copytree(REPO / "suites" / "support-faq", root / "support-faq")
-    train = (suite / "train.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-    (suite / "train.jsonl").write_text("".join(train[:30]), encoding="utf-8")
+    suite = smaller_builtin("support-faq", root / "support-faq", train=30)
     opts = RunOptions(
         suite=str(suite), model=str(tiny_model_dir), out=root / "runs", limit=3, device="cpu",
         strategies="prompt:k=2,prompt:k=1:select=knn,rag:k=1:budget=120:shots=1,"

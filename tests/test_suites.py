@@ -41,13 +41,13 @@ def write_suite(folder: Path, toml: str = TOML, train=None, test=None, corpus=No
     return folder
 
 
-def smaller_builtin(name: str, folder: Path, *, test: int, train: int, corpus: int, human: bool = True,
-                    max_new_tokens: int | None = None) -> Path:
-    """A copy of a built-in suite with the first `test`, `train` and `corpus` rows of those files (and
-    the passages the kept rows name), for tests whose assertions hold at any size: the whole
-    support-faq costs a test half a minute of training and embedding. `human=False` leaves out
-    human.jsonl; `max_new_tokens` caps its answers (a few answers of the real model decode at some
-    0.15 s a token on 2 cores)."""
+def smaller_builtin(name: str, folder: Path, *, test: int | None = None, train: int | None = None,
+                    corpus: int | None = None, human: bool = True, max_new_tokens: int | None = None) -> Path:
+    """A copy of a built-in suite with the first `test`, `train` and `corpus` rows of those files (None
+    keeps a file whole; passages the kept rows name stay too), for tests whose assertions hold at
+    any size: the whole support-faq costs a test half a minute of training and embedding.
+    `human=False` leaves out human.jsonl; `max_new_tokens` caps its answers (a few answers of the
+    real model decode at some 0.15 s a token on 2 cores)."""
     import shutil
 
     from harness.core.suites import builtin_suites_dir
@@ -55,11 +55,13 @@ def smaller_builtin(name: str, folder: Path, *, test: int, train: int, corpus: i
     ignore = None if human else shutil.ignore_patterns("human.jsonl")
     suite = Path(shutil.copytree(builtin_suites_dir() / name, folder, ignore=ignore))
 
-    def keep(file: str, n: int, also: set[str] | frozenset[str] = frozenset()) -> list[dict]:
+    def keep(file: str, n: int | None, also: set[str] | frozenset[str] = frozenset()) -> list[dict]:
         path = suite / file
         if not path.is_file():
             return []
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if n is None:
+            return rows
         kept = [r for i, r in enumerate(rows) if i < n or r.get("id") in also]
         path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
         return kept
