@@ -13,7 +13,7 @@ With `--vllm` (a CUDA machine with `pip install 'sft-harness[vllm]'`) it also de
 prompts with the vllm backend and prints its throughput and how many greedy answers equal the
 transformers backend's (the issue asks for at least 95%).
 
-    .venv/bin/python bench/generate.py [--suite support-faq] [--n 32] [--max-new-tokens 48] [--vllm]
+    .venv/bin/python bench/generate.py [--suite support-faq] [--n 62] [--max-new-tokens 48] [--vllm]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--suite", default="support-faq")
-    p.add_argument("--n", type=int, default=32)
+    p.add_argument("--n", type=int, default=62, help="prompts from the suite's test split (62: all of support-faq's, the demo's)")
     p.add_argument("--batch-size", type=int, help="default: what `run` uses on this device")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--vllm", action="store_true", help="also decode with the vllm backend (CUDA)")

@@ -9,6 +9,7 @@ import pytest
 from harness.core.types import GenerationConfig
 from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.generate import Engine, truncate_at_stop
+from harness.engine.greedy import _length_groups
 from harness.engine.models import load_generator
 
 CHATS = [
@@ -154,8 +155,10 @@ def _left_padded(tiny, chats):
     return input_ids, attention
 
 
-def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny) -> None:
-    """harness.engine.greedy: a finished row leaves the batch; the others go on exactly as in generate."""
+@pytest.mark.parametrize("group_tokens", [512, 1, 40])
+def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny, group_tokens: int) -> None:
+    """harness.engine.greedy: a finished row leaves the batch; the others go on exactly as in generate.
+    Also when the prompts are prefilled in groups (one row each, or a few) with their own padding."""
     import torch
 
     from harness.engine.greedy import greedy_compact
@@ -173,9 +176,57 @@ def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny) -> None:
     for row in ref.tolist():
         cut = next((i for i, t in enumerate(row) if t in stop_ids), None)
         expected.append(row if cut is None else row[: cut + 1])
-    got = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=24, stop_ids=stop_ids)
+    got = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=24, stop_ids=stop_ids,
+                         prefill_group_tokens=group_tokens)
     assert got == expected
+    groups = _length_groups(attention.sum(-1).tolist(), group_tokens)
+    assert len(groups) == {512: 1, 1: len(CHATS), 40: 2}[group_tokens]
     assert len({len(r) for r in got}) >= 3  # rows left at different steps
+
+
+def test_length_groups_cover_the_rows_in_order_with_enough_tokens_each() -> None:
+    lengths = [57, 56, 56, 50, 44, 44, 43, 12]
+    groups = _length_groups(lengths, 100)
+    assert [r for g in groups for r in g] == list(range(len(lengths)))  # every row once, in order
+    assert groups == [range(0, 2), range(2, 4), range(4, 8)]  # the 12-token tail joined the 44s
+    assert _length_groups(lengths, 10**6) == [range(0, 8)]
+    assert _length_groups([5], 1) == [range(0, 1)]
+
+
+def test_the_in_place_cache_holds_what_the_growing_one_holds() -> None:
+    """harness.engine.kv_cache: the same keys and values as transformers' DynamicLayer after a prefill,
+    steps past the spare room, dropped rows and a crop; and groups placed right-aligned."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from harness.engine.kv_cache import InPlaceLayer, in_place_cache, right_aligned_cache
+
+    gen = torch.Generator().manual_seed(0)
+    ours, theirs = InPlaceLayer(room=2), DynamicLayer()
+    def step(rows: int, n: int) -> None:
+        k, v = torch.randn(rows, 3, n, 4, generator=gen), torch.randn(rows, 3, n, 4, generator=gen)
+        got, want = ours.update(k, v), theirs.update(k, v)
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+    step(5, 7)
+    for _ in range(4):  # two steps fill the room, the third grows the buffer
+        step(5, 1)
+    keep = torch.tensor([0, 2, 4])
+    ours.batch_select_indices(keep)
+    theirs.batch_select_indices(keep)
+    step(3, 1)
+    ours.crop(-2)
+    theirs.crop(-2)
+    assert torch.equal(ours.keys, theirs.keys) and ours.get_seq_length() == theirs.get_seq_length() == 10
+
+    parts = []
+    for rows, width in ((slice(0, 2), 6), (slice(2, 5), 4)):
+        part = in_place_cache(room=0)
+        part.update(torch.ones(rows.stop - rows.start, 3, width, 4), torch.ones(rows.stop - rows.start, 3, width, 4), 0)
+        parts.append((rows, part))
+    whole = right_aligned_cache(parts, width=6, room=3)
+    keys = whole.layers[0].keys
+    assert keys.shape == (5, 3, 6, 4) and whole.get_seq_length() == 6
+    assert keys[:2].eq(1).all() and keys[2:, :, 2:].eq(1).all() and keys[2:, :, :2].eq(0).all()
 
 
 def test_a_stop_string_ends_a_row_in_the_compact_loop(tiny) -> None:
