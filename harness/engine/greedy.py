@@ -79,19 +79,18 @@ def _prefill(model: Any, input_ids: Any, attention: Any, positions: Any, keyword
     width = int(input_ids.shape[1])
     lengths = attention.sum(-1).tolist()
     groups = _length_groups(lengths, group_tokens)
-    if len(groups) == 1:
-        cache = in_place_cache(room=room)
-        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, **{keyword: cache},
-                       use_cache=True, logits_to_keep=1).logits[:, -1]
-        return logits, cache
     parts, logits = [], []
     for group in groups:
-        rows, cols = slice(group.start, group.stop), slice(width - max(lengths[r] for r in group), width)
-        part = in_place_cache(room=0)
+        longest = max(1, *(lengths[r] for r in group))  # an empty prompt still runs one (padding) column, as before
+        rows, cols = slice(group.start, group.stop), slice(width - longest, width)
+        # one group: its cache is the decode's (room for the answer); several: merged below
+        part = in_place_cache(room=room if len(groups) == 1 else 0)
         logits.append(model(input_ids=input_ids[rows, cols], attention_mask=attention[rows, cols],
                             position_ids=positions[rows, cols], **{keyword: part}, use_cache=True,
                             logits_to_keep=1).logits[:, -1])
         parts.append((rows, part))
+    if len(parts) == 1:
+        return logits[0], parts[0][1]
     return torch.cat(logits), right_aligned_cache(parts, width=width, room=room)
 
 
