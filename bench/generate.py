@@ -9,6 +9,8 @@ server has one slot) and prints `vs llama.cpp: N.NNx` (engine examples/s over ll
 Last, `roofline: 0.NN`: the engine's useful FLOPs (2 x the linear weights per prompt and output
 token; padding and attention not counted) per second, over a matmul probe of this machine in the
 model's dtype (harness.engine.probe): in fp32 the faster of torch.matmul (MKL) and oneDNN, both printed.
+Before it, a `linears` line from a second, hooked run of the engine: the share of its time spent in the
+linear layers and their own GFLOP/s over the probe, which bounds what the roofline can reach.
 With `--vllm` (a CUDA machine with `pip install 'sft-harness[vllm]'`) it also decodes the same
 prompts with the vllm backend and prints its throughput and how many greedy answers equal the
 transformers backend's (the issue asks for at least 95%).
@@ -94,6 +96,33 @@ def llama_cpp_line(model: str, chats, max_new_tokens: int, threads: int) -> floa
     return n / seconds
 
 
+def linear_time(engine, chats, config: GenerationConfig) -> tuple[float, float, float]:
+    """The engine on the same prompts again, each linear layer's calls timed (forward hooks): seconds in
+    the linears, the GFLOP they computed (padding included), and the whole call's seconds. Where the
+    roofline falls short, this says whether the matrix kernels or everything around them are why."""
+    import torch
+
+    spent, flops, marks = [0.0], [0.0], {}
+
+    def before(module, args):
+        marks[module] = time.perf_counter()
+
+    def after(module, args, out):
+        spent[0] += time.perf_counter() - marks.pop(module)
+        flops[0] += 2 * args[0].numel() * module.out_features
+
+    hooks = [h for m in engine.loaded.model.modules() if isinstance(m, torch.nn.Linear)
+             for h in (m.register_forward_pre_hook(before), m.register_forward_hook(after))]
+    try:
+        start = time.perf_counter()
+        engine.generate(chats, config)
+        total = time.perf_counter() - start
+    finally:
+        for h in hooks:
+            h.remove()
+    return spent[0], flops[0] / 1e9, total
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m-instruct")
@@ -145,6 +174,10 @@ def main() -> None:
     print(f"engine work: 2 x {weights:,} linear weights x ({prompt_tokens} prompt + {engine_tokens} output tokens) "
           f"= {useful:.1f} GFLOP/s; matmul probes ({loaded.dtype}, 2048^3): {probes} GFLOP/s; roofline: the "
           f"{kernel} one; decoding's linears through oneDNN: {'yes' if faster_here() else 'no'}")
+    linear_s, linear_gflop, hooked_s = linear_time(engine, chats, config)
+    print(f"linears    : {linear_s / hooked_s:.0%} of the engine's time (timed again, each call), at "
+          f"{linear_gflop / linear_s:.1f} GFLOP/s = {linear_gflop / linear_s / peak:.2f} of the probe; the rest: "
+          f"attention, norms, sampling, Python")
     print(f"speedup: {plain_s / engine_s:.2f}x")
     if llama is not None:
         print(f"vs llama.cpp: {n / engine_s / llama:.2f}x")

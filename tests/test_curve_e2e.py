@@ -25,10 +25,12 @@ def _curve(out: Path, model: Path, sizes: str) -> dict:
 
 
 def test_curve_end_to_end_and_only_new_cells_computed(tmp_path: Path, tiny_model_dir: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SFT_HARNESS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "runs"
     first = _curve(out, tiny_model_dir, "4")
+    assert "estimate: about" in capsys.readouterr().err  # said before the grid's work
     assert first["sizes"] == [4] and first["seeds"] == [0, 1] and first["metric"] in ("accuracy", "f1")
     cells = {(c["strategy"], c["size"], c["seed"]) for c in first["cells"]}
     assert cells == {("prompt", None, 0)} | {(s, n, seed) for s in ("prompt:k=2", "sft") for n in (4,) for seed in (0, 1)}

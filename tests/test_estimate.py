@@ -67,3 +67,31 @@ def test_a_run_plan_gets_an_estimate_that_grows_with_its_work(tiny_model_dir: Pa
     assert estimate("prompt,sft:epochs=4", 10).train_s == pytest.approx(2 * both.train_s, rel=0.25)
     assert Estimate(200, 100).line() == "estimate: about 5 min on this CPU if nothing is cached (training 3 min, decoding 2 min)"
     assert Estimate(0, 12).line() == "estimate: about 12 s on this CPU if nothing is cached (decoding 12 s)"
+
+
+def test_long_work_is_estimated_again_from_a_fresh_probe(tiny_model_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from rich.console import Console
+
+    from harness.runner import RunOptions
+    from harness.runner.estimate import say_estimate
+    from harness.runner.plan import plan_run
+
+    monkeypatch.setenv("SFT_HARNESS_PROBES", str(tmp_path / "probe"))
+    opts = RunOptions(suite="banking-intents", model=str(tiny_model_dir), strategies="prompt", limit=10,
+                      out=tmp_path / "runs", device="cpu", leakage_check=False)
+    plan = plan_run(opts, None)
+    models = plan.build_models()
+    assert estimate_run(plan, models) is not None  # measures this machine and keeps the probes
+    for kept in (tmp_path / "probe").glob("*.json"):
+        entry = json.loads(kept.read_text())
+        if "gflops" in entry:  # as if kept from a time this machine ran a million times slower
+            kept.write_text(json.dumps({**entry, "gflops": entry["gflops"] / 1e6}))
+    stale = estimate_run(plan, models)
+    assert stale is not None and stale.decode_s > 3600  # the kept probe alone: hours
+    console = Console(record=True, width=200)
+    say_estimate(plan, models, console)
+    said = console.export_text()
+    assert said.startswith("estimate: about") and " s on this CPU" in said  # the machine as it is now: seconds

@@ -13,7 +13,7 @@ the model it decodes with; the results, the cache entries and curve.json are the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from harness.runner.curve_cells import Cell, CellResult, run_grid
 from harness.runner.curve_data import parse_sizes, resolve_sizes, subset_suite, train_order
 from harness.runner.curve_ray import RayExecutor, check_executor
 from harness.runner.curve_results import write_curve
+from harness.runner.estimate import say_estimate
 from harness.runner.folders import new_run_dir, remove_if_empty, run_id_base
 from harness.runner.options import RunOptions
 from harness.runner.plan import RunPlan, plan_run
@@ -132,6 +133,9 @@ def run_curve(opts: CurveOptions, console: Console | None = None) -> Path:
                       f"{len(run.examples)} test examples), sizes {', '.join(map(str, plan.sizes))}, "
                       f"{len(plan.seeds)} seed(s), {len(cells)} cells{escape(via)} -> {escape(str(folder))}",
                       highlight=False)
+        if isinstance(executor, LocalExecutor):  # Ray's cells run on its workers, whatever machines they are
+            say_estimate([replace(run, suite=c.suite, strategies=[c.strategy]) for c in cells], executor.models,
+                         console)
         try:
             done, loaded = executor.run(run, cells, folder, console)
         except BaseException:

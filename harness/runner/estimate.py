@@ -15,11 +15,14 @@ the same for training and decoding alone):
 Prompts are counted with the model's tokenizer: the zero-shot prompt of each example, plus the
 mean train example per shot, plus k chunks (at most the passage budget) for retrieval. What is in the cache is not
 known before the strategies prepare, so the figure is for a cold run; a cached rerun is faster.
+The rate is the probe kept for this machine; where that puts the work at a minute or more, a fresh
+probe of the machine as it runs now (its speed moves: power states, throttling, shared hosts).
 CPU only: on a GPU decoding is bound by memory, not FLOPs, and this model would mislead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,17 +137,33 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
     return training, 2.0 * n * prompts, decode
 
 
-def estimate_run(plan: Any, models: Any) -> Estimate | None:
-    """The cold run's time on this CPU, or None where the model does not apply (a GPU, an API)."""
+@dataclass(frozen=True)
+class Work:
+    """FLOPs of one kind of planned work, the probe its rate comes from (dtype, kernel) and the share
+    of that probe the work reaches."""
+    training: bool
+    flops: float
+    dtype: str
+    kernel: str
+    share: float
+
+
+Rate = Callable[[str, str], float]  # (dtype, kernel) -> GFLOP/s of this machine's matmul probe
+FRESH_PROBE_ABOVE_S = 60.0  # work estimated this long gets a probe of the machine as it is now
+
+
+def planned_work(plan: Any, models: Any, counters: dict[str, _Counter] | None = None) -> list[Work] | None:
+    """The cold run's work on this CPU, or None where the model does not apply (a GPU, an API).
+    `counters`: token counts already made (a curve's cells ask for the same prompts)."""
     from harness.engine.onednn import faster_here
-    from harness.engine.probe import machine_gflops
     from harness.engine.training import resolve_precision
 
     if plan.device != "cpu":
         return None
-    train_s = decode_flops = 0.0
+    work: list[Work] = []
+    decode_flops = 0.0
     dtype = "float32"
-    counters: dict[str, _Counter] = {}
+    counters = {} if counters is None else counters
     for s in plan.strategies:
         weights = models.of(s.name).local_weights()
         if weights is None or getattr(s, "given_outputs", None) is not None:
@@ -159,22 +178,60 @@ def estimate_run(plan: Any, models: Any) -> Estimate | None:
         if training:
             precision = resolve_precision(str(s.params.get("precision", "auto")), "cpu")
             if precision == "fp32" and faster_here(training=True):  # the kernel its base linears run on
-                probe, share = machine_gflops("float32", "onednn") * 1e9, TRAIN_SHARE["fp32-onednn"]
+                work.append(Work(True, training, "float32", "onednn", TRAIN_SHARE["fp32-onednn"]))
             else:
-                probe = machine_gflops("bfloat16" if precision == "bf16" else "float32") * 1e9
-                share = TRAIN_SHARE[precision]
-            train_s += training / (probe * share)
-    if not train_s + decode_flops:
-        return None
-    kernel = "onednn" if dtype == "float32" and faster_here() else "torch"  # what decoding's linears run on
-    return Estimate(train_s, decode_flops / (machine_gflops(dtype, kernel) * 1e9 * DECODE_SHARE[kernel]))
+                work.append(Work(True, training, "bfloat16" if precision == "bf16" else "float32", "torch",
+                                 TRAIN_SHARE[precision]))
+    if decode_flops:
+        kernel = "onednn" if dtype == "float32" and faster_here() else "torch"  # what decoding's linears run on
+        work.append(Work(False, decode_flops, dtype, kernel, DECODE_SHARE[kernel]))
+    return work or None
 
 
-def say_estimate(plan: Any, models: Any, console: Any) -> None:
-    """Print the estimate line; an estimate that cannot be made must never stop a run."""
+def cached_rate(dtype: str, kernel: str) -> float:
+    from harness.engine.probe import machine_gflops
+
+    return machine_gflops(dtype, kernel)
+
+
+def fresh_rate(dtype: str, kernel: str) -> float:
+    from harness.engine.probe import matmul_gflops
+
+    return matmul_gflops("cpu", dtype, seconds=0.2, kernel=kernel)
+
+
+def estimate_from(work: list[Work], rate: Rate) -> Estimate:
+    def seconds(w: Work) -> float:
+        return w.flops / (rate(w.dtype, w.kernel) * 1e9 * w.share)
+
+    return Estimate(sum(seconds(w) for w in work if w.training), sum(seconds(w) for w in work if not w.training))
+
+
+def estimate_run(plan: Any, models: Any, rate: Rate = cached_rate) -> Estimate | None:
+    """The cold run's time on this CPU at the probe's `rate` (by default this machine's, measured once
+    and kept), or None where the model does not apply (a GPU, an API)."""
+    work = planned_work(plan, models)
+    return None if work is None else estimate_from(work, rate)
+
+
+def say_estimate(plans: Any, models: Any, console: Any) -> None:
+    """Print the estimate line for a run's plan (or a curve's, one plan per cell); an estimate that
+    cannot be made must never stop a run.
+
+    The kept probe says what this machine did once; a laptop on battery, a throttled or shared VM (one
+    2-core VM here read 111 to 237 GFLOP/s within an hour) does something else now. So long work is
+    estimated again from a fresh probe (a fraction of a second against minutes of work)."""
     try:
-        found = estimate_run(plan, models)
+        counters: dict[str, _Counter] = {}
+        work: list[Work] = []
+        for plan in plans if isinstance(plans, list) else [plans]:
+            found_work = planned_work(plan, models, counters)
+            if found_work is None:
+                return
+            work += found_work
+        found = estimate_from(work, cached_rate)
+        if found.train_s + found.decode_s >= FRESH_PROBE_ABOVE_S:
+            found = estimate_from(work, fresh_rate)
     except Exception:  # noqa: BLE001  # a tokenizer or header oddity: the run goes on without it
         return
-    if found is not None:
-        console.print(found.line(), highlight=False)
+    console.print(found.line(), highlight=False)
