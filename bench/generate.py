@@ -9,8 +9,12 @@ server has one slot) and prints `vs llama.cpp: N.NNx` (engine examples/s over ll
 Last, `roofline: 0.NN`: the engine's useful FLOPs (2 x the linear weights per prompt and output
 token; padding and attention not counted) per second, over a matmul probe of this machine in the
 model's dtype (harness.engine.probe): in fp32 the faster of torch.matmul (MKL) and oneDNN, both printed.
-Before it, a `linears` line from a second, hooked run of the engine: the share of its time spent in the
-linear layers and their own GFLOP/s over the probe, which bounds what the roofline can reach.
+Work the engine avoids counts as done, as the user's clock sees it: the tokens every prompt begins
+with (the chat template's system turn, the instruction) are run once, not once per prompt. So before
+it, from a second run of the engine with each linear call timed (forward hooks): the `linears` line,
+their share of the time and their own GFLOP/s over the probe; and the `computed` line, the FLOPs the
+linears really did (padding included) against the useful work, and their share of the probe at the
+engine's pace (what the roofline would be if nothing were saved).
 With `--vllm` (a CUDA machine with `pip install 'sft-harness[vllm]'`) it also decodes the same
 prompts with the vllm backend and prints its throughput and how many greedy answers equal the
 transformers backend's (the issue asks for at least 95%).
@@ -175,9 +179,13 @@ def main() -> None:
           f"= {useful:.1f} GFLOP/s; matmul probes ({loaded.dtype}, 2048^3): {probes} GFLOP/s; roofline: the "
           f"{kernel} one; decoding's linears through oneDNN: {'yes' if faster_here() else 'no'}")
     linear_s, linear_gflop, hooked_s = linear_time(engine, chats, config)
+    useful_gflop = useful * engine_s
     print(f"linears    : {linear_s / hooked_s:.0%} of the engine's time (timed again, each call), at "
           f"{linear_gflop / linear_s:.1f} GFLOP/s = {linear_gflop / linear_s / peak:.2f} of the probe; the rest: "
           f"attention, norms, sampling, Python")
+    print(f"computed   : {linear_gflop:.0f} GFLOP in the linears for {useful_gflop:.0f} of useful work (padding "
+          f"included; the prompts' shared start run once); at the engine's pace that is "
+          f"{linear_gflop / engine_s / peak:.2f} of the probe")
     print(f"speedup: {plain_s / engine_s:.2f}x")
     if llama is not None:
         print(f"vs llama.cpp: {n / engine_s / llama:.2f}x")

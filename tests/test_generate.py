@@ -9,7 +9,7 @@ import pytest
 from harness.core.types import GenerationConfig
 from harness.engine.backends.transformers import TransformersBackend
 from harness.engine.generate import Engine, truncate_at_stop
-from harness.engine.greedy import _length_groups
+from harness.engine.greedy import _length_groups, shared_prefix
 from harness.engine.models import load_generator
 
 CHATS = [
@@ -155,10 +155,12 @@ def _left_padded(tiny, chats):
     return input_ids, attention
 
 
+@pytest.mark.parametrize("share_prefix", [True, False])
 @pytest.mark.parametrize("group_tokens", [512, 1, 40])
-def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny, group_tokens: int) -> None:
+def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny, group_tokens: int, share_prefix: bool) -> None:
     """harness.engine.greedy: a finished row leaves the batch; the others go on exactly as in generate.
-    Also when the prompts are prefilled in groups (one row each, or a few) with their own padding."""
+    Also when the prompts are prefilled in groups (one row each, or a few) with their own padding, and
+    with or without their shared start run once (the chat template's system turn here)."""
     import torch
 
     from harness.engine.greedy import greedy_compact
@@ -177,11 +179,61 @@ def test_rows_leaving_the_batch_decode_what_generate_decodes(tiny, group_tokens:
         cut = next((i for i, t in enumerate(row) if t in stop_ids), None)
         expected.append(row if cut is None else row[: cut + 1])
     got = greedy_compact(tiny.model, input_ids, attention, max_new_tokens=24, stop_ids=stop_ids,
-                         prefill_group_tokens=group_tokens)
+                         prefill_group_tokens=group_tokens, share_prefix=share_prefix)
     assert got == expected
+    assert shared_prefix(input_ids, attention.sum(-1).tolist()) >= 8  # the system turn: shared when asked
     groups = _length_groups(attention.sum(-1).tolist(), group_tokens)
     assert len(groups) == {512: 1, 1: len(CHATS), 40: 2}[group_tokens]
     assert len({len(r) for r in got}) >= 3  # rows left at different steps
+
+
+def test_a_shared_start_is_what_every_row_begins_with_and_leaves_each_row_a_token(tiny) -> None:
+    import torch
+
+    from harness.engine.greedy import greedy_compact
+
+    pad = tiny.tokenizer.pad_token_id
+    base = [11, 12, 13, 14, 15, 16]
+    rows = [base + [20, 21, 22], base + [30], base[:5] + [40, 41], base]  # the last: all of it shared but one
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    lengths = [len(r) for r in rows]
+    assert shared_prefix(ids, lengths) == 5  # row 2 differs at the sixth token
+    assert shared_prefix(ids[[0, 1, 3]], [lengths[i] for i in (0, 1, 3)]) == 5  # row 3 keeps its last token
+    assert shared_prefix(ids[[0, 1]], lengths[:2]) == 6
+    assert shared_prefix(ids[:1], lengths[:1]) == 0 and shared_prefix(ids, lengths, least=6) == 0
+    attention = (torch.arange(width)[None] >= torch.tensor([width - n for n in lengths])[:, None]).long()
+    shared = greedy_compact(tiny.model, ids, attention, max_new_tokens=12, stop_ids=[])
+    assert shared == greedy_compact(tiny.model, ids, attention, max_new_tokens=12, stop_ids=[], share_prefix=False)
+    with torch.inference_mode():
+        ref = tiny.model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=12, do_sample=False,
+                                  pad_token_id=pad, eos_token_id=None)[:, width:].tolist()
+    assert shared == ref
+
+
+def test_a_sliding_window_keeps_each_prompt_whole_so_greedy_stays_what_generate_decodes() -> None:
+    """A window counts cache slots: a shared start's gap before a short row's rest would move its
+    first tokens out of the window (this test fails with the prefix shared)."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from harness.engine.greedy import _window_shorter_than, greedy_compact
+
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, sliding_window=6, initializer_range=0.2,
+        pad_token_id=0, eos_token_id=1, bos_token_id=2)).eval()
+    base = [11, 12, 13, 14, 15, 16]
+    rows = [base + [20, 21, 22, 23, 24], base + [30], base[:5] + [40, 41], base]
+    width = max(map(len, rows))
+    ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
+    attention = (ids != 0).long()
+    assert _window_shorter_than(model, width + 10) and not _window_shorter_than(model, 6)
+    with torch.inference_mode():
+        ref = model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=10, do_sample=False,
+                             pad_token_id=0, eos_token_id=None)[:, width:].tolist()
+    assert greedy_compact(model, ids, attention, max_new_tokens=10, stop_ids=[]) == ref
 
 
 def test_length_groups_cover_the_rows_in_order_with_enough_tokens_each() -> None:

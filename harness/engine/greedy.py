@@ -22,7 +22,7 @@ PREFILL_GROUP_TOKENS = 512
 
 def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens: int, stop_ids: Sequence[int],
                    stops: Sequence[str] = (), tokenizer: Any = None,
-                   prefill_group_tokens: int = PREFILL_GROUP_TOKENS) -> list[list[int]]:
+                   prefill_group_tokens: int = PREFILL_GROUP_TOKENS, share_prefix: bool = True) -> list[list[int]]:
     """The greedy tokens of each left-padded row, up to and including its first end token (or the
     step that completed a stop string, or `max_new_tokens`)."""
     import torch
@@ -36,9 +36,12 @@ def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens
     positions = attention.long().cumsum(-1) - 1
     positions.masked_fill_(attention == 0, 1)  # as generate does: padding's positions are masked anyway
     keyword = _cache_keyword(model)
+    # A sliding window counts cache slots, not positions: the masked gap a shared start leaves before
+    # a shorter row's rest would push its earliest tokens out of a window they are inside in `generate`.
+    share_prefix = share_prefix and not _window_shorter_than(model, int(input_ids.shape[1]) + max_new_tokens)
     with torch.inference_mode():
-        logits, cache = _prefill(model, input_ids, attention, positions, keyword, room=max_new_tokens,
-                                 group_tokens=prefill_group_tokens)
+        logits, cache, attention = _prefill(model, input_ids, attention, positions, keyword, room=max_new_tokens,
+                                            group_tokens=prefill_group_tokens, share_prefix=share_prefix)
         kv = {keyword: cache}
         next_pos = positions[:, -1:] + 1
         for step in range(max_new_tokens):
@@ -64,34 +67,73 @@ def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens
 
 
 def _prefill(model: Any, input_ids: Any, attention: Any, positions: Any, keyword: str, *, room: int,
-             group_tokens: int) -> tuple[Any, Any]:
-    """The last position's logits of every row, and the key/value cache decoding goes on from.
+             group_tokens: int, share_prefix: bool = True) -> tuple[Any, Any, Any]:
+    """The last position's logits of every row, the key/value cache decoding goes on from, and that
+    cache's attention mask.
 
-    The batch's rows are left-padded to its longest prompt; every padded position costs a full pass
-    through the linears (16% of the default demo's prefill). So rows of similar length (they come
-    sorted) are prefilled in groups, each padded only to its own longest row, and their keys and
-    values are then placed, right-aligned, in one cache: the same keys at the same positions, the
-    padding's slots left empty (the mask hides them, as it hid the padding's keys)."""
+    Two savings, both exact (the same keys at the same positions, whatever sits in masked slots):
+    - The tokens every prompt begins with (a chat template's system turn and the suite's
+      instruction: 32 of the default demo's 49 prompt tokens) are run once, as one row, and their
+      keys copied into every row's cache; each row then runs only its own rest, the slots between
+      the shared part and a shorter rest masked as padding is.
+    - The batch's rows are left-padded to its longest prompt, and every padded position costs a full
+      pass through the linears. So rows of similar length (they come sorted) are prefilled in
+      groups, each padded only to its own longest row, and their keys and values are then placed,
+      right-aligned, in one cache, the padding's slots left empty and masked."""
     import torch
 
-    from harness.engine.kv_cache import in_place_cache, right_aligned_cache
+    from harness.engine.kv_cache import in_place_cache, repeated_cache, right_aligned_cache
 
     width = int(input_ids.shape[1])
     lengths = attention.sum(-1).tolist()
-    groups = _length_groups(lengths, group_tokens)
-    parts, logits = [], []
+    shared = shared_prefix(input_ids, lengths) if share_prefix else 0
+    prefix = None
+    if shared:
+        start = width - lengths[0]
+        prefix = in_place_cache(room=0)
+        model(input_ids=input_ids[:1, start:start + shared], position_ids=positions[:1, start:start + shared],
+              **{keyword: prefix}, use_cache=True, logits_to_keep=1)
+    rests = [n - shared for n in lengths]
+    groups = _length_groups(rests, group_tokens)
+    parts, logits, masks = [], [], []
     for group in groups:
-        longest = max(1, *(lengths[r] for r in group))  # an empty prompt still runs one (padding) column, as before
+        longest = max(1, *(rests[r] for r in group))  # an empty prompt still runs one (padding) column, as before
         rows, cols = slice(group.start, group.stop), slice(width - longest, width)
         # one group: its cache is the decode's (room for the answer); several: merged below
-        part = in_place_cache(room=room if len(groups) == 1 else 0)
-        logits.append(model(input_ids=input_ids[rows, cols], attention_mask=attention[rows, cols],
-                            position_ids=positions[rows, cols], **{keyword: part}, use_cache=True,
-                            logits_to_keep=1).logits[:, -1])
+        spare = room if len(groups) == 1 else 0
+        if prefix is None:
+            part, mask = in_place_cache(room=spare), attention[rows, cols]
+        else:  # the shared keys first; of the columns after them, only each row's own rest
+            part = repeated_cache(prefix, len(group), room=longest + spare)
+            own = torch.arange(longest, device=attention.device)[None] >= longest - torch.tensor(
+                [rests[r] for r in group], device=attention.device)[:, None]
+            mask = torch.cat([attention.new_ones((len(group), shared)), own.to(attention.dtype)], dim=1)
+        logits.append(model(input_ids=input_ids[rows, cols], attention_mask=mask, position_ids=positions[rows, cols],
+                            **{keyword: part}, use_cache=True, logits_to_keep=1).logits[:, -1])
         parts.append((rows, part))
+        masks.append((rows, mask))
+    merged = attention.new_zeros((len(lengths), max(m.shape[1] for _, m in masks)))
+    for rows, mask in masks:  # right-aligned, as the cache is
+        merged[rows, merged.shape[1] - mask.shape[1]:] = mask
     if len(parts) == 1:
-        return logits[0], parts[0][1]
-    return torch.cat(logits), right_aligned_cache(parts, width=width, room=room)
+        return logits[0], parts[0][1], merged
+    return torch.cat(logits), right_aligned_cache(parts, width=merged.shape[1], room=room), merged
+
+
+def shared_prefix(input_ids: Any, lengths: Sequence[int], least: int = 4) -> int:
+    """How many tokens every left-padded row begins with, if at least `least` and there are rows to
+    share them (each row keeps at least one token of its own, whose logits are the first answer's)."""
+    import torch
+
+    shortest = min(lengths) if lengths else 0
+    if len(lengths) < 2 or shortest - 1 < least:
+        return 0
+    width = int(input_ids.shape[1])
+    starts = torch.tensor([width - n for n in lengths], device=input_ids.device)
+    heads = input_ids.gather(1, starts[:, None] + torch.arange(shortest - 1, device=input_ids.device)[None])
+    differs = (heads != heads[:1]).any(0).nonzero()
+    shared = int(differs[0]) if len(differs) else shortest - 1
+    return shared if shared >= least else 0
 
 
 def _length_groups(lengths: Sequence[int], group_tokens: int) -> list[range]:
@@ -109,6 +151,17 @@ def _length_groups(lengths: Sequence[int], group_tokens: int) -> list[range]:
     if len(groups) > 1 and padded(groups[-1]) < group_tokens // 2:
         groups[-2].extend(groups.pop())
     return [range(g[0], g[-1] + 1) for g in groups]
+
+
+def _window_shorter_than(model: Any, span: int) -> bool:
+    """Whether some attention layer of the model sees fewer than `span` slots (a sliding window)."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config  # a multimodal model's language part
+    window: Any = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return False  # the window is configured but no layer uses it (Qwen2's use_sliding_window=False)
+    return bool(window) and int(window) < span
 
 
 def _cache_keyword(model: Any) -> str:

@@ -101,6 +101,26 @@ def in_place_cache(room: int) -> DynamicCache:
     return cache
 
 
+def repeated_cache(prefix: DynamicCache, rows: int, room: int) -> DynamicCache:
+    """A cache of `rows` rows, each holding the one-row `prefix` cache's keys and values, with `room`
+    positions to spare after them: the shared start of every prompt, computed once."""
+    cache = in_place_cache(room)
+    layer: Any
+    for layer in prefix.layers:
+        if layer.keys is None:  # a layer that keeps no cache of its own (its keys come from another)
+            cache.layers.append(InPlaceLayer(room))
+            continue
+        length = layer.keys.shape[-2]
+        buffers = []
+        states: Any
+        for states in (layer.keys, layer.values):
+            buffer = states.new_empty((rows, states.shape[1], length + room, states.shape[-1]))
+            buffer[:, :, :length] = states  # broadcast over the rows
+            buffers.append(buffer)
+        cache.layers.append(InPlaceLayer.holding(buffers[0], buffers[1], length=length, room=room))
+    return cache
+
+
 def right_aligned_cache(parts: Sequence[tuple[slice, DynamicCache]], *, width: int, room: int) -> DynamicCache:
     """One cache for the whole batch from the caches of consecutive row groups (`parts`: each group's
     rows and its cache), each group's keys and values ending at position `width`, the slots to their
