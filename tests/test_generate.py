@@ -217,7 +217,8 @@ def test_a_sliding_window_keeps_each_prompt_whole_so_greedy_stays_what_generate_
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
-    from harness.engine.greedy import _window_shorter_than, greedy_compact
+    from harness.engine.greedy import greedy_compact
+    from harness.engine.kv_cache import window_shorter_than
 
     torch.manual_seed(0)
     model = MistralForCausalLM(MistralConfig(
@@ -229,7 +230,7 @@ def test_a_sliding_window_keeps_each_prompt_whole_so_greedy_stays_what_generate_
     width = max(map(len, rows))
     ids = torch.tensor([[0] * (width - len(r)) + r for r in rows])
     attention = (ids != 0).long()
-    assert _window_shorter_than(model, width + 10) and not _window_shorter_than(model, 6)
+    assert window_shorter_than(model, width + 10) and not window_shorter_than(model, 6)
     with torch.inference_mode():
         ref = model.generate(input_ids=ids, attention_mask=attention, max_new_tokens=10, do_sample=False,
                              pad_token_id=0, eos_token_id=None)[:, width:].tolist()

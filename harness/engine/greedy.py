@@ -27,6 +27,8 @@ def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens
     step that completed a stop string, or `max_new_tokens`)."""
     import torch
 
+    from harness.engine.kv_cache import cache_keyword, window_shorter_than
+
     n = int(input_ids.shape[0])
     out: list[list[int]] = [[] for _ in range(n)]
     if max_new_tokens < 1 or n == 0:
@@ -35,10 +37,10 @@ def greedy_compact(model: Any, input_ids: Any, attention: Any, *, max_new_tokens
     alive = torch.arange(n)  # each live row's index in the caller's batch
     positions = attention.long().cumsum(-1) - 1
     positions.masked_fill_(attention == 0, 1)  # as generate does: padding's positions are masked anyway
-    keyword = _cache_keyword(model)
+    keyword = cache_keyword(model)
     # A sliding window counts cache slots, not positions: the masked gap a shared start leaves before
     # a shorter row's rest would push its earliest tokens out of a window they are inside in `generate`.
-    share_prefix = share_prefix and not _window_shorter_than(model, int(input_ids.shape[1]) + max_new_tokens)
+    share_prefix = share_prefix and not window_shorter_than(model, int(input_ids.shape[1]) + max_new_tokens)
     with torch.inference_mode():
         logits, cache, attention = _prefill(model, input_ids, attention, positions, keyword, room=max_new_tokens,
                                             group_tokens=prefill_group_tokens, share_prefix=share_prefix)
@@ -151,25 +153,6 @@ def _length_groups(lengths: Sequence[int], group_tokens: int) -> list[range]:
     if len(groups) > 1 and padded(groups[-1]) < group_tokens // 2:
         groups[-2].extend(groups.pop())
     return [range(g[0], g[-1] + 1) for g in groups]
-
-
-def _window_shorter_than(model: Any, span: int) -> bool:
-    """Whether some attention layer of the model sees fewer than `span` slots (a sliding window)."""
-    config = getattr(model, "config", None)
-    config = getattr(config, "text_config", None) or config  # a multimodal model's language part
-    window: Any = getattr(config, "sliding_window", None)
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types is not None and "sliding_attention" not in layer_types:
-        return False  # the window is configured but no layer uses it (Qwen2's use_sliding_window=False)
-    return bool(window) and int(window) < span
-
-
-def _cache_keyword(model: Any) -> str:
-    """`cache` where the model's forward takes it (transformers 5.2x renamed `past_key_values`)."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper passes it on
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _ends_in_stop(tokenizer: Any, tokens: list[int], stops: Sequence[str]) -> bool:

@@ -143,3 +143,23 @@ def right_aligned_cache(parts: Sequence[tuple[slice, DynamicCache]], *, width: i
         keys, values = buffers
         cache.layers.append(InPlaceLayer.holding(keys, values, length=width, room=room))
     return cache
+
+
+def cache_keyword(model: Any) -> str:
+    """`cache` where the model's forward takes it (transformers 5.24 renamed `past_key_values`), the
+    name of the output's field as well."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper passes it on
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def window_shorter_than(model: Any, span: int) -> bool:
+    """Whether some attention layer of the model sees fewer than `span` slots (a sliding window)."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config  # a multimodal model's language part
+    window: Any = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return False  # the window is configured but no layer uses it (Qwen2's use_sliding_window=False)
+    return bool(window) and int(window) < span

@@ -55,13 +55,6 @@ def _prompt_batches(requests: Sequence[Encoded], indices: list[int], batch_token
     return groups
 
 
-def _cache_name(model: Any) -> str:
-    """What the model calls its key/value cache: `cache` from transformers 5.24, `past_key_values` before."""
-    import inspect
-
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
 def _device(model: Any) -> Any:
     return next(model.parameters()).device
 
@@ -121,7 +114,9 @@ def _shared_prompts(model: Any, requests: Sequence[Encoded], pad_id: int) -> lis
         firsts = [float(head[row, c[0]]) if c else 0.0 for row, r in enumerate(requests) for c in r.continuations]
         if rest <= 0:
             return _per_request(requests, [(f, len(c)) for f, c in zip(firsts, conts, strict=True)])
-        name = _cache_name(model)
+        from harness.engine.kv_cache import cache_keyword
+
+        name = cache_keyword(model)
         cache = getattr(first, name)
         cache.batch_repeat_interleave(k)
         cont_ids = torch.full((len(conts), rest), pad_id, dtype=torch.long)

@@ -13,7 +13,8 @@ the same for training and decoding alone):
   `answer=choice` scores its labels instead: prompt tokens only.
 
 Prompts are counted with the model's tokenizer: the zero-shot prompt of each example, plus the
-mean train example per shot, plus k chunks (at most the passage budget) for retrieval. What is in the cache is not
+mean train example per shot, plus k chunks (at most the passage budget) for retrieval, less the system
+turn every prompt of a batch begins with (run once a batch, in prefill and training). What is in the cache is not
 known before the strategies prepare, so the figure is for a cold run; a cached rerun is faster.
 The rate is the probe kept for this machine; where that puts the work at a minute or more, a fresh
 probe of the machine as it runs now (its speed moves: power states, throttling, shared hosts).
@@ -22,12 +23,13 @@ CPU only: on a GPU decoding is bound by memory, not FLOPs, and this model would 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.engine.prompting import build_messages, target_text
+from harness.engine.prompting import build_messages, system_prompt, target_text
 
 # Shares of the matmul probe reached on 2 cores, measured by the cold demo (support-faq, its four
 # strategies; README "Benchmarks"): prefill and decode steps together 0.35-0.45 of the fp32 probe.
@@ -119,7 +121,15 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
     train = suite.train
     per_shot = (sum(count(ex.input) + answer_tokens(ex) for ex in train) / len(train) + 2 * MESSAGE_TOKENS
                 if train and shots else 0.0)
+    # The system turn every prompt begins with runs once per batch, in decoding's prefill and in
+    # training (harness.engine.greedy, harness.engine.training.shared_start; one CPU process)
+    shared = count(system_prompt(suite)) + MESSAGE_TOKENS
+
+    def once_per_batch(examples: int, batch: int) -> int:
+        return shared * (examples - math.ceil(examples / max(1, batch)))
+
     prompts = sum(prompt_tokens(ex.input) for ex in plan.examples) + len(plan.examples) * shots * per_shot
+    prompts -= once_per_batch(len(plan.examples), int(getattr(plan, "batch_size", 64)))
     decode = 0.0
     if plan.answers[s.name].mode != "choice":
         # A finished row leaves the batch (harness.engine.greedy): the steps follow the answers'
@@ -132,6 +142,9 @@ def _strategy_flops(s: Any, plan: Any, n: int, count: _Counter) -> tuple[float, 
         n_seeds = len(seeds) if isinstance(seeds, tuple) else int(seeds)
         train_tokens = sum(prompt_tokens(ex.input) + answer_tokens(ex) for ex in train)
         val_tokens = sum(prompt_tokens(ex.input) + answer_tokens(ex) for ex in suite.validation)
+        if float(p.get("dropout", 0)) == 0 and int(p.get("processes", 1)) == 1:
+            train_tokens -= once_per_batch(len(train), int(p["batch_size"]))
+            val_tokens -= once_per_batch(len(suite.validation), int(p["batch_size"]))
         # forward and backward on the train split, a forward on the validation split, every epoch
         training = (4.0 * train_tokens + 2.0 * val_tokens) * n * int(p["epochs"]) * n_seeds
     return training, 2.0 * n * prompts, decode

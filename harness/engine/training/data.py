@@ -90,6 +90,25 @@ class Batch:
     targets: Any  # next-token ids at the masked positions, flattened in row-major order
     tokens: int  # non-padding tokens
     slots: int  # tokens fed including padding
+    # Tokens every row begins with before any loss position (a chat template's system turn, the
+    # suite's instruction): a forward may run them once for the batch (loop.batch_loss_sum).
+    shared: int = 0
+
+
+SHARED_START_LEAST = 4  # fewer shared tokens are not worth a second forward
+
+
+def shared_start(seqs: Sequence[Encoded]) -> int:
+    """How many tokens all of `seqs` begin with, up to the first position that predicts an answer
+    token (so every logit the loss reads comes after them); 0 for one row or a short common start."""
+    if len(seqs) < 2:
+        return 0
+    cap = min(s.n_prompt for s in seqs) - 1
+    first = seqs[0].input_ids
+    n = 0
+    while n < cap and all(s.input_ids[n] == first[n] for s in seqs):
+        n += 1
+    return n if n >= SHARED_START_LEAST else 0
 
 
 def plan_batches(
@@ -141,4 +160,4 @@ def collate(seqs: Sequence[Encoded], packing: bool, pad_id: int) -> Batch:
         keep_t[row, s.n_prompt - 1 : n - 1] = True
         targets_t.extend(s.input_ids[s.n_prompt :])
     tensors = {"input_ids": input_ids, "attention_mask": attention, "logits_to_keep": keep_t}
-    return Batch(tensors, torch.tensor(targets_t), sum(len(s) for s in seqs), len(seqs) * width)
+    return Batch(tensors, torch.tensor(targets_t), sum(len(s) for s in seqs), len(seqs) * width, shared_start(seqs))

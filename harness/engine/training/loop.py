@@ -25,17 +25,21 @@ from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport
 from harness.engine.training.data import Batch, Encoded, collate, plan_batches
 from harness.engine.training.distributed import Single, group_counts, shard
 from harness.engine.training.lora_model import load_for_training
+from harness.engine.training.shared_start import logits_after_shared_start, shares_start
 
 
-def batch_loss_sum(model: Any, batch: Batch, device: str, precision: str = "fp32") -> Any:
-    """Sum of token cross-entropies over the batch's targets (divide by the step's count)."""
+def batch_loss_sum(model: Any, batch: Batch, device: str, precision: str = "fp32", share_start: bool = False) -> Any:
+    """Sum of token cross-entropies over the batch's targets (divide by the step's count).
+
+    `share_start` (see shared_start.shares_start): the tokens every row begins with run once, as one row."""
     import torch
     import torch.nn.functional as F
 
     inputs = {k: v.to(device) for k, v in batch.tensors.items()}
-    # use_cache=False: a cache would also switch off the packed-sequence masks.
     with autocast(device, precision):
-        logits = model(**inputs, use_cache=False).logits
+        logits = logits_after_shared_start(model, inputs, batch.shared) if share_start and batch.shared else None
+        if logits is None:  # use_cache=False: a cache would also switch off the packed-sequence masks
+            logits = model(**inputs, use_cache=False).logits
     logits = logits.reshape(-1, logits.shape[-1]).float()
     return (
         F.cross_entropy(logits, batch.targets.to(device), reduction="sum")
@@ -90,7 +94,7 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: int, device: str,
-             dist: Single | None = None) -> float:
+             dist: Single | None = None, share_start: bool = False) -> float:
     """Mean token loss on the answer tokens of `seqs` (eval mode, no gradients). Under several
     processes each takes every world-th batch (of the unwrapped model) and the sums are added."""
     import torch
@@ -109,7 +113,7 @@ def evaluate(model: Any, seqs: Sequence[Encoded], config: TrainConfig, pad_id: i
             if not part and not dist.sharded:
                 break
             batch = collate(part or seqs[:1], config.packing, pad_id)
-            loss = batch_loss_sum(model, batch, device, config.precision).item()
+            loss = batch_loss_sum(model, batch, device, config.precision, share_start).item()
             if part:
                 total += loss
                 count += len(batch.targets)
@@ -167,7 +171,7 @@ def _step_batches(train: Sequence[Encoded], group: Sequence[Sequence[int]], conf
 
 def _train_step(
     model: Any, batches: Sequence[tuple[Batch, float]], counts: tuple[int, int, int], optimizer: Any, lr: float,
-    loop: _Loop, device: str, precision: str, dist: Single,
+    loop: _Loop, device: str, precision: str, dist: Single, share_start: bool = False,
 ) -> float:
     """One optimizer step over `batches` (this process's micro-batches); `counts` = (tokens, targets,
     slots) of the whole step over all processes. Returns the step's mean token loss."""
@@ -177,7 +181,7 @@ def _train_step(
     for i, (b, weight) in enumerate(batches):  # normalised by the whole step's targets: exact accumulation
         last = i == len(batches) - 1  # DDP all-reduces the gradients on the last backward only
         with dist.no_sync(model) if not last else contextlib.nullcontext():
-            loss = batch_loss_sum(model, b, device, precision) / max(1, n_targets)
+            loss = batch_loss_sum(model, b, device, precision, share_start) / max(1, n_targets)
             if dist.world > 1:  # DDP averages over processes: scale so that the average is the sum
                 loss = loss * (weight * dist.world)
             dist.backward(loss)
@@ -239,12 +243,13 @@ def fit_lora(
         total_steps = steps_layout(len(train), config)[1] * config.epochs
         warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
         val = list(validation)[: config.max_val_examples]
+        share = shares_start(model, config, device, dist)
 
         task = None
         if progress is not None:
             task = progress.add_task(description, total=total_steps, completed=loop.step, info="")
         if val and loop.step == 0:
-            loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist), 5)])
+            loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist, share), 5)])
         for epoch in range(loop.epoch, config.epochs + 1):
             loop.epoch = epoch
             plan = _epoch_plan(lengths, config, epoch)
@@ -253,7 +258,7 @@ def fit_lora(
                 lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
                 loss = _train_step(wrapped, _step_batches(train, group, config, pad_id, dist),
                                    group_counts(train, group, dist.world, config.packing), optimizer, lr, loop, device,
-                                   config.precision, dist)
+                                   config.precision, dist, share)
                 loop.position = first + config.grad_accum
                 every = config.checkpoint_every
                 if checkpoints and every > 0 and loop.step % every == 0 and loop.position < len(plan):
@@ -263,7 +268,7 @@ def fit_lora(
                     info = f"epoch {epoch}/{config.epochs} loss {loss:.3f} {tps:,.0f} tok/s"
                     progress.update(task, advance=1, info=info)
             if val:
-                loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist), 5)])
+                loop.report.val_loss.append([epoch, round(evaluate(model, val, config, pad_id, device, dist, share), 5)])
             loop.position = 0
             if checkpoints and epoch < config.epochs:  # after the last epoch: the adapter
                 loop.epoch = epoch + 1
