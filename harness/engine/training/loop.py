@@ -239,7 +239,6 @@ def fit_lora(
     with _cpu_kernels(model, config, device, dist):  # fp32 on the CPU: oneDNN where it is faster here
         # `model` stays unwrapped for evaluation: a DDP forward on one process alone would wait for the others
         wrapped, params, optimizer, loop = _prepare(model, len(train), config, checkpoints, device, dist)
-        lengths = [len(s) for s in train]
         total_steps = steps_layout(len(train), config)[1] * config.epochs
         warmup = max(1, round(config.warmup * total_steps)) if config.warmup > 0 else 0
         val = list(validation)[: config.max_val_examples]
@@ -252,7 +251,7 @@ def fit_lora(
             loop.report.val_loss.append([0, round(evaluate(model, val, config, pad_id, device, dist, share), 5)])
         for epoch in range(loop.epoch, config.epochs + 1):
             loop.epoch = epoch
-            plan = _epoch_plan(lengths, config, epoch)
+            plan = _epoch_plan([len(s) for s in train], config, epoch)
             for first in range(loop.position, len(plan), config.grad_accum):
                 group = plan[first : first + config.grad_accum]
                 lr = config.lr * _lr_factor(loop.step, total_steps, warmup)
