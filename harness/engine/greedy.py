@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.engine.common_start import LEAST_SHARED, common_start
+
 STOP_TAIL_TOKENS = 16  # the generated tokens searched for a stop string at each step
 # A prefill group holds at least this many tokens (rows x width): the linears already run near the
 # machine's peak at a few hundred rows, and a smaller group wastes less on left padding.
@@ -122,20 +124,13 @@ def _prefill(model: Any, input_ids: Any, attention: Any, positions: Any, keyword
     return torch.cat(logits), right_aligned_cache(parts, width=merged.shape[1], room=room), merged
 
 
-def shared_prefix(input_ids: Any, lengths: Sequence[int], least: int = 4) -> int:
+def shared_prefix(input_ids: Any, lengths: Sequence[int], least: int = LEAST_SHARED) -> int:
     """How many tokens every left-padded row begins with, if at least `least` and there are rows to
     share them (each row keeps at least one token of its own, whose logits are the first answer's)."""
-    import torch
-
     shortest = min(lengths) if lengths else 0
-    if len(lengths) < 2 or shortest - 1 < least:
-        return 0
     width = int(input_ids.shape[1])
-    starts = torch.tensor([width - n for n in lengths], device=input_ids.device)
-    heads = input_ids.gather(1, starts[:, None] + torch.arange(shortest - 1, device=input_ids.device)[None])
-    differs = (heads != heads[:1]).any(0).nonzero()
-    shared = int(differs[0]) if len(differs) else shortest - 1
-    return shared if shared >= least else 0
+    rows = [ids[width - n:width - n + shortest - 1] for ids, n in zip(input_ids.tolist(), lengths, strict=True)]
+    return common_start(rows, cap=shortest - 1, least=least)
 
 
 def _length_groups(lengths: Sequence[int], group_tokens: int) -> list[range]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.types import Chat
+from harness.engine.common_start import common_start
 from harness.engine.prompting import answer_ids, render_chat
 from harness.engine.training.config import IGNORE
 
@@ -95,20 +96,11 @@ class Batch:
     shared: int = 0
 
 
-SHARED_START_LEAST = 4  # fewer shared tokens are not worth a second forward
-
-
 def shared_start(seqs: Sequence[Encoded]) -> int:
     """How many tokens all of `seqs` begin with, up to the first position that predicts an answer
     token (so every logit the loss reads comes after them); 0 for one row or a short common start."""
-    if len(seqs) < 2:
-        return 0
-    cap = min(s.n_prompt for s in seqs) - 1
-    first = seqs[0].input_ids
-    n = 0
-    while n < cap and all(s.input_ids[n] == first[n] for s in seqs):
-        n += 1
-    return n if n >= SHARED_START_LEAST else 0
+    cap = min((s.n_prompt for s in seqs), default=0) - 1
+    return common_start([s.input_ids for s in seqs], cap)
 
 
 def plan_batches(
