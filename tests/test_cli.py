@@ -159,7 +159,11 @@ def test_ctrl_c_during_decoding_is_exit_130_and_what_was_decoded_is_kept(tmp_pat
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "SFT_HARNESS_CACHE": str(tmp_path / "cache")}
     argv = [sys.executable, "-m", "harness", "run", "e2e-nlg", "--model", str(tiny_model_dir), "--strategies", "prompt",
             "--batch-size", "1", "--out", str(tmp_path / "runs"), "--no-leakage-check", "--device", "cpu"]
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A terminal's Ctrl-C: the child starts with SIGINT at its default even when pytest itself runs as
+    # a background job (`make test &` in a script), which inherits SIGINT ignored and then Python
+    # installs no KeyboardInterrupt handler at all.
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     outputs: list[Path] = []
     while time.monotonic() < deadline and not any(p.stat().st_size for p in outputs):
