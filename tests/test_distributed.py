@@ -19,6 +19,7 @@ from harness.engine.models import load_tokenizer
 from harness.engine.training import REPORT_FILE, Encoded, TrainConfig, end_token_ids, train_adapter
 from harness.engine.training.distributed import group_counts, shard
 from harness.engine.training.launch import check_processes
+from harness.engine.training.warm import FRESH_ENV
 
 SYSTEM = {"role": "system", "content": "Classify the sentiment. Answer with exactly one label: negative; positive."}
 WORDS = ["sunny", "gloomy", "bright", "dark", "warm", "cold", "joy", "grief"]
@@ -113,7 +114,11 @@ def test_processes_need_a_cpu_or_enough_gpus() -> None:
             check_processes(64, "cuda")
 
 
-def test_a_failing_worker_is_one_line_error(tiny_model_dir: Path, tmp_path: Path) -> None:
+# Forked from the helper (warm.py: this machine has no CUDA), and fresh processes as on a GPU machine.
+@pytest.mark.parametrize("fresh", ["", "1"], ids=["forked", "fresh"])
+def test_a_failing_worker_is_one_line_error(tiny_model_dir: Path, tmp_path: Path, fresh: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FRESH_ENV, fresh)
     tok = load_tokenizer(str(tiny_model_dir))
     bad = replace(CONFIG, batch_size=2, processes=2, target_modules=("no_such_layer",))
     with pytest.raises(HarnessError) as e:

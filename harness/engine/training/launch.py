@@ -3,8 +3,9 @@
 The main process (the one running the suite, which keeps decoding) writes the encoded training data
 and the config to a private temporary folder and starts N workers, `python -m
 harness.engine.training.worker FOLDER`, with the torch.distributed environment (MASTER_ADDR=127.0.0.1,
-a free MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK). Each worker builds an `accelerate.Accelerator` from
-that environment (gloo on the CPU, nccl on CUDA: one GPU per process) and trains its shard
+a free MASTER_PORT, WORLD_SIZE, RANK, LOCAL_RANK); on a machine without CUDA they are forked from a
+helper that has already imported torch, transformers and peft (warm.py). Each worker builds an
+`accelerate.Accelerator` from that environment (gloo on the CPU, nccl on CUDA: one GPU per process) and trains its shard
 (distributed.py); worker 0 saves the adapter and train_report.json straight into the cache entry
 being built, and reports progress through a small JSON file that this process shows. A failed
 worker stops the others and its one-line error is raised here. Checkpoints go where a one-process
@@ -18,7 +19,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ from harness.core.errors import HarnessError
 from harness.engine.training.config import REPORT_FILE, TrainConfig, TrainReport
 from harness.engine.training.data import Encoded
 from harness.engine.training.distributed import env_world_size
+from harness.engine.training.warm import WorkerProcess, start_worker
 
 JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.json"
@@ -105,18 +106,15 @@ def launch_training(
     n = check_processes(config.processes, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     folder = Path(tempfile.mkdtemp(prefix="sft-harness-train-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[WorkerProcess] = []
     try:
         write_job(folder, model_path=model_path, out_dir=str(out_dir), config=config, train=train,
                   validation=validation, device=device, pad_id=pad_id, skipped=skipped, description=description,
                   checkpoint_dir=str(checkpoint_dir) if checkpoint_dir is not None else None)
         port = free_port()
         for rank in range(n):
-            with open(folder / f"rank-{rank}.log", "wb") as log:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "harness.engine.training.worker", str(folder)],
-                    env=worker_env(rank, n, port, device), stdout=log, stderr=subprocess.STDOUT,
-                ))
+            procs.append(start_worker([str(folder)], worker_env(rank, n, port, device), folder / f"rank-{rank}.log",
+                                      device))
         _wait(procs, folder, progress, description)
     finally:
         _stop(procs)
@@ -124,7 +122,7 @@ def launch_training(
     return TrainReport.from_json(json.loads((out_dir / REPORT_FILE).read_text()))
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, progress: Any, description: str) -> None:
+def _wait(procs: list[WorkerProcess], folder: Path, progress: Any, description: str) -> None:
     """Until every worker is done; the first failure stops the others and is raised."""
     task = progress.add_task(description, total=None, info=f"starting {len(procs)} processes") if progress else None
     while True:
@@ -159,7 +157,7 @@ def _failure(folder: Path, rank: int, n: int) -> str:
     return f"training process {rank} of {n} failed: {last}"
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def _stop(procs: list[WorkerProcess]) -> None:
     """Terminate the workers still running (only ours, by their handles), then wait for them."""
     for p in procs:
         if p.poll() is None:
