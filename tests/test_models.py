@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,26 @@ def test_converted_default_model_is_reused_not_reconverted(default_model_dir: st
     assert loaded.path == default_model_dir and len(loaded.sha256) == 64
     assert loaded.tokenizer.pad_token is not None
     assert not getattr(loaded.model, "is_quantized", False)
+
+
+def test_a_conversion_is_named_by_the_gguf_files_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same file installed again (a new environment: a new mtime, another folder) reuses the one
+    conversion; a file with other content gets its own."""
+    monkeypatch.setenv("SFT_HARNESS_MODELS", str(tmp_path / "models"))
+    first, again, other = (tmp_path / d / "m.gguf" for d in ("venv-1", "venv-2", "venv-3"))
+    for path, body in ((first, b"GGUF weights"), (again, b"GGUF weights"), (other, b"GGUF weighty")):
+        path.parent.mkdir()
+        path.write_bytes(body)
+    os.utime(again, ns=(10**18, 10**18))
+
+    def converted(path: Path) -> Path:
+        return models._converted_dir(models.ResolvedModel("m", str(path.parent), path.name))
+
+    assert converted(first) == converted(again) != converted(other)
+    assert converted(first).parent == tmp_path / "models" and converted(first).name.startswith("m-")
+    again.write_bytes(b"GGUF changed")  # replaced in place: a new mtime, so it is read again
+    os.utime(again, ns=(2 * 10**18, 2 * 10**18))
+    assert converted(again) not in (converted(first), converted(other))
 
 
 def test_unreachable_hub_model_is_a_one_line_error() -> None:
