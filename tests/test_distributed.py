@@ -114,7 +114,7 @@ def test_processes_need_a_cpu_or_enough_gpus() -> None:
             check_processes(64, "cuda")
 
 
-# Forked from the helper (warm.py: this machine has no CUDA), and fresh processes as on a GPU machine.
+# Forked from the helper (warm.py, on a Linux machine without CUDA) and fresh processes, as on a GPU machine.
 @pytest.mark.parametrize("fresh", ["", "1"], ids=["forked", "fresh"])
 def test_a_failing_worker_is_one_line_error(tiny_model_dir: Path, tmp_path: Path, fresh: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:

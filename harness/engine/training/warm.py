@@ -4,14 +4,18 @@ A fresh `python -m harness.engine.training.worker` spends some 5-7 s of a 2-core
 it trains, and `sft:processes=N` pays that at every training: each strategy, seed and curve cell.
 On the CPU, the first launch of a run instead starts one helper, `python -m
 harness.engine.training.warm_helper`, which imports once and then forks each worker on request; a forked
-worker starts training at once. Its environment is the launch's own (os.environ is replaced in the
-child), its output goes to the worker's log file, and its exit status comes back through the helper,
-so `launch.py` handles a forked worker as it handles a subprocess (`poll`, `terminate`, `kill`,
-`wait`). The helper ends when this process closes its pipe: at exit, or if it is killed.
+worker starts training at once. Its environment and working folder are the launch's own (replaced in
+the child; what a library read from the environment at import, such as huggingface_hub's settings,
+stays the helper's, which was this process's at the first launch), its output goes to the worker's
+log file, and its exit status comes back through the helper, so `launch.py` handles a forked worker
+as it handles a subprocess (`poll`, `terminate`, `kill`, `wait`). The helper stays for the rest of
+the run (about 0.5 GB resident) and ends when this process closes its pipe: at exit, or if it is
+killed; it then stops its workers, and a worker dies with the helper (PR_SET_PDEATHSIG).
 
-Only where no CUDA device exists: a process forked after CUDA is initialised cannot use it, so GPU
-machines start fresh workers as before. `SFT_HARNESS_FRESH_WORKERS=1` does so everywhere (and a
-helper that fails to start falls back to it).
+Only on Linux (fork after importing torch is not safe on macOS) and where no CUDA device exists (a
+process forked after CUDA is initialised cannot use it): elsewhere, and with
+`SFT_HARNESS_FRESH_WORKERS=1`, workers are fresh processes as before, as they are when the helper
+cannot start or fork.
 """
 
 from __future__ import annotations
@@ -104,26 +108,40 @@ class Helper:
         self.lines = Lines(self.proc.stdout.fileno())
         self.codes: dict[int, int] = {}
         self.lock = threading.Lock()
+        self.requests = 0
         self.ready = self.lines.next(None) == b"ready\n"  # after its imports; b"" if they failed
 
     def alive(self) -> bool:
         return self.ready and self.proc.poll() is None
 
     def fork(self, argv: list[str], env: dict[str, str], log: Path) -> ForkedWorker:
+        """A forked worker; OSError if the helper could not fork it or has ended."""
         assert self.proc.stdin is not None
         with self.lock:
-            self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "log": str(log)}) + "\n").encode())
+            self.requests += 1
+            request = {"id": self.requests, "argv": argv, "env": env, "log": str(log), "cwd": os.getcwd()}
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
-            while (reply := self._read(None)) is None:
+            # The reply to this request: one to an earlier request that an interrupt left unread is
+            # skipped (that worker is stopped with the helper at exit).
+            while (reply := self._read(None)) is None or reply.get("id") != request["id"]:
                 pass
-        return ForkedWorker(self, int(reply["pid"]))
+            if "error" in reply:
+                raise OSError(reply["error"])
+            pid = int(reply["pid"])
+            self.codes.pop(pid, None)  # an earlier worker's code under a pid the system has reused
+        return ForkedWorker(self, pid)
 
     def exit_code(self, pid: int) -> int | None:
         with self.lock:
             try:
                 self._read(0)
-            except OSError:  # the helper died: its workers died with it or are no longer ours to follow
-                self.codes.setdefault(pid, -signal.SIGKILL)
+                if pid not in self.codes and not _exists(pid):
+                    self._read(1.0)  # reaped by the helper: its exit line is on its way
+            except OSError:  # the helper ended: its workers die with it (PR_SET_PDEATHSIG)
+                pass
+            if pid not in self.codes and not _exists(pid):
+                self.codes[pid] = -signal.SIGKILL  # gone, and its line lost (an interrupt) or never sent
             return self.codes.get(pid)
 
     def _read(self, timeout: float | None) -> dict[str, Any] | None:
@@ -146,12 +164,24 @@ class Helper:
                 self.proc.kill()
 
 
+def _exists(pid: int) -> bool:
+    """Whether a process (a zombie included: not yet reaped by the helper) has this pid."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: the pid was reused
+        return False
+    return True
+
+
 _helper: Helper | None = None
+_helper_failed = False  # its imports failed once: fresh workers from then on
 _helper_lock = threading.Lock()
 
 
 def use_forked(device: str) -> bool:
-    if device != "cpu" or os.environ.get(FRESH_ENV, "") not in ("", "0") or not hasattr(os, "fork"):
+    if device != "cpu" or os.environ.get(FRESH_ENV, "") not in ("", "0") or not sys.platform.startswith("linux"):
         return False
     import torch
 
@@ -161,18 +191,23 @@ def use_forked(device: str) -> bool:
 def start_worker(argv: list[str], env: dict[str, str], log: Path, device: str) -> WorkerProcess:
     """A training worker on `argv` (the worker module's arguments): forked by the helper where
     use_forked allows and the helper is running, else a fresh `python -m harness.engine.training.worker`."""
-    global _helper
-    if use_forked(device):
+    global _helper, _helper_failed
+    if use_forked(device) and not _helper_failed:
         with _helper_lock:
-            if _helper is None:
-                _helper = Helper({k: v for k, v in env.items() if k not in ("RANK", "LOCAL_RANK")})
-                atexit.register(_helper.close)
+            if _helper is None or not _helper.alive():  # the first launch, or the helper was killed
+                try:
+                    _helper = Helper({k: v for k, v in env.items() if k not in ("RANK", "LOCAL_RANK")})
+                except OSError:  # cannot start a process now: nor a fresh worker, which says so below
+                    _helper = None
+                else:
+                    _helper_failed = not _helper.ready
+                    atexit.register(_helper.close)
             helper = _helper
-        if helper.alive():
+        if helper is not None and helper.alive():
             try:
                 return helper.fork(argv, env, log)
             except OSError:
-                pass  # the helper died since: a fresh worker below
+                pass  # the helper could not fork (out of processes or memory) or has ended: a fresh worker
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, "-m", "harness.engine.training.worker", *argv], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
