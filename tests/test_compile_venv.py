@@ -40,3 +40,18 @@ def test_only_what_lacks_up_to_date_bytecode_is_compiled(tmp_path: Path) -> None
     assert stale(good)
     compile_venv(tmp_path)
     assert not stale(good)
+
+
+def test_hash_bytecode_is_up_to_date_while_the_source_is_unchanged(tmp_path: Path) -> None:
+    """Under SOURCE_DATE_EPOCH (reproducible builds) pip and py_compile write checked-hash pycs."""
+    import py_compile
+
+    source = tmp_path / "m.py"
+    source.write_text("X = 1\n")
+    py_compile.compile(str(source), invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    assert not stale(source)
+    source.write_text("X = 2\n")  # the same size: only the hash tells
+    assert stale(source)
+    py_compile.compile(str(source), invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    source.write_text("X = 3\n")
+    assert not stale(source)  # import never checks an unchecked-hash pyc against its source

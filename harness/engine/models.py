@@ -122,16 +122,22 @@ def _converted_dir(resolved: ResolvedModel) -> Path:
 
 
 def _content_sha256(path: Path) -> str:
-    """sha256 of a file, read once per (path, size, mtime): about 0.1 s per 100 MB here."""
+    """sha256 of a file, read once per (path, inode, size, mtime, ctime): about 0.1 s per 100 MB here.
+    ctime and the inode change when a file is replaced even by a copy that keeps the mtime (cp -p)."""
     from harness.core.cache import sha256_file, write_text_atomic
 
-    st = path.stat()
-    stamp = models_root() / "sha256" / fingerprint({"path": str(path.resolve()), "size": st.st_size,
-                                                     "mtime_ns": st.st_mtime_ns})
+    def identity() -> dict[str, Any]:
+        st = path.stat()
+        return {"path": str(path.resolve()), "dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+    before = identity()
+    stamp = models_root() / "sha256" / fingerprint(before)
     if stamp.exists():
         return stamp.read_text().strip()
     digest = sha256_file(path)
-    write_text_atomic(stamp, digest)
+    if identity() == before:  # not replaced while it was read
+        write_text_atomic(stamp, digest)
     return digest
 
 

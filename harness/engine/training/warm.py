@@ -204,6 +204,7 @@ def start_worker(argv: list[str], env: dict[str, str], log: Path, device: str) -
                     atexit.register(_helper.close)
             helper = _helper
         if helper is not None and helper.alive():
+            log.open("wb").close()  # there, whatever the worker does, as for a fresh one
             try:
                 return helper.fork(argv, env, log)
             except OSError:

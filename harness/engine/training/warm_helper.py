@@ -20,7 +20,8 @@ from typing import Any
 
 from harness.engine.training.warm import Lines
 
-# What every worker imports; the model's own architecture module is left to the worker.
+# What every worker imports; the model's own architecture module is left to the worker. Imports
+# only: an OpenMP parallel region run here would leave every forked worker's thread pool broken.
 PRELOAD = ("torch", "torch.distributed", "transformers.modeling_utils", "peft", "accelerate",
            "harness.engine.training.worker", "harness.engine.training.loop", "harness.engine.training.lora_model")
 
@@ -37,25 +38,26 @@ def _die_with(helper: int) -> None:
 
 
 def _child(message: dict[str, Any], helper: int, sigint: Any) -> int:
-    """In the forked worker: its environment, folder and log, then the worker's main. Returns its exit
-    status: negative for a signal it should die of, as a fresh process would."""
+    """In the forked worker: its environment, folder and log (which the run has created), then the
+    worker's main. Returns its exit status: negative for a signal it should die of, as a fresh
+    process would."""
     _die_with(helper)
-    signal.signal(signal.SIGINT, sigint)  # what a fresh worker would have had: the run's own
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-    os.environ.clear()
-    os.environ.update(message["env"])
-    os.chdir(message["cwd"])
-    sys.argv = ["harness.engine.training.worker", *message["argv"]]
-    from harness.engine.training import worker
-
     try:
+        signal.signal(signal.SIGINT, sigint)  # what a fresh worker would have had: the run's own
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(message["log"], os.O_WRONLY | os.O_APPEND)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(devnull)
+        os.close(log)
+        os.environ.clear()
+        os.environ.update(message["env"])
+        os.chdir(message["cwd"])
+        sys.argv = ["harness.engine.training.worker", *message["argv"]]
+        from harness.engine.training import worker
+
         return worker.main(list(message["argv"]))
     except SystemExit as stop:
         if stop.code is None or isinstance(stop.code, int):
@@ -95,6 +97,7 @@ def serve() -> None:
     os.dup2(2, 1)
     for name in PRELOAD:
         importlib.import_module(name)
+    sys.stdout.flush()  # what an import printed: not copied into every worker's log
     helper = os.getpid()
     children: set[int] = set()
     requests = Lines(sys.stdin.fileno())
@@ -120,7 +123,7 @@ def serve() -> None:
             if pid == 0:  # the worker: whatever happens, it never returns into this loop
                 code = 1
                 try:
-                    os.close(out.fileno())  # the replies are the helper's: the run must see them end with it
+                    out.close()  # the replies are the helper's: the run must see them end with it
                     code = _child(message, helper, sigint)
                 finally:
                     _end(code)
