@@ -332,6 +332,9 @@ out = {"rank": role.rank, "enabled": is_deepspeed_zero3_enabled(),
 role.release()
 out["after_release"] = is_deepspeed_zero3_enabled()
 open(f"{sys.argv[2]}/rank{role.rank}.json", "w").write(json.dumps(out))
+# As the product's processes do (worker.py, launched.py): a process group left to interpreter exit can
+# abort there ("terminate called without an active exception", exit -6), which one fresh clone's run did.
+torch.distributed.destroy_process_group()
 """
 
 
