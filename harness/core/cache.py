@@ -39,6 +39,26 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def stamped_sha256(path: Path, stamps: Path) -> str:
+    """sha256_file, read once per (path, inode, size, mtime, ctime) and kept as a stamp in `stamps`:
+    ctime and the inode change when a file is replaced even by a copy that keeps the mtime (cp -p).
+    A file that changed while it was read gets no stamp."""
+
+    def identity() -> dict[str, Any]:
+        st = path.stat()
+        return {"path": str(path.resolve()), "dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
+
+    before = identity()
+    stamp = stamps / fingerprint(before)
+    if stamp.exists():
+        return stamp.read_text().strip()
+    digest = sha256_file(path)
+    if identity() == before:
+        write_text_atomic(stamp, digest)
+    return digest
+
+
 def file_mode() -> int:
     """The mode a plain `open(path, "w")` would give: 0o666 less the user's umask.
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.core.cache import atomic_dir, cache_root, fingerprint
+from harness.core.cache import atomic_dir, cache_root, stamped_sha256
 from harness.core.errors import HarnessError
 from harness.engine.aliases import (
     ALIASES,
@@ -115,30 +115,11 @@ def pick_dtype(device: str) -> Any:
 
 def _converted_dir(resolved: ResolvedModel) -> Path:
     """Named by the GGUF file's content: each new environment installs the same package file with a
-    new mtime, and converting it again costs 10-30 s; one conversion serves every copy of the file."""
+    new mtime, and converting it again costs 10-30 s; one conversion serves every copy of the file.
+    The content hash (about 0.1 s per 100 MB here) is stamped beside the conversions."""
     assert resolved.gguf_file is not None
     gguf = Path(resolved.source) / resolved.gguf_file
-    return models_root() / f"{gguf.stem}-{_content_sha256(gguf)[:16]}"
-
-
-def _content_sha256(path: Path) -> str:
-    """sha256 of a file, read once per (path, inode, size, mtime, ctime): about 0.1 s per 100 MB here.
-    ctime and the inode change when a file is replaced even by a copy that keeps the mtime (cp -p)."""
-    from harness.core.cache import sha256_file, write_text_atomic
-
-    def identity() -> dict[str, Any]:
-        st = path.stat()
-        return {"path": str(path.resolve()), "dev": st.st_dev, "ino": st.st_ino, "size": st.st_size,
-                "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns}
-
-    before = identity()
-    stamp = models_root() / "sha256" / fingerprint(before)
-    if stamp.exists():
-        return stamp.read_text().strip()
-    digest = sha256_file(path)
-    if identity() == before:  # not replaced while it was read
-        write_text_atomic(stamp, digest)
-    return digest
+    return models_root() / f"{gguf.stem}-{stamped_sha256(gguf, models_root() / 'sha256')[:16]}"
 
 
 @contextlib.contextmanager
@@ -279,8 +260,9 @@ def _generation_eos(path: str, model: Any) -> Any:
 
 
 def weights_sha256(folder: str) -> str:
-    """sha256 over the safetensors files of a local folder (cached next to the cache entry)."""
-    from harness.core.cache import sha256_file
+    """sha256 over the per-file sha256s of the safetensors files of a local folder (each stamped in
+    the cache, so a folder is read once)."""
+    import hashlib
 
     p = Path(folder)
     if not p.is_dir():
@@ -288,18 +270,10 @@ def weights_sha256(folder: str) -> str:
     files = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
     if not files:
         return ""
-    stamp = cache_root() / "sha256" / fingerprint([str(f.resolve()) + str(f.stat().st_mtime) + str(f.stat().st_size) for f in files])
-    if stamp.exists():
-        return stamp.read_text().strip()
-    import hashlib
-
     h = hashlib.sha256()
     for f in files:
-        h.update(sha256_file(f).encode())
-    digest = h.hexdigest()
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest)
-    return digest
+        h.update(stamped_sha256(f, cache_root() / "sha256").encode())
+    return h.hexdigest()
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
