@@ -168,9 +168,7 @@ def _exists(pid: int) -> bool:
     """Whether a process (a zombie included: not yet reaped by the helper) has this pid."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's: the pid was reused
+    except (ProcessLookupError, PermissionError):  # none, or someone else's: the pid was reused
         return False
     return True
 
